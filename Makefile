@@ -1,0 +1,34 @@
+# One command per daily job; see README.md.
+.PHONY: run build test lint generate check-generate check-tidy
+
+# Start the service (reads .env when present).
+run:
+	go run .
+
+build:
+	go build -o bin/cache-service .
+
+# Regenerate gqlgen code from schema.graphqls.
+generate:
+	go generate ./...
+
+# gofmt, go vet and staticcheck (pinned in go.mod as a tool).
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+	go tool staticcheck ./...
+
+# Fails when the generated code differs from what the schema produces.
+check-generate: generate
+	@if [ -n "$$(git status --porcelain -- graph/)" ]; then \
+	  echo "generated code is stale; run 'make generate' and commit:"; git status --porcelain -- graph/; exit 1; fi
+
+# Fails when go mod tidy would change go.mod or go.sum.
+check-tidy:
+	go mod tidy -diff
+
+# The test command: the habits above, then every test with the race detector.
+# Tests start their own redis-server processes (Debian's redis-server).
+test: lint check-generate check-tidy
+	go test -race -count=1 ./...

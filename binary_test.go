@@ -1,0 +1,273 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+// binary is the service built once for the tests that run it as operators
+// do: one executable, configured by its environment only.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cache-service-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "cache-service")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// process is the built binary running with a given environment.
+type process struct {
+	cmd    *exec.Cmd
+	url    string
+	stdout *syncBuffer
+	stderr *syncBuffer
+	exit   chan error
+}
+
+// baseEnv keeps only what a process needs from the test's environment
+// (PATH and HOME), so nothing the shell set reaches the service.
+func baseEnv() []string {
+	return []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+}
+
+func envList(env map[string]string) []string {
+	out := baseEnv()
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// startBinary runs the binary in an empty directory (so no .env is read)
+// and waits until it listens.
+func startBinary(t *testing.T, env map[string]string) *process {
+	t.Helper()
+	port := redistest.FreePort(t)
+	env["PORT"] = fmt.Sprint(port)
+	p := &process{
+		cmd:    exec.Command(binary),
+		url:    fmt.Sprintf("http://127.0.0.1:%d", port),
+		stdout: &syncBuffer{},
+		stderr: &syncBuffer{},
+		exit:   make(chan error, 1),
+	}
+	p.cmd.Env = envList(env)
+	p.cmd.Dir = t.TempDir()
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.exit <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.exit
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get(p.url + "/health")
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("binary not listening after 5s: %v\nstdout:\n%s\nstderr:\n%s", err, p.stdout, p.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (p *process) set(t *testing.T, key string, value any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": setQuery, "variables": map[string]any{"k": key, "v": value}})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Post(p.url+"/graphql", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r gqlResponse
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		resp.Body.Close()
+		var sp setPayload
+		_ = json.Unmarshal(r.Data["cacheSet"], &sp)
+		if sp.Stored {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cacheSet(%q) never stored: %+v\n%s", key, r, p.stdout)
+		}
+		time.Sleep(20 * time.Millisecond) // still connecting
+	}
+}
+
+func TestAC5SameBinaryPointedElsewhereByEnvOnly(t *testing.T) {
+	local := redistest.Start(t, redistest.Options{})
+	cloud := redistest.Start(t, redistest.Options{Password: "cloud-pw"})
+	host, port, _ := strings.Cut(local.Addr, ":")
+
+	t.Run("discrete variables", func(t *testing.T) {
+		p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port})
+		p.set(t, "where", "local")
+		if v, err := local.Do(t, "GET", "school-erp:where"); err != nil || v != `"local"` {
+			t.Errorf("local GET school-erp:where = %q, %v; want \"local\"", v, err)
+		}
+	})
+
+	t.Run("REDIS_URL with password and db", func(t *testing.T) {
+		p := startBinary(t, map[string]string{
+			// The discrete variables still point at the local server: the
+			// URL must win.
+			"REDIS_HOST": host, "REDIS_PORT": port,
+			"REDIS_URL": "redis://:cloud-pw@" + cloud.Addr + "/3",
+		})
+		p.set(t, "where", "cloud")
+		c := cloud.Client(t, 3)
+		ctx := t.Context()
+		if v, err := c.Do(ctx, c.B().Get().Key("school-erp:where").Build()).ToString(); err != nil || v != `"cloud"` {
+			t.Errorf("cloud db 3 GET school-erp:where = %q, %v; want \"cloud\"", v, err)
+		}
+		if v, err := local.Do(t, "GET", "school-erp:where"); err != nil || v != `"local"` {
+			t.Errorf("local value changed to %q, %v; the URL must have replaced the discrete variables", v, err)
+		}
+		if !strings.Contains(p.stdout.String(), "REDIS_URL is set; these variables have no effect") {
+			t.Error("no warning that REDIS_HOST/REDIS_PORT were ignored")
+		}
+		if strings.Contains(p.stdout.String(), "cloud-pw") {
+			t.Error("log reveals the password in REDIS_URL")
+		}
+	})
+}
+
+func TestInvalidConfigurationStopsWithOneLine(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    string
+		secrets []string
+	}{
+		{"port", map[string]string{"REDIS_PORT": "abc"}, `invalid REDIS_PORT="abc": want an integer from 1 to 65535`, nil},
+		{"db", map[string]string{"REDIS_DB": "-1"}, `invalid REDIS_DB="-1": want an integer of 0 or more`, nil},
+		{"app env", map[string]string{"APP_ENV": "prod"}, `invalid APP_ENV="prod": want one of development, staging, production`, nil},
+		{"url", map[string]string{"REDIS_URL": "http://admin:topsecret@h"}, `invalid REDIS_URL="http://admin:xxxxx@h"`, []string{"topsecret"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Env = envList(tt.env)
+			cmd.Dir = t.TempDir()
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err := cmd.Run()
+			exitErr, ok := err.(*exec.ExitError)
+			if !ok || exitErr.ExitCode() == 0 {
+				t.Fatalf("exit = %v; want a non-zero exit status", err)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr = %q; want one line containing %q", stderr.String(), tt.want)
+			}
+			for _, s := range tt.secrets {
+				if strings.Contains(stderr.String()+stdout.String(), s) {
+					t.Errorf("output reveals %q", s)
+				}
+			}
+		})
+	}
+}
+
+func TestDotEnvFileIsReadAndEnvironmentWins(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	dir := t.TempDir()
+	// The file points at the test server but with a wrong prefix and port;
+	// the environment corrects the port, the file supplies the rest.
+	dotenv := fmt.Sprintf("REDIS_HOST=%s\nREDIS_PORT=1\nREDIS_KEY_PREFIX=from-file:\n", host)
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(dotenv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpPort := redistest.FreePort(t)
+	cmd := exec.Command(binary)
+	cmd.Dir = dir
+	cmd.Env = envList(map[string]string{"REDIS_PORT": port, "PORT": fmt.Sprint(httpPort)})
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	p := &process{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), stdout: out}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if resp, err := http.Get(p.url + "/health"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not listening:\n%s", out)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.set(t, "k", 1)
+	if v, err := srv.Do(t, "GET", "from-file:k"); err != nil || v != "1" {
+		t.Errorf("GET from-file:k = %q, %v; want 1 (prefix from .env, port from the environment)", v, err)
+	}
+}
+
+func TestHungRedisDoesNotDelayStart(t *testing.T) {
+	addr := redistest.BlackHole(t)
+	host, port, _ := strings.Cut(addr, ":")
+	// With a 10 s dial timeout, a start that waited on Redis would take 10 s;
+	// startBinary gives up after 5.
+	p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_DIAL_TIMEOUT": "10s"})
+	resp, err := http.Get(p.url + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("/health with a hung Redis = %d; want 200", resp.StatusCode)
+	}
+}
+
+func TestSIGTERMExitsZero(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port})
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exit:
+		p.exit <- err // for the cleanup
+		if err != nil {
+			t.Errorf("exit after SIGTERM = %v; want status 0\n%s", err, p.stderr)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("still running 15s after SIGTERM")
+	}
+	if !strings.Contains(p.stdout.String(), "msg=stopped") {
+		t.Errorf("no 'stopped' line in the log:\n%s", p.stdout)
+	}
+}

@@ -1,0 +1,517 @@
+package cache_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+// logBuffer collects log output from several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) Lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.FieldsFunc(b.buf.String(), func(r rune) bool { return r == '\n' })
+}
+
+// count returns how many log lines contain s.
+func (b *logBuffer) count(s string) int {
+	n := 0
+	for _, l := range b.Lines() {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// fastOptions are timings short enough for tests to see several state
+// changes in a second or two.
+func fastOptions(addr string, logs *logBuffer) cache.Options {
+	return cache.Options{
+		Addr:                addr,
+		DialTimeout:         300 * time.Millisecond,
+		CommandTimeout:      300 * time.Millisecond,
+		ReconnectMinBackoff: 10 * time.Millisecond,
+		ReconnectMaxBackoff: 100 * time.Millisecond,
+		ProbeInterval:       100 * time.Millisecond,
+		Logger:              slog.New(slog.NewTextHandler(logs, nil)),
+	}
+}
+
+func newClient(t *testing.T, opts cache.Options) *cache.Client {
+	t.Helper()
+	c, err := cache.New(opts)
+	if err != nil {
+		t.Fatalf("New() error = %v", err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func ready(t *testing.T, c *cache.Client) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitReady(ctx); err != nil {
+		t.Fatalf("WaitReady() = %v; health %+v", err, c.Health())
+	}
+}
+
+// waitStatus polls Health until it reports want.
+func waitStatus(t *testing.T, c *cache.Client, want cache.Status, within time.Duration) cache.Health {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		h := c.Health()
+		if h.Status == want {
+			return h
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Health().Status = %s (reason %q); want %s within %s", h.Status, h.Reason, want, within)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	ctx := context.Background()
+
+	values := []struct {
+		name  string
+		value string
+	}{
+		{"object", `{"name":"Ada","grades":[1,2.5,-3e2],"nested":{"ok":true}}`},
+		{"array", `[1,"two",null]`},
+		{"string", `"hello, world"`},
+		{"unicode", `"Grüße, 世界"`},
+		{"number", `12345678901234567890`},
+		{"bool", `false`},
+		{"null", `null`},
+	}
+	for _, v := range values {
+		t.Run(v.name, func(t *testing.T) {
+			key := "roundtrip:" + v.name
+			if err := c.Set(ctx, key, json.RawMessage(v.value), 0); err != nil {
+				t.Fatalf("Set(%q) error = %v", key, err)
+			}
+			got, ok, err := c.Get(ctx, key)
+			if err != nil || !ok || string(got) != v.value {
+				t.Fatalf("Get(%q) = %s, %v, %v; want %s, true, nil", key, got, ok, err, v.value)
+			}
+			if ok, err := c.Exists(ctx, key); err != nil || !ok {
+				t.Errorf("Exists(%q) = %v, %v; want true, nil", key, ok, err)
+			}
+			if deleted, err := c.Delete(ctx, key); err != nil || !deleted {
+				t.Errorf("Delete(%q) = %v, %v; want true, nil", key, deleted, err)
+			}
+			if deleted, err := c.Delete(ctx, key); err != nil || deleted {
+				t.Errorf("second Delete(%q) = %v, %v; want false, nil", key, deleted, err)
+			}
+			if ok, err := c.Exists(ctx, key); err != nil || ok {
+				t.Errorf("Exists(%q) after delete = %v, %v; want false, nil", key, ok, err)
+			}
+			if got, ok, err := c.Get(ctx, key); err != nil || ok || got != nil {
+				t.Errorf("Get(%q) after delete = %s, %v, %v; want nil, false, nil", key, got, ok, err)
+			}
+		})
+	}
+}
+
+func TestTTL(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	ctx := context.Background()
+
+	if err := c.Set(ctx, "ttl", json.RawMessage(`"soon gone"`), time.Second); err != nil {
+		t.Fatalf("Set() error = %v", err)
+	}
+	pttl, err := srv.Do(t, "PTTL", "school-erp:ttl")
+	if err != nil || pttl == "-1" || pttl == "-2" || len(pttl) > 4 {
+		t.Fatalf("PTTL school-erp:ttl = %s, %v; want a positive TTL of at most 1000 ms", pttl, err)
+	}
+	if got, ok, err := c.Get(ctx, "ttl"); err != nil || !ok || string(got) != `"soon gone"` {
+		t.Fatalf("Get() within TTL = %s, %v, %v; want the value", got, ok, err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got, ok, err := c.Get(ctx, "ttl")
+		if err != nil {
+			t.Fatalf("Get() error = %v", err)
+		}
+		if !ok {
+			if got != nil {
+				t.Errorf("Get() after expiry = %s; want nil", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("value still present 3s after a 1s TTL")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestKeyPrefixAlwaysApplied(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		opts   func(*cache.Options)
+		rawKey string
+	}{
+		{"default prefix", func(*cache.Options) {}, "school-erp:student:1"},
+		{"custom prefix", func(o *cache.Options) { o.KeyPrefix = "tenant-a:" }, "tenant-a:student:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			opts := fastOptions(srv.Addr, &logBuffer{})
+			tt.opts(&opts)
+			c := newClient(t, opts)
+			ready(t, c)
+			if err := c.Set(ctx, "student:1", json.RawMessage(`{"id":1}`), 0); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := srv.Do(t, "GET", tt.rawKey); err != nil || got != `{"id":1}` {
+				t.Errorf("raw GET %s = %q, %v; want the stored JSON", tt.rawKey, got, err)
+			}
+			// Passing the prefixed name must not reach the raw key.
+			if _, ok, err := c.Get(ctx, tt.rawKey); err != nil || ok {
+				t.Errorf("Get(%q) = found %v, %v; want a miss (prefix applied twice)", tt.rawKey, ok, err)
+			}
+		})
+	}
+}
+
+func TestNonJSONValueComesBackAsString(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	if _, err := srv.Do(t, "SET", "school-erp:legacy", "plain text, not JSON"); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := c.Get(context.Background(), "legacy")
+	if err != nil || !ok || string(got) != `"plain text, not JSON"` {
+		t.Errorf("Get(legacy) = %s, %v, %v; want it as a JSON string", got, ok, err)
+	}
+}
+
+func TestInvalidInputStoresNothing(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.MaxValueBytes = 64
+	opts.MaxTTL = time.Hour
+	c := newClient(t, opts)
+	ready(t, c)
+	ctx := context.Background()
+
+	tests := []struct {
+		name  string
+		key   string
+		value string
+		ttl   time.Duration
+		want  string
+	}{
+		{"empty key", "", `1`, 0, "empty"},
+		{"key too long", strings.Repeat("k", cache.MaxKeyBytes+1), `1`, 0, "limit is 512"},
+		{"invalid utf-8 key", "bad\xff", `1`, 0, "UTF-8"},
+		{"not json", "k", `{"unclosed":`, 0, "not valid JSON"},
+		{"empty value", "k", ``, 0, "not valid JSON"},
+		{"value too large", "k", `"` + strings.Repeat("x", 64) + `"`, 0, "limit is 64"},
+		{"negative ttl", "k", `1`, -time.Second, "ttl"},
+		{"ttl above max", "k", `1`, 2 * time.Hour, "ttl"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.Set(ctx, tt.key, json.RawMessage(tt.value), tt.ttl)
+			if !errors.Is(err, cache.ErrInvalidInput) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Set() error = %v; want ErrInvalidInput mentioning %q", err, tt.want)
+			}
+		})
+	}
+	for name, op := range map[string]func(string) error{
+		"Get":    func(k string) error { _, _, err := c.Get(ctx, k); return err },
+		"Exists": func(k string) error { _, err := c.Exists(ctx, k); return err },
+		"Delete": func(k string) error { _, err := c.Delete(ctx, k); return err },
+	} {
+		if err := op(""); !errors.Is(err, cache.ErrInvalidInput) {
+			t.Errorf("%s(\"\") error = %v; want ErrInvalidInput", name, err)
+		}
+	}
+	if n, err := srv.Do(t, "DBSIZE"); err != nil || n != "0" {
+		t.Errorf("DBSIZE = %s, %v; want 0: rejected input must store nothing", n, err)
+	}
+}
+
+func TestTypedValues(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	ctx := context.Background()
+	type student struct {
+		ID     int      `json:"id"`
+		Name   string   `json:"name"`
+		Grades []string `json:"grades"`
+	}
+	want := student{ID: 7, Name: "Grace", Grades: []string{"A", "B+"}}
+	if err := c.SetValue(ctx, "student:7", want, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := cache.GetValue[student](ctx, c, "student:7")
+	if err != nil || !ok || got.Name != want.Name || len(got.Grades) != 2 {
+		t.Errorf("GetValue() = %+v, %v, %v; want %+v", got, ok, err, want)
+	}
+	if _, ok, err := cache.GetValue[student](ctx, c, "student:8"); err != nil || ok {
+		t.Errorf("GetValue(missing) = found %v, %v; want a miss", ok, err)
+	}
+	if err := c.SetValue(ctx, "bad", make(chan int), 0); !errors.Is(err, cache.ErrInvalidInput) {
+		t.Errorf("SetValue(chan) error = %v; want ErrInvalidInput", err)
+	}
+}
+
+func TestHealthReportsServer(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Password: "s3cret-pw"})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.Password = "s3cret-pw"
+	c := newClient(t, opts)
+	ready(t, c)
+	h := waitStatus(t, c, cache.StatusConnected, 5*time.Second)
+	if h.Latency <= 0 || h.CheckedAt.IsZero() {
+		t.Errorf("Health() latency %v, checkedAt %v; want a measured probe", h.Latency, h.CheckedAt)
+	}
+	if h.Server == nil {
+		t.Fatal("Health().Server = nil; want INFO fields")
+	}
+	if !strings.HasPrefix(h.Server.Version, "redis ") || h.Server.UsedMemory <= 0 || h.Server.UptimeSeconds < 0 {
+		t.Errorf("Health().Server = %+v; want version, memory and uptime", *h.Server)
+	}
+	if !strings.HasSuffix(h.Server.MemoryUsage(), "B") {
+		t.Errorf("MemoryUsage() = %q; want a size such as 1.2MB", h.Server.MemoryUsage())
+	}
+}
+
+func TestHealthWithoutINFOPermission(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{
+		"user default off",
+		"user app on >app-pw ~school-erp:* +@all -info",
+	}})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.Username, opts.Password = "app", "app-pw"
+	c := newClient(t, opts)
+	ready(t, c)
+	h := waitStatus(t, c, cache.StatusConnected, 5*time.Second)
+	if h.Server != nil {
+		t.Errorf("Health().Server = %+v; want nil when INFO is forbidden", *h.Server)
+	}
+	if err := c.Set(context.Background(), "k", json.RawMessage(`1`), 0); err != nil {
+		t.Errorf("Set() as ACL user error = %v", err)
+	}
+}
+
+func TestStartsWithoutRedisAndConnectsWhenItAppears(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
+	opts.CommandTimeout = 5 * time.Second // a request that waited on Redis would show
+	c := newClient(t, opts)
+	ctx := context.Background()
+
+	waitStatus(t, c, cache.StatusDisconnected, time.Second)
+	start := time.Now()
+	_, ok, err := c.Get(ctx, "k")
+	if ok || !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Get() while absent = found %v, %v; want ErrUnavailable", ok, err)
+	}
+	if err := c.Set(ctx, "k", json.RawMessage(`1`), 0); !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Set() while absent error = %v; want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("two operations while absent took %s; they must not wait on Redis", d)
+	}
+
+	srv.Start()
+	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
+	if err := c.Set(ctx, "k", json.RawMessage(`1`), 0); err != nil {
+		t.Errorf("Set() after Redis appeared error = %v", err)
+	}
+	if n := logs.count("redis unreachable"); n != 1 {
+		t.Errorf("%d 'redis unreachable' lines; want 1\n%s", n, strings.Join(logs.Lines(), "\n"))
+	}
+	if n := logs.count("redis connected"); n != 1 {
+		t.Errorf("%d 'redis connected' lines; want 1", n)
+	}
+}
+
+func TestKilledRedisRecoversAndLogsOnce(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	logs := &logBuffer{}
+	c := newClient(t, fastOptions(srv.Addr, logs))
+	ready(t, c)
+	ctx := context.Background()
+	if err := c.Set(ctx, "before", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	srv.Kill()
+	// A burst of requests during the outage: every one answers within the
+	// command deadline with an outage error, never a hang or a value.
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*50)
+	for range 16 {
+		wg.Go(func() {
+			for range 50 {
+				start := time.Now()
+				_, ok, err := c.Get(ctx, "before")
+				if ok || !(errors.Is(err, cache.ErrUnavailable) || errors.Is(err, cache.ErrNoReply)) {
+					errs <- errors.New("get during outage: unexpected result")
+				}
+				if d := time.Since(start); d > 300*time.Millisecond+100*time.Millisecond {
+					errs <- errors.New("get during outage took " + d.String())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	waitStatus(t, c, cache.StatusDisconnected, 2*time.Second)
+
+	srv.Start()
+	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
+	if err := c.Set(ctx, "after", json.RawMessage(`2`), 0); err != nil {
+		t.Errorf("Set() after restart error = %v", err)
+	}
+	if got, ok, err := c.Get(ctx, "after"); err != nil || !ok || string(got) != "2" {
+		t.Errorf("Get() after restart = %s, %v, %v; want 2", got, ok, err)
+	}
+	lines := logs.Lines()
+	if n := logs.count("redis unreachable"); n != 1 {
+		t.Errorf("%d 'redis unreachable' lines; want 1", n)
+	}
+	// Start-up connect, outage, recovery: a handful of lines for 800 requests.
+	if len(lines) > 5 {
+		t.Errorf("%d log lines for one outage; want at most 5:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+}
+
+func TestWrongPasswordIsDisconnectedWithCause(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Password: "right-password"})
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
+	opts.Password = "wrong-password"
+	c := newClient(t, opts)
+	h := waitStatus(t, c, cache.StatusDisconnected, time.Second)
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(h.Reason, "authentication failed") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		h = c.Health()
+	}
+	if !strings.Contains(h.Reason, "authentication failed") {
+		t.Errorf("Health().Reason = %q; want an authentication failure", h.Reason)
+	}
+	time.Sleep(300 * time.Millisecond) // several reconnect attempts
+	if n := logs.count("authentication failed"); n != 1 {
+		t.Errorf("%d log lines name the authentication failure; want exactly 1:\n%s", n, strings.Join(logs.Lines(), "\n"))
+	}
+	for _, l := range logs.Lines() {
+		if strings.Contains(l, "wrong-password") || strings.Contains(l, "right-password") {
+			t.Errorf("log line reveals a password: %s", l)
+		}
+	}
+	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Get() with a wrong password error = %v; want ErrUnavailable", err)
+	}
+}
+
+func TestBlackHoledRedisNeverBlocksStart(t *testing.T) {
+	addr := redistest.BlackHole(t)
+	opts := fastOptions(addr, &logBuffer{})
+	opts.DialTimeout = 10 * time.Second
+	start := time.Now()
+	c := newClient(t, opts)
+	_, _, err := c.Get(context.Background(), "k")
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("New() and Get() took %s against a hung server; want no wait", d)
+	}
+	if !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Get() error = %v; want ErrUnavailable", err)
+	}
+}
+
+func TestSlowProbeIsDegraded(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
+	opts.DegradedLatency = time.Nanosecond // every real PING is "slow"
+	c := newClient(t, opts)
+	h := waitStatus(t, c, cache.StatusDegraded, 5*time.Second)
+	if !strings.Contains(h.Reason, "slow") {
+		t.Errorf("Health().Reason = %q; want it to say Redis is slow", h.Reason)
+	}
+	// Degraded still serves.
+	if err := c.Set(context.Background(), "k", json.RawMessage(`1`), 0); err != nil {
+		t.Errorf("Set() while degraded error = %v", err)
+	}
+	time.Sleep(350 * time.Millisecond) // several probes, all slow
+	if n := logs.count("redis degraded"); n != 1 {
+		t.Errorf("%d 'redis degraded' lines over several probes; want 1", n)
+	}
+}
+
+func TestRejectedCommandIsNotAnOutage(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	logs := &logBuffer{}
+	c := newClient(t, fastOptions(srv.Addr, logs))
+	ready(t, c)
+	if _, err := srv.Do(t, "HSET", "school-erp:hash", "f", "v"); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		_, _, err := c.Get(context.Background(), "hash")
+		if !errors.Is(err, cache.ErrRejected) || !strings.Contains(err.Error(), "WRONGTYPE") {
+			t.Fatalf("Get(hash key) error = %v; want ErrRejected with WRONGTYPE", err)
+		}
+	}
+	if h := c.Health(); h.Status == cache.StatusDisconnected {
+		t.Errorf("Health().Status = %s after rejected commands; want Redis still up", h.Status)
+	}
+	if n := logs.count("redis rejected a command"); n != 1 {
+		t.Errorf("%d 'rejected' lines for 20 identical rejections; want 1", n)
+	}
+}
+
+func TestCloseMakesOperationsUnavailable(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	c.Close()
+	c.Close() // idempotent
+	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Get() after Close error = %v; want ErrUnavailable", err)
+	}
+}

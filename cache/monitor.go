@@ -1,0 +1,295 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// monitor owns the connection: it dials until Redis answers, then probes it
+// at ProbeInterval while it is up and at the reconnect backoff while it is
+// down. It is the only goroutine that opens the request gate.
+func (c *Client) monitor(ctx context.Context) {
+	defer close(c.done)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	attempt := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-c.kick:
+		}
+		if c.check(ctx) {
+			attempt = 0
+			timer.Reset(c.opts.ProbeInterval)
+		} else {
+			timer.Reset(c.backoff(attempt))
+			attempt++
+		}
+	}
+}
+
+// check connects if need be, probes Redis and publishes the result. It
+// reports whether Redis answered.
+func (c *Client) check(ctx context.Context) bool {
+	vk := c.vk.Load()
+	if vk == nil {
+		client, err := c.connect(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.markDown(err)
+			}
+			return false
+		}
+		vk = &valkeyClient{client}
+		c.vk.Store(vk)
+	}
+	p := c.probe(ctx, vk)
+	if p.err != nil {
+		if ctx.Err() == nil {
+			c.markDown(p.err)
+		}
+		return false
+	}
+	c.markUp(p)
+	return true
+}
+
+// connect opens the valkey-go client. valkey.NewClient takes no context and
+// can block for the whole dial timeout on a hung server, so it runs aside:
+// Close need not wait for it, and a client that arrives too late is closed.
+func (c *Client) connect(ctx context.Context) (valkey.Client, error) {
+	type result struct {
+		client valkey.Client
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		client, err := valkey.NewClient(c.clientOption())
+		done <- result{client, err}
+	}()
+	select {
+	case r := <-done:
+		return r.client, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.client != nil {
+				r.client.Close()
+			}
+		}()
+		return nil, ctx.Err()
+	}
+}
+
+func (c *Client) clientOption() valkey.ClientOption {
+	o := c.opts
+	opt := valkey.ClientOption{
+		InitAddress: []string{o.Addr},
+		Username:    o.Username,
+		Password:    o.Password,
+		SelectDB:    o.DB,
+		TLSConfig:   o.TLSConfig,
+		ClientName:  o.ClientName,
+		Dialer:      netDialer(o.DialTimeout),
+		// A silent connection is detected after this long even when the
+		// kernel's keepalive would take far longer.
+		ConnWriteTimeout: o.DialTimeout + o.CommandTimeout,
+		// Client-side caching is not used by this wrapper; leaving tracking
+		// off keeps the handshake to what every Redis and Valkey accepts.
+		DisableCache: true,
+		RetryDelay:   c.retryDelay,
+		DisableRetry: o.MaxRetries < 0,
+	}
+	return opt
+}
+
+func netDialer(timeout time.Duration) net.Dialer {
+	return net.Dialer{Timeout: timeout, KeepAlive: valkey.DefaultTCPKeepAlive}
+}
+
+// retryDelay is valkey-go's retry policy for read-only commands: at most
+// MaxRetries retries, spaced like reconnects. valkey-go itself stops when
+// the next wait would pass the command's deadline.
+func (c *Client) retryDelay(attempts int, _ valkey.Completed, _ error) time.Duration {
+	if attempts > c.opts.MaxRetries {
+		return -1
+	}
+	return c.backoff(attempts - 1)
+}
+
+// backoff is the wait before reconnect attempt n (from 0): exponential from
+// ReconnectMinBackoff, capped at ReconnectMaxBackoff, with equal jitter so
+// that many instances do not retry in step.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.opts.ReconnectMaxBackoff
+	if n < 30 {
+		d = min(d, c.opts.ReconnectMinBackoff<<n)
+	}
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+type probeResult struct {
+	latency time.Duration
+	server  *ServerInfo
+	err     error
+}
+
+// probe PINGs Redis for latency, then asks INFO for version, memory and
+// uptime; an ACL that forbids INFO only leaves those out.
+func (c *Client) probe(ctx context.Context, vk *valkeyClient) probeResult {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout+c.opts.CommandTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := vk.Do(ctx, vk.B().Ping().Build()).Error(); err != nil {
+		return probeResult{err: err}
+	}
+	p := probeResult{latency: time.Since(start)}
+	if text, err := vk.Do(ctx, vk.B().Info().Build()).ToString(); err == nil {
+		p.server = parseInfo(text)
+	}
+	return p
+}
+
+// markUp publishes a successful probe: connected, or degraded when the PING
+// was slow or operations failed since the last probe.
+func (c *Client) markUp(p probeResult) {
+	failures := c.windowFailures.Swap(0)
+	c.consecutiveFailures.Store(0)
+	status, reason := StatusConnected, ""
+	switch {
+	case p.latency > c.opts.DegradedLatency:
+		status, reason = StatusDegraded, "slow: PING took "+p.latency.Round(time.Microsecond).String()+", above "+c.opts.DegradedLatency.String()
+	case failures > 0:
+		status, reason = StatusDegraded, "operations failed since the last probe"
+	}
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.health.Load()
+	now := time.Now()
+	h := &Health{
+		Status: status, Since: prev.Since, CheckedAt: now, Latency: p.latency,
+		Reason: reason, Addr: c.opts.Addr, Server: p.server,
+		LastError: prev.LastError, LastErrorAt: prev.LastErrorAt,
+	}
+	if f := c.lastFailure.Load(); f != nil && f.at.After(h.LastErrorAt) {
+		h.LastError, h.LastErrorAt = f.err.Error(), f.at
+	}
+	wasAnnounced := c.announced
+	changed := status != prev.Status || !wasAnnounced
+	if changed {
+		h.Since = now
+	}
+	c.health.Store(h)
+	if !c.closed.Load() {
+		c.open.Store(true)
+	}
+	if !changed {
+		return
+	}
+	c.announced = true
+	attrs := []any{slog.Duration("latency", p.latency)}
+	if p.server != nil {
+		attrs = append(attrs, slog.String("server", p.server.Version))
+	}
+	switch status {
+	case StatusConnected:
+		if prev.Status == StatusDisconnected && wasAnnounced {
+			attrs = append(attrs, slog.Duration("downFor", now.Sub(prev.Since).Round(time.Millisecond)))
+		}
+		c.log.Info("redis connected", attrs...)
+	case StatusDegraded:
+		c.log.Warn("redis degraded", append(attrs, slog.String("reason", reason))...)
+	}
+}
+
+// markDown closes the request gate and publishes the outage, logging it
+// once, then at most once per OutageReminder while it lasts.
+func (c *Client) markDown(cause error) {
+	c.open.Store(false)
+	now := time.Now()
+	reason := describe(cause)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	prev := c.health.Load()
+	h := &Health{
+		Status: StatusDisconnected, Since: prev.Since, CheckedAt: now,
+		Reason: reason, Addr: c.opts.Addr,
+		LastError: reason, LastErrorAt: now,
+	}
+	first := prev.Status != StatusDisconnected || !c.announced
+	if prev.Status != StatusDisconnected {
+		h.Since = now
+	}
+	c.health.Store(h)
+	switch {
+	case first:
+		c.announced = true
+		c.lastReminder = now
+		c.log.Warn("redis unreachable; serving without cache until it returns", slog.String("cause", reason))
+	case now.Sub(c.lastReminder) >= c.opts.OutageReminder:
+		c.lastReminder = now
+		c.log.Warn("redis still unreachable", slog.String("cause", reason), slog.Duration("downFor", now.Sub(h.Since).Round(time.Second)))
+	}
+}
+
+// describe renders an error for logs and health: one line, and free of
+// credentials, which valkey-go never puts in its errors.
+func describe(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"):
+		msg = "authentication failed: " + msg
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "no reply within the deadline: " + msg
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// throttle lets one log line through per kind of error per interval and
+// counts the ones it held back, so a storm of rejected commands (an
+// out-of-memory Redis, say) costs a line a minute, not a line a request.
+type throttle struct {
+	every time.Duration
+	mu    sync.Mutex
+	seen  map[string]*throttled
+}
+
+type throttled struct {
+	last       time.Time
+	suppressed int
+}
+
+func (t *throttle) log(log *slog.Logger, op string, err error) {
+	kind, _, _ := strings.Cut(err.Error(), " ")
+	t.mu.Lock()
+	if t.seen == nil {
+		t.seen = map[string]*throttled{}
+	}
+	s := t.seen[kind]
+	if s == nil {
+		s = &throttled{}
+		t.seen[kind] = s
+	}
+	now := time.Now()
+	if !s.last.IsZero() && now.Sub(s.last) < t.every {
+		s.suppressed++
+		t.mu.Unlock()
+		return
+	}
+	suppressed := s.suppressed
+	s.last, s.suppressed = now, 0
+	t.mu.Unlock()
+	log.Warn("redis rejected a command", slog.String("op", op), slog.String("error", describe(err)), slog.Int("similarSinceLastLog", suppressed))
+}

@@ -1,0 +1,298 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ilyakaznacheev/cleanenv"
+	"github.com/joho/godotenv"
+)
+
+// Deployment environments accepted in APP_ENV.
+const (
+	EnvDevelopment = "development"
+	EnvStaging     = "staging"
+	EnvProduction  = "production"
+)
+
+// Config is the whole service configuration. The struct tags are the single
+// source of truth for variable names, defaults and descriptions: `allowed`
+// says, in words, which values are valid (used in error messages), and
+// `secret` marks values that must never be echoed.
+type Config struct {
+	AppEnv          string        `env:"APP_ENV" env-default:"development" env-description:"Deployment environment; selects log format and production safeguards" allowed:"one of development, staging, production"`
+	Port            int           `env:"PORT" env-default:"5000" env-description:"HTTP port to listen on (0 picks a free port)" allowed:"an integer from 0 to 65535"`
+	LogLevel        string        `env:"LOG_LEVEL" env-default:"info" env-description:"Minimum log level" allowed:"one of debug, info, warn, error"`
+	LogFormat       string        `env:"LOG_FORMAT" env-description:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" env-default:"10s" env-description:"How long in-flight requests may take to finish after SIGINT/SIGTERM" allowed:"a positive duration such as 10s"`
+
+	Redis Redis
+	Cache Cache
+}
+
+// Redis describes where Redis is and how the client treats it.
+type Redis struct {
+	URL       string `env:"REDIS_URL" env-description:"redis:// or rediss:// URL with optional user, password and /db; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db] or rediss://..." secret:"true"`
+	Host      string `env:"REDIS_HOST" env-default:"localhost" env-description:"Redis host name or IP address" allowed:"a non-empty host name or IP address"`
+	Port      int    `env:"REDIS_PORT" env-default:"6379" env-description:"Redis port" allowed:"an integer from 1 to 65535"`
+	Username  string `env:"REDIS_USERNAME" env-description:"ACL user name (empty: the default user)" allowed:"any string"`
+	Password  string `env:"REDIS_PASSWORD" env-description:"Password for AUTH (empty: no AUTH)" allowed:"any string" secret:"true"`
+	DB        int    `env:"REDIS_DB" env-default:"0" env-description:"Logical database number" allowed:"an integer of 0 or more"`
+	TLS       bool   `env:"REDIS_TLS" env-default:"false" env-description:"Connect with TLS" allowed:"true or false"`
+	KeyPrefix string `env:"REDIS_KEY_PREFIX" env-default:"school-erp:" env-description:"Prefix the service puts in front of every key it touches" allowed:"any string"`
+
+	DialTimeout         time.Duration `env:"REDIS_DIAL_TIMEOUT" env-default:"2s" env-description:"Time allowed to open one connection (TCP, TLS, AUTH)" allowed:"a positive duration such as 2s"`
+	CommandTimeout      time.Duration `env:"REDIS_COMMAND_TIMEOUT" env-default:"500ms" env-description:"Deadline for each cache operation, retries included" allowed:"a positive duration such as 500ms"`
+	MaxRetries          int           `env:"REDIS_MAX_RETRIES" env-default:"3" env-description:"Retries of read-only commands after a network error, within the command deadline" allowed:"an integer from 0 to 100"`
+	ReconnectMinBackoff time.Duration `env:"REDIS_RECONNECT_MIN_BACKOFF" env-default:"50ms" env-description:"First delay between reconnect attempts; doubles each attempt, with jitter" allowed:"a positive duration no larger than REDIS_RECONNECT_MAX_BACKOFF"`
+	ReconnectMaxBackoff time.Duration `env:"REDIS_RECONNECT_MAX_BACKOFF" env-default:"2s" env-description:"Cap on the delay between reconnect attempts" allowed:"a positive duration such as 2s"`
+	HealthInterval      time.Duration `env:"REDIS_HEALTH_INTERVAL" env-default:"5s" env-description:"How often the background probe PINGs Redis while it is up" allowed:"a positive duration such as 5s"`
+	DegradedLatency     time.Duration `env:"REDIS_DEGRADED_LATENCY" env-default:"100ms" env-description:"Probe round trip above which Redis is reported degraded" allowed:"a positive duration such as 100ms"`
+	Required            bool          `env:"REDIS_REQUIRED" env-default:"false" env-description:"Make GET /health answer 503 while Redis is disconnected" allowed:"true or false"`
+
+	// Source says where the connection settings came from: "REDIS_URL" or
+	// "REDIS_HOST". It is set by Load, not read from the environment.
+	Source string
+}
+
+// Cache holds limits on what clients may store.
+type Cache struct {
+	MaxValueBytes int           `env:"CACHE_MAX_VALUE_BYTES" env-default:"1048576" env-description:"Largest value, as JSON text in bytes, that cacheSet accepts" allowed:"an integer from 1 to 536870912"`
+	MaxTTL        time.Duration `env:"CACHE_MAX_TTL" env-default:"720h" env-description:"Largest ttlSeconds that cacheSet accepts" allowed:"a duration of at least 1s, such as 720h"`
+}
+
+// Error is a configuration value that cannot be used. Its message names the
+// variable, the value (redacted for secrets) and what is allowed.
+type Error struct {
+	Var     string
+	Value   string
+	Allowed string
+	secret  bool
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("invalid %s=%s: want %s", e.Var, e.shownValue(), e.Allowed)
+}
+
+func (e *Error) shownValue() string {
+	if !e.secret {
+		return strconv.Quote(e.Value)
+	}
+	if u, err := url.Parse(e.Value); err == nil && u.Scheme != "" {
+		return strconv.Quote(u.Redacted())
+	}
+	return "(value hidden: it may hold a secret)"
+}
+
+// Load reads dotenvPath (when it exists; "" skips it) into the process
+// environment without overriding variables already set, then reads and
+// validates the configuration from the environment.
+func Load(dotenvPath string) (*Config, error) {
+	if dotenvPath != "" {
+		if err := godotenv.Load(dotenvPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("read %s: %w", dotenvPath, err)
+		}
+	}
+	var cfg Config
+	if err := cleanenv.ReadEnv(&cfg); err != nil {
+		return nil, parseError(err)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// cleanenv reports a value it cannot parse as "parsing field F env VAR: cause";
+// the variable name is all we take from it, the rest of the message is ours.
+var cleanenvParseError = regexp.MustCompile(`env ([A-Z0-9_]+):`)
+
+func parseError(err error) error {
+	m := cleanenvParseError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return fmt.Errorf("read configuration: %w", err)
+	}
+	return invalid(m[1], os.Getenv(m[1]))
+}
+
+// invalid builds the Error for variable name, taking the allowed values and
+// the secret flag from the struct tags.
+func invalid(name, value string) *Error {
+	f, ok := fields()[name]
+	if !ok {
+		return &Error{Var: name, Value: value, Allowed: "a valid value"}
+	}
+	return &Error{Var: name, Value: value, Allowed: f.allowed, secret: f.secret}
+}
+
+type fieldInfo struct {
+	allowed     string
+	secret      bool
+	def         string
+	description string
+}
+
+// fields maps each variable name to its tags.
+func fields() map[string]fieldInfo {
+	out := map[string]fieldInfo{}
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+				walk(f.Type)
+				continue
+			}
+			name := f.Tag.Get("env")
+			if name == "" {
+				continue
+			}
+			out[name] = fieldInfo{
+				allowed:     f.Tag.Get("allowed"),
+				secret:      f.Tag.Get("secret") == "true",
+				def:         f.Tag.Get("env-default"),
+				description: f.Tag.Get("env-description"),
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config]())
+	return out
+}
+
+func (c *Config) validate() error {
+	type check struct {
+		name string
+		ok   bool
+		val  any
+	}
+	r := &c.Redis
+	checks := []check{
+		{"APP_ENV", oneOf(c.AppEnv, EnvDevelopment, EnvStaging, EnvProduction), c.AppEnv},
+		{"PORT", c.Port >= 0 && c.Port <= 65535, c.Port},
+		{"LOG_LEVEL", oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), c.LogLevel},
+		{"LOG_FORMAT", oneOf(c.LogFormat, "", "text", "json"), c.LogFormat},
+		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0, c.ShutdownTimeout},
+		{"REDIS_HOST", strings.TrimSpace(r.Host) != "", r.Host},
+		{"REDIS_PORT", r.Port >= 1 && r.Port <= 65535, r.Port},
+		{"REDIS_DB", r.DB >= 0, r.DB},
+		{"REDIS_DIAL_TIMEOUT", r.DialTimeout > 0, r.DialTimeout},
+		{"REDIS_COMMAND_TIMEOUT", r.CommandTimeout > 0, r.CommandTimeout},
+		{"REDIS_MAX_RETRIES", r.MaxRetries >= 0 && r.MaxRetries <= 100, r.MaxRetries},
+		{"REDIS_RECONNECT_MAX_BACKOFF", r.ReconnectMaxBackoff > 0, r.ReconnectMaxBackoff},
+		{"REDIS_RECONNECT_MIN_BACKOFF", r.ReconnectMinBackoff > 0 && r.ReconnectMinBackoff <= r.ReconnectMaxBackoff, r.ReconnectMinBackoff},
+		{"REDIS_HEALTH_INTERVAL", r.HealthInterval > 0, r.HealthInterval},
+		{"REDIS_DEGRADED_LATENCY", r.DegradedLatency > 0, r.DegradedLatency},
+		{"CACHE_MAX_VALUE_BYTES", c.Cache.MaxValueBytes >= 1 && c.Cache.MaxValueBytes <= 512<<20, c.Cache.MaxValueBytes},
+		{"CACHE_MAX_TTL", c.Cache.MaxTTL >= time.Second, c.Cache.MaxTTL},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return invalid(ch.name, fmt.Sprint(ch.val))
+		}
+	}
+	c.LogLevel = strings.ToLower(c.LogLevel)
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+		if c.AppEnv == EnvDevelopment {
+			c.LogFormat = "text"
+		}
+	}
+	r.Source = "REDIS_HOST"
+	if r.URL != "" {
+		if err := r.applyURL(); err != nil {
+			return err
+		}
+		r.Source = "REDIS_URL"
+	}
+	return nil
+}
+
+// applyURL replaces the discrete connection settings with those in URL.
+func (r *Redis) applyURL() error {
+	bad := invalid("REDIS_URL", r.URL)
+	u, err := url.Parse(r.URL)
+	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Hostname() == "" || u.Opaque != "" {
+		return bad
+	}
+	if len(u.Query()) > 0 || u.Fragment != "" {
+		// Unknown options would otherwise be dropped without a word.
+		return bad
+	}
+	port := 6379
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil || port < 1 || port > 65535 {
+			return bad
+		}
+	}
+	db := 0
+	if path := strings.TrimPrefix(u.Path, "/"); path != "" {
+		if db, err = strconv.Atoi(path); err != nil || db < 0 {
+			return bad
+		}
+	}
+	r.Host, r.Port, r.DB = u.Hostname(), port, db
+	r.TLS = u.Scheme == "rediss"
+	r.Username, r.Password = "", ""
+	if u.User != nil {
+		r.Username = u.User.Username()
+		r.Password, _ = u.User.Password()
+	}
+	return nil
+}
+
+// Addr is the Redis address as host:port.
+func (r Redis) Addr() string {
+	return net.JoinHostPort(r.Host, strconv.Itoa(r.Port))
+}
+
+// LogValue renders the effective configuration for a start-up log line,
+// without secrets.
+func (c Config) LogValue() slog.Value {
+	r := c.Redis
+	return slog.GroupValue(
+		slog.String("appEnv", c.AppEnv),
+		slog.Int("port", c.Port),
+		slog.String("logLevel", c.LogLevel),
+		slog.Group("redis",
+			slog.String("source", r.Source),
+			slog.String("addr", r.Addr()),
+			slog.Int("db", r.DB),
+			slog.Bool("tls", r.TLS),
+			slog.String("username", r.Username),
+			slog.Bool("password", r.Password != ""),
+			slog.String("keyPrefix", r.KeyPrefix),
+			slog.Duration("commandTimeout", r.CommandTimeout),
+			slog.Duration("healthInterval", r.HealthInterval),
+			slog.Bool("required", r.Required),
+		),
+	)
+}
+
+// IgnoredByURL lists the discrete Redis variables set in the environment that
+// REDIS_URL overrides, so the operator can be told they have no effect.
+func (c Config) IgnoredByURL() []string {
+	if c.Redis.URL == "" {
+		return nil
+	}
+	var out []string
+	for _, name := range []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"} {
+		if _, set := os.LookupEnv(name); set {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func oneOf(v string, allowed ...string) bool {
+	return slices.Contains(allowed, v)
+}

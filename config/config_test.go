@@ -1,0 +1,244 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// setEnv makes the environment hold exactly vars among the variables Config
+// knows, whatever the shell running the tests had set.
+func setEnv(t *testing.T, vars map[string]string) {
+	t.Helper()
+	for name := range fields() {
+		t.Setenv(name, "")
+		os.Unsetenv(name)
+	}
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	setEnv(t, nil)
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"AppEnv", cfg.AppEnv, "development"},
+		{"Port", cfg.Port, 5000},
+		{"LogLevel", cfg.LogLevel, "info"},
+		{"LogFormat", cfg.LogFormat, "text"},
+		{"Redis.Addr", cfg.Redis.Addr(), "localhost:6379"},
+		{"Redis.DB", cfg.Redis.DB, 0},
+		{"Redis.TLS", cfg.Redis.TLS, false},
+		{"Redis.KeyPrefix", cfg.Redis.KeyPrefix, "school-erp:"},
+		{"Redis.MaxRetries", cfg.Redis.MaxRetries, 3},
+		{"Redis.CommandTimeout", cfg.Redis.CommandTimeout, 500 * time.Millisecond},
+		{"Redis.ReconnectMinBackoff", cfg.Redis.ReconnectMinBackoff, 50 * time.Millisecond},
+		{"Redis.ReconnectMaxBackoff", cfg.Redis.ReconnectMaxBackoff, 2 * time.Second},
+		{"Redis.HealthInterval", cfg.Redis.HealthInterval, 5 * time.Second},
+		{"Redis.Source", cfg.Redis.Source, "REDIS_HOST"},
+		{"Cache.MaxValueBytes", cfg.Cache.MaxValueBytes, 1 << 20},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v; want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestLoadLogFormatFollowsAppEnv(t *testing.T) {
+	for env, want := range map[string]string{"development": "text", "staging": "json", "production": "json"} {
+		setEnv(t, map[string]string{"APP_ENV": env})
+		cfg, err := Load("")
+		if err != nil {
+			t.Fatalf("APP_ENV=%s: Load() error = %v", env, err)
+		}
+		if cfg.LogFormat != want {
+			t.Errorf("APP_ENV=%s: LogFormat = %q; want %q", env, cfg.LogFormat, want)
+		}
+	}
+}
+
+func TestLoadURL(t *testing.T) {
+	tests := []struct {
+		name     string
+		url      string
+		addr     string
+		user     string
+		password string
+		db       int
+		tls      bool
+	}{
+		{"plain", "redis://cache.internal", "cache.internal:6379", "", "", 0, false},
+		{"password only", "redis://:s3cret@10.0.0.5:6380/2", "10.0.0.5:6380", "", "s3cret", 2, false},
+		{"acl user over tls", "rediss://app:p%40ss@redis.example.com:6380/15", "redis.example.com:6380", "app", "p@ss", 15, true},
+		{"ipv6", "redis://[::1]:7000", "[::1]:7000", "", "", 0, false},
+		{"trailing slash", "redis://h:1/", "h:1", "", "", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The discrete variables are set too: the URL must replace them.
+			setEnv(t, map[string]string{
+				"REDIS_URL": tt.url, "REDIS_HOST": "ignored", "REDIS_PORT": "1111",
+				"REDIS_PASSWORD": "ignored", "REDIS_DB": "9", "REDIS_TLS": "true",
+			})
+			cfg, err := Load("")
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			r := cfg.Redis
+			if r.Addr() != tt.addr || r.Username != tt.user || r.Password != tt.password || r.DB != tt.db || r.TLS != tt.tls {
+				t.Errorf("Load(REDIS_URL=%q) = addr %s user %q password %q db %d tls %v; want %s %q %q %d %v",
+					tt.url, r.Addr(), r.Username, r.Password, r.DB, r.TLS, tt.addr, tt.user, tt.password, tt.db, tt.tls)
+			}
+			if r.Source != "REDIS_URL" {
+				t.Errorf("Source = %q; want REDIS_URL", r.Source)
+			}
+			if got := cfg.IgnoredByURL(); len(got) != 5 {
+				t.Errorf("IgnoredByURL() = %v; want the 5 discrete variables set", got)
+			}
+		})
+	}
+}
+
+func TestLoadRejectsInvalidValues(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantVar string
+		// wantIn must appear in the message; wantOut must not (secrets).
+		wantIn  []string
+		wantOut []string
+	}{
+		{"port not a number", map[string]string{"REDIS_PORT": "abc"}, "REDIS_PORT", []string{`REDIS_PORT="abc"`, "1 to 65535"}, nil},
+		{"port out of range", map[string]string{"REDIS_PORT": "70000"}, "REDIS_PORT", []string{`"70000"`}, nil},
+		{"negative db", map[string]string{"REDIS_DB": "-1"}, "REDIS_DB", []string{`REDIS_DB="-1"`, "0 or more"}, nil},
+		{"unknown app env", map[string]string{"APP_ENV": "prod"}, "APP_ENV", []string{`APP_ENV="prod"`, "development, staging, production"}, nil},
+		{"bool", map[string]string{"REDIS_TLS": "yes"}, "REDIS_TLS", []string{`"yes"`, "true or false"}, nil},
+		{"duration", map[string]string{"REDIS_COMMAND_TIMEOUT": "500"}, "REDIS_COMMAND_TIMEOUT", []string{`"500"`, "duration"}, nil},
+		{"zero duration", map[string]string{"REDIS_HEALTH_INTERVAL": "0s"}, "REDIS_HEALTH_INTERVAL", []string{"positive"}, nil},
+		{"backoff min above max", map[string]string{"REDIS_RECONNECT_MIN_BACKOFF": "3s"}, "REDIS_RECONNECT_MIN_BACKOFF", []string{"REDIS_RECONNECT_MAX_BACKOFF"}, nil},
+		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, "LOG_LEVEL", []string{"debug, info, warn, error"}, nil},
+		{"empty host", map[string]string{"REDIS_HOST": " "}, "REDIS_HOST", nil, nil},
+		{"value limit", map[string]string{"CACHE_MAX_VALUE_BYTES": "0"}, "CACHE_MAX_VALUE_BYTES", nil, nil},
+		{"url scheme", map[string]string{"REDIS_URL": "http://u:hunter2pw@h:1"}, "REDIS_URL", []string{"rediss://"}, []string{"hunter2pw"}},
+		{"url port", map[string]string{"REDIS_URL": "redis://:hunter2pw@h:port"}, "REDIS_URL", nil, []string{"hunter2pw"}},
+		{"url db", map[string]string{"REDIS_URL": "redis://:hunter2pw@h:1/x"}, "REDIS_URL", []string{"xxxxx"}, []string{"hunter2pw"}},
+		{"url unknown option", map[string]string{"REDIS_URL": "redis://h:1?dial_timeout=1s"}, "REDIS_URL", nil, nil},
+		{"url without host", map[string]string{"REDIS_URL": "redis:///0"}, "REDIS_URL", nil, nil},
+		{"url garbage", map[string]string{"REDIS_URL": "::hunter2pw::%zz"}, "REDIS_URL", []string{"hidden"}, []string{"hunter2pw"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			_, err := Load("")
+			var cerr *Error
+			if !errors.As(err, &cerr) {
+				t.Fatalf("Load() error = %v; want a *config.Error", err)
+			}
+			if cerr.Var != tt.wantVar {
+				t.Errorf("error names %s; want %s", cerr.Var, tt.wantVar)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || !strings.Contains(msg, tt.wantVar) {
+				t.Errorf("message %q: want one line naming %s", msg, tt.wantVar)
+			}
+			for _, s := range tt.wantIn {
+				if !strings.Contains(msg, s) {
+					t.Errorf("message %q lacks %q", msg, s)
+				}
+			}
+			for _, s := range tt.wantOut {
+				if strings.Contains(msg, s) {
+					t.Errorf("message %q reveals %q", msg, s)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadDotEnvEnvironmentWins(t *testing.T) {
+	setEnv(t, map[string]string{"REDIS_PORT": "7001"})
+	t.Setenv("REDIS_DB", "") // registered for restore; the .env file sets it
+	os.Unsetenv("REDIS_DB")
+	path := filepath.Join(t.TempDir(), ".env")
+	if err := os.WriteFile(path, []byte("REDIS_PORT=7002\nREDIS_DB=4\n# comment\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	if cfg.Redis.Port != 7001 {
+		t.Errorf("Port = %d; want 7001 from the environment, not the file", cfg.Redis.Port)
+	}
+	if cfg.Redis.DB != 4 {
+		t.Errorf("DB = %d; want 4 from the file", cfg.Redis.DB)
+	}
+}
+
+func TestLoadMissingDotEnvIsFine(t *testing.T) {
+	setEnv(t, nil)
+	if _, err := Load(filepath.Join(t.TempDir(), ".env")); err != nil {
+		t.Fatalf("Load() with no .env file: error = %v", err)
+	}
+}
+
+func TestLogValueHidesSecrets(t *testing.T) {
+	setEnv(t, map[string]string{"REDIS_URL": "redis://app:hunter2pw@h:1/3"})
+	cfg, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.LogValue().String(); strings.Contains(got, "hunter2pw") {
+		t.Errorf("LogValue() = %s; reveals the password", got)
+	}
+}
+
+// TestEveryVariableDocumented keeps .env.example and the README true to the
+// struct: every variable Config reads must be listed in both.
+func TestEveryVariableDocumented(t *testing.T) {
+	for _, file := range []string{"../.env.example", "../README.md"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name := range fields() {
+			// Whole names only: REDIS_PORT must not count as PORT.
+			if !regexp.MustCompile(`(^|[^A-Z_])` + name + `([^A-Z_]|$)`).Match(b) {
+				t.Errorf("%s does not mention %s", file, name)
+			}
+		}
+	}
+}
+
+// TestEnvExampleIsTheDefaults: copying .env.example to .env must change
+// nothing, so its lines stay the true defaults.
+func TestEnvExampleIsTheDefaults(t *testing.T) {
+	setEnv(t, nil)
+	defaults, err := Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	setEnv(t, nil)
+	fromFile, err := Load("../.env.example")
+	if err != nil {
+		t.Fatalf("Load(.env.example) error = %v", err)
+	}
+	for name := range fields() {
+		os.Unsetenv(name) // what the file set
+	}
+	if *defaults != *fromFile {
+		t.Errorf("Load(.env.example) = %+v; want the defaults %+v", *fromFile, *defaults)
+	}
+}

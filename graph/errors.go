@@ -1,0 +1,162 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/school-erp/cache-service/cache"
+)
+
+// Error codes in extensions.code and in extensions.warnings[].code.
+const (
+	// CodeBadUserInput: an argument was not acceptable; nothing was stored.
+	CodeBadUserInput = "BAD_USER_INPUT"
+	// CodeRedisRejected: Redis answered a read with an error (for example
+	// the key holds a non-string type written by another program).
+	CodeRedisRejected = "REDIS_REJECTED"
+	// CodeInternal: anything else; details are in the service log only.
+	CodeInternal = "INTERNAL_SERVER_ERROR"
+
+	// WarningRedisUnavailable: a read was answered as a miss because Redis
+	// was unreachable.
+	WarningRedisUnavailable = "REDIS_UNAVAILABLE"
+	// WarningNoReply: a read was answered as a miss because Redis did not
+	// reply within the command timeout.
+	WarningNoReply = "NO_REPLY"
+)
+
+// errBadInput is a client mistake, shown with its message and
+// BAD_USER_INPUT.
+type errBadInput struct{ msg string }
+
+func (e errBadInput) Error() string { return e.msg }
+
+func badInput(format string, args ...any) error {
+	return errBadInput{msg: fmt.Sprintf(format, args...)}
+}
+
+// presentError decides what a client sees for an error: its own mistakes in
+// full, Redis refusing a read as such, and anything else as a generic message
+// whose detail goes to the log only.
+func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	return func(ctx context.Context, err error) *gqlerror.Error {
+		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
+		var bad errBadInput
+		switch {
+		case errors.As(err, &bad):
+			gqlErr.Message = bad.msg
+			setCode(gqlErr, CodeBadUserInput)
+		case errors.Is(err, cache.ErrInvalidInput):
+			gqlErr.Message = strings.TrimPrefix(unwrapGQL(err).Error(), cache.ErrInvalidInput.Error()+": ")
+			setCode(gqlErr, CodeBadUserInput)
+		case errors.Is(err, cache.ErrRejected):
+			gqlErr.Message = "Redis rejected the command"
+			setCode(gqlErr, CodeRedisRejected)
+		case hasCode(gqlErr):
+			// gqlgen's own parse, validation and argument errors: already
+			// written for the client.
+		case isArgumentError(err):
+			setCode(gqlErr, CodeBadUserInput)
+		default:
+			log.ErrorContext(ctx, "graphql internal error", slog.String("path", gqlErr.Path.String()), slog.String("error", err.Error()))
+			gqlErr.Message = "internal server error"
+			setCode(gqlErr, CodeInternal)
+		}
+		return gqlErr
+	}
+}
+
+// isArgumentError reports whether gqlgen failed to decode a field argument
+// (a JSON value it cannot encode, say), which is the client's doing.
+func isArgumentError(err error) bool {
+	var gqlErr *gqlerror.Error
+	return errors.As(err, &gqlErr) && gqlErr.Rule == "" && strings.Contains(gqlErr.Message, "value is not representable as JSON")
+}
+
+func unwrapGQL(err error) error {
+	var gqlErr *gqlerror.Error
+	if errors.As(err, &gqlErr) && gqlErr.Err != nil {
+		return gqlErr.Err
+	}
+	return err
+}
+
+func hasCode(e *gqlerror.Error) bool {
+	_, ok := e.Extensions["code"]
+	return ok
+}
+
+func setCode(e *gqlerror.Error, code string) {
+	if e.Extensions == nil {
+		e.Extensions = map[string]any{}
+	}
+	e.Extensions["code"] = code
+}
+
+// recoverPanic logs a resolver panic with its stack and shows the client a
+// generic error.
+func recoverPanic(log *slog.Logger) graphql.RecoverFunc {
+	return func(ctx context.Context, p any) error {
+		log.ErrorContext(ctx, "graphql resolver panic", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		return errors.New("internal server error")
+	}
+}
+
+// A warning tells the client that a field's value stands in for an answer
+// Redis could not give (a miss during an outage), without making it an
+// error: the response still has data.
+type warning struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Path    ast.Path `json:"path"`
+}
+
+type warningList struct {
+	mu    sync.Mutex
+	items []warning
+}
+
+type warningsKey struct{}
+
+// warnings is a gqlgen extension that collects warnings raised while
+// resolving and puts them in the response's extensions.warnings.
+type warnings struct{}
+
+var _ graphql.ResponseInterceptor = warnings{}
+
+func (warnings) ExtensionName() string                     { return "CacheWarnings" }
+func (warnings) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (warnings) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+	list := &warningList{}
+	resp := next(context.WithValue(ctx, warningsKey{}, list))
+	if resp == nil || len(list.items) == 0 {
+		return resp
+	}
+	if resp.Extensions == nil {
+		resp.Extensions = map[string]any{}
+	}
+	resp.Extensions["warnings"] = list.items
+	return resp
+}
+
+// addWarning records a warning for the field being resolved. Fields of one
+// query may resolve concurrently, hence the lock.
+func addWarning(ctx context.Context, code, message string) {
+	list, _ := ctx.Value(warningsKey{}).(*warningList)
+	if list == nil {
+		return
+	}
+	list.mu.Lock()
+	list.items = append(list.items, warning{Code: code, Message: message, Path: graphql.GetPath(ctx)})
+	list.mu.Unlock()
+}

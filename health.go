@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/school-erp/cache-service/cache"
+)
+
+// healthHandlers serve the REST health endpoints from the cache's last probe
+// snapshot: a load balancer polling them sends nothing to Redis.
+type healthHandlers struct {
+	cache         interface{ Health() cache.Health }
+	draining      *atomic.Bool
+	redisRequired bool
+}
+
+// envelope is the platform's API response format.
+type envelope struct {
+	Success bool `json:"success"`
+	Data    any  `json:"data"`
+}
+
+type serviceHealth struct {
+	// Status is "ok" while Redis is connected, "degraded" while the service
+	// runs without a healthy cache, "shutting_down" while draining.
+	Status string      `json:"status"`
+	Redis  redisHealth `json:"redis"`
+}
+
+// redisHealth is the seed story's format (status, latencyMs, memoryUsage,
+// uptime) plus fields that help an operator; unknown values are null.
+type redisHealth struct {
+	Status        cache.Status `json:"status"`
+	LatencyMs     *float64     `json:"latencyMs"`
+	MemoryUsage   *string      `json:"memoryUsage"`
+	Uptime        *int64       `json:"uptime"`
+	ServerVersion *string      `json:"serverVersion"`
+	Reason        *string      `json:"reason"`
+	LastError     *string      `json:"lastError"`
+	LastErrorAt   *time.Time   `json:"lastErrorAt"`
+	StatusSince   time.Time    `json:"statusSince"`
+	CheckedAt     *time.Time   `json:"checkedAt"`
+	Addr          string       `json:"addr"`
+}
+
+func newRedisHealth(h cache.Health) redisHealth {
+	out := redisHealth{Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr}
+	if h.Latency > 0 {
+		ms := h.LatencyMs()
+		out.LatencyMs = &ms
+	}
+	if s := h.Server; s != nil {
+		mem := s.MemoryUsage()
+		out.MemoryUsage, out.Uptime, out.ServerVersion = &mem, &s.UptimeSeconds, &s.Version
+	}
+	if h.Reason != "" {
+		out.Reason = &h.Reason
+	}
+	if h.LastError != "" {
+		at := h.LastErrorAt.UTC()
+		out.LastError, out.LastErrorAt = &h.LastError, &at
+	}
+	if !h.CheckedAt.IsZero() {
+		at := h.CheckedAt.UTC()
+		out.CheckedAt = &at
+	}
+	return out
+}
+
+// service answers GET /health: 200 while the service can serve requests,
+// Redis down included (a shared Redis blip must not make a load balancer
+// pull every instance at once); 503 while shutting down, and while Redis is
+// disconnected if REDIS_REQUIRED is set.
+func (h healthHandlers) service(w http.ResponseWriter, _ *http.Request) {
+	rh := h.cache.Health()
+	body := serviceHealth{Status: "ok", Redis: newRedisHealth(rh)}
+	code := http.StatusOK
+	switch {
+	case h.draining.Load():
+		body.Status, code = "shutting_down", http.StatusServiceUnavailable
+	case rh.Status != cache.StatusConnected:
+		body.Status = "degraded"
+		if h.redisRequired && rh.Status == cache.StatusDisconnected {
+			code = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, envelope{Success: true, Data: body})
+}
+
+// redis answers GET /health/redis: 200 while Redis is connected or
+// degraded, 503 while it is disconnected, for monitors that watch Redis
+// itself. Load balancers should poll /health instead.
+func (h healthHandlers) redis(w http.ResponseWriter, _ *http.Request) {
+	rh := h.cache.Health()
+	code := http.StatusOK
+	if rh.Status == cache.StatusDisconnected {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, envelope{Success: true, Data: newRedisHealth(rh)})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"success":false}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}

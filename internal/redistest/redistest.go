@@ -1,0 +1,304 @@
+// Package redistest starts real redis-server processes for tests, on free
+// loopback ports, and stops them by process id. Nothing here talks to a
+// Redis the test did not start.
+package redistest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valkey-io/valkey-go"
+)
+
+// Options describe the server to run.
+type Options struct {
+	// Password sets requirepass for the default user.
+	Password string
+	// Config holds extra redis.conf lines, for example ACL "user" lines.
+	Config []string
+}
+
+// Server is one redis-server process, restartable on the same port.
+type Server struct {
+	t    testing.TB
+	Port int
+	// Addr is 127.0.0.1:Port.
+	Addr string
+	dir  string
+	opts Options
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	exit chan struct{}
+}
+
+// Binary is the redis-server executable; REDIS_SERVER_BIN overrides it.
+func Binary() string {
+	if b := os.Getenv("REDIS_SERVER_BIN"); b != "" {
+		return b
+	}
+	return "redis-server"
+}
+
+// New prepares a server on a free port without starting it, for tests
+// where Redis appears only after the service has started.
+func New(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if _, err := exec.LookPath(Binary()); err != nil {
+		t.Fatalf("redis-server not found (install Debian's redis-server, or set REDIS_SERVER_BIN): %v", err)
+	}
+	port := FreePort(t)
+	s := &Server{t: t, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir(), opts: opts}
+	t.Cleanup(s.Kill)
+	return s
+}
+
+// Start returns a running server on a free port, stopped when the test ends.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	var err error
+	// Another process may take the free port before redis-server binds it;
+	// a fresh port is the cure.
+	for range 3 {
+		s := New(t, opts)
+		if err = s.start(); err == nil {
+			return s
+		}
+	}
+	t.Fatal(err)
+	return nil
+}
+
+// Start starts (or restarts) the process on its port and waits until it
+// answers.
+func (s *Server) Start() {
+	s.t.Helper()
+	if err := s.start(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *Server) start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		return fmt.Errorf("redis-server on %s already running", s.Addr)
+	}
+	conf := filepath.Join(s.dir, "redis.conf")
+	lines := []string{
+		"port " + strconv.Itoa(s.Port),
+		"bind 127.0.0.1",
+		`save ""`,
+		"appendonly no",
+		"daemonize no",
+		"dir " + s.dir,
+		"logfile " + filepath.Join(s.dir, "redis.log"),
+	}
+	if s.opts.Password != "" {
+		lines = append(lines, "requirepass "+s.opts.Password)
+	}
+	lines = append(lines, s.opts.Config...)
+	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		return err
+	}
+	cmd := exec.Command(Binary(), conf)
+	// If the test binary dies, the server must not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start redis-server: %w", err)
+	}
+	exit := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exit) }()
+	s.cmd, s.exit = cmd, exit
+	if err := waitReady(s.Addr, exit, 10*time.Second); err != nil {
+		s.killLocked()
+		return fmt.Errorf("redis-server on %s did not come up: %w\n%s", s.Addr, err, s.Log())
+	}
+	return nil
+}
+
+// Kill stops the process with SIGKILL, as a crash would, and waits for it.
+func (s *Server) Kill() { s.signal(syscall.SIGKILL) }
+
+// Stop stops the process with SIGTERM and waits for it.
+func (s *Server) Stop() { s.signal(syscall.SIGTERM) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	s.waitLocked()
+}
+
+func (s *Server) killLocked() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	s.waitLocked()
+}
+
+func (s *Server) waitLocked() {
+	select {
+	case <-s.exit:
+	case <-time.After(10 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exit
+	}
+	s.cmd = nil
+}
+
+// Pid is the running process's id, or 0.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Log returns the server's log file.
+func (s *Server) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "redis.log"))
+	return string(b)
+}
+
+// Client returns a plain valkey-go client on db, authenticated as the
+// default user, for a test to look at what the service stored.
+func (s *Server) Client(t testing.TB, db int) valkey.Client {
+	t.Helper()
+	c, err := valkey.NewClient(valkey.ClientOption{
+		InitAddress: []string{s.Addr}, Password: s.opts.Password, SelectDB: db,
+		DisableCache: true, ForceSingleClient: true,
+	})
+	if err != nil {
+		t.Fatalf("connect to %s: %v", s.Addr, err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// Do runs one command on db 0 and returns its reply as a string; a nil
+// reply is returned as ErrNil.
+func (s *Server) Do(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	c := s.Client(t, 0)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res := c.Do(ctx, c.B().Arbitrary(args...).Build())
+	if valkey.IsValkeyNil(res.Error()) {
+		return "", ErrNil
+	}
+	if n, err := res.AsInt64(); err == nil {
+		return strconv.FormatInt(n, 10), nil
+	}
+	return res.ToString()
+}
+
+// ErrNil is what Do returns for a nil reply.
+var ErrNil = errors.New("redis nil reply")
+
+// FreePort returns a loopback TCP port that was free a moment ago. Ports
+// are kept below 55536 so that a Cluster node's bus port (port+10000) fits.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if port < 55536 {
+			return port
+		}
+	}
+	t.Fatal("no free port below 55536")
+	return 0
+}
+
+// BlackHole listens on a loopback port, accepts connections and never
+// answers: a server that is up but hung. It returns the address.
+func BlackHole(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().String()
+}
+
+// waitReady polls addr with PING until the server answers (a NOAUTH error
+// counts: the server is up, it just wants a password).
+func waitReady(addr string, exit <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exit:
+			return errors.New("process exited")
+		default:
+		}
+		last = ping(addr)
+		if last == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return last
+}
+
+func ping(addr string) error {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(time.Second))
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH") {
+		return nil
+	}
+	return fmt.Errorf("unexpected reply %q", strings.TrimSpace(line))
+}

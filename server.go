@@ -1,0 +1,185 @@
+// Command cache-service serves a Redis-backed cache over GraphQL, with REST
+// health endpoints for load balancers. See README.md.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/playground"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/config"
+	"github.com/school-erp/cache-service/graph"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "cache-service:", err)
+		os.Exit(1)
+	}
+}
+
+// run starts the service and blocks until ctx is cancelled, then shuts down
+// gracefully. Configuration comes from the process environment (and a .env
+// file): cleanenv reads the environment itself, so tests set variables with
+// t.Setenv rather than passing a getenv function. Logs go to stdout; usage
+// errors to stderr.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
+	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(*envFile)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stdout)
+	logger.Info("starting", slog.Any("config", cfg))
+	if ignored := cfg.IgnoredByURL(); len(ignored) > 0 {
+		logger.Warn("REDIS_URL is set; these variables have no effect", slog.Any("ignored", ignored))
+	}
+
+	client, err := cache.New(cacheOptions(cfg, logger))
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+	}
+	var draining atomic.Bool
+	srv := &http.Server{
+		Handler:           newServer(logger, cfg, client, &draining),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info("listening", slog.String("addr", ln.Addr().String()))
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	draining.Store(true)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("in-flight requests did not finish in time; closing them", slog.String("error", err.Error()))
+		_ = srv.Close()
+	}
+	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("http server", slog.String("error", err.Error()))
+	}
+	client.Close()
+	logger.Info("stopped")
+	return nil
+}
+
+// newServer wires the routes. Every dependency comes in as a parameter.
+func newServer(logger *slog.Logger, cfg *config.Config, c *cache.Client, draining *atomic.Bool) http.Handler {
+	dev := cfg.AppEnv == config.EnvDevelopment
+	gql := graph.NewHandler(&graph.Resolver{Cache: c, Logger: logger}, graph.HandlerOptions{
+		Introspection: dev,
+		Logger:        logger,
+	})
+	gql = limitBody(maxRequestBytes(cfg.Cache.MaxValueBytes), gql)
+
+	mux := http.NewServeMux()
+	mux.Handle("POST /graphql", gql)
+	mux.Handle("GET /graphql", gql)
+	mux.Handle("OPTIONS /graphql", gql)
+	h := healthHandlers{cache: c, draining: draining, redisRequired: cfg.Redis.Required}
+	mux.HandleFunc("GET /health", h.service)
+	mux.HandleFunc("GET /health/redis", h.redis)
+	if dev {
+		mux.Handle("GET /{$}", playground.Handler("School ERP cache", "/graphql"))
+	}
+	return mux
+}
+
+// maxRequestBytes bounds a GraphQL request body: room for the largest value
+// even when the client escapes every character, plus the query around it.
+func maxRequestBytes(maxValueBytes int) int64 {
+	return 4*int64(maxValueBytes) + 64<<10
+}
+
+// limitBody refuses bodies larger than limit: at once with 413 when the
+// client declares the length, and by cutting the read short otherwise.
+func limitBody(limit int64, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > limit {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {
+	r := cfg.Redis
+	opts := cache.Options{
+		Addr:                r.Addr(),
+		Username:            r.Username,
+		Password:            r.Password,
+		DB:                  r.DB,
+		KeyPrefix:           r.KeyPrefix,
+		NoKeyPrefix:         r.KeyPrefix == "",
+		DialTimeout:         r.DialTimeout,
+		CommandTimeout:      r.CommandTimeout,
+		MaxRetries:          r.MaxRetries,
+		ReconnectMinBackoff: r.ReconnectMinBackoff,
+		ReconnectMaxBackoff: r.ReconnectMaxBackoff,
+		ProbeInterval:       r.HealthInterval,
+		DegradedLatency:     r.DegradedLatency,
+		MaxValueBytes:       cfg.Cache.MaxValueBytes,
+		MaxTTL:              cfg.Cache.MaxTTL,
+		Logger:              logger,
+	}
+	if r.MaxRetries == 0 {
+		opts.MaxRetries = -1 // cache.Options reads zero as "default"
+	}
+	if r.TLS {
+		opts.TLSConfig = &tls.Config{ServerName: r.Host, MinVersion: tls.VersionTLS12}
+	}
+	return opts
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

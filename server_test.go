@@ -1,0 +1,627 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+// syncBuffer is the service's stdout in tests: written by the logger from
+// many goroutines, read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// logLine is one JSON log record.
+type logLine map[string]any
+
+func (b *syncBuffer) lines(t *testing.T) []logLine {
+	t.Helper()
+	var out []logLine
+	sc := bufio.NewScanner(strings.NewReader(b.String()))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l logLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			t.Fatalf("log line is not JSON: %q", sc.Text())
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func (b *syncBuffer) count(t *testing.T, msg string) int {
+	n := 0
+	for _, l := range b.lines(t) {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// service is one in-process instance started through run.
+type service struct {
+	url  string
+	logs *syncBuffer
+	stop func() error
+}
+
+// clearEnv unsets every variable the service reads, so the shell running
+// the tests cannot leak into them.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		for _, prefix := range []string{"REDIS_", "CACHE_", "APP_ENV", "PORT", "LOG_", "SHUTDOWN_"} {
+			if strings.HasPrefix(name, prefix) && name != "REDIS_SERVER_BIN" {
+				t.Setenv(name, "")
+				os.Unsetenv(name)
+			}
+		}
+	}
+}
+
+// testEnv is the base environment: fast timings, JSON logs, a free port.
+func testEnv(redisAddr string) map[string]string {
+	host, port, _ := strings.Cut(redisAddr, ":")
+	return map[string]string{
+		"PORT":                        "0",
+		"LOG_FORMAT":                  "json",
+		"REDIS_HOST":                  host,
+		"REDIS_PORT":                  port,
+		"REDIS_DIAL_TIMEOUT":          "500ms",
+		"REDIS_COMMAND_TIMEOUT":       "300ms",
+		"REDIS_RECONNECT_MIN_BACKOFF": "10ms",
+		"REDIS_RECONNECT_MAX_BACKOFF": "100ms",
+		"REDIS_HEALTH_INTERVAL":       "100ms",
+	}
+}
+
+// startService runs the service in-process with env and returns once it
+// listens. Variables are process-wide, so these tests do not run in parallel.
+func startService(t *testing.T, env map[string]string) *service {
+	t.Helper()
+	clearEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-env-file", ""}, logs, io.Discard) }()
+
+	var addr string
+	deadline := time.Now().Add(5 * time.Second)
+	for addr == "" {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("run() returned early: %v\n%s", err, logs)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("service did not log its address\n%s", logs)
+		}
+		for _, l := range logs.lines(t) {
+			if l["msg"] == "listening" {
+				addr, _ = l["addr"].(string)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, port, _ := strings.Cut(addr, "]:")
+	var once sync.Once
+	var runErr error
+	s := &service{url: "http://127.0.0.1:" + port, logs: logs}
+	s.stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-done:
+			case <-time.After(15 * time.Second):
+				runErr = errors.New("run() did not return 15s after cancel")
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("run() = %v; want nil after shutdown", err)
+		}
+	})
+	return s
+}
+
+type gqlResponse struct {
+	Data       map[string]json.RawMessage `json:"data"`
+	Errors     []gqlError                 `json:"errors"`
+	Extensions struct {
+		Warnings []struct {
+			Code string `json:"code"`
+			Path []any  `json:"path"`
+		} `json:"warnings"`
+	} `json:"extensions"`
+}
+
+type gqlError struct {
+	Message    string         `json:"message"`
+	Extensions map[string]any `json:"extensions"`
+}
+
+func (r gqlResponse) code() string {
+	if len(r.Errors) == 0 {
+		return ""
+	}
+	c, _ := r.Errors[0].Extensions["code"].(string)
+	return c
+}
+
+// graphql POSTs a query and decodes the response; any status but 200 fails.
+func (s *service) graphql(t *testing.T, query string, vars map[string]any) gqlResponse {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	resp, err := http.Post(s.url+"/graphql", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST /graphql: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /graphql %s = HTTP %d: %s", query, resp.StatusCode, raw)
+	}
+	var out gqlResponse
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("decode %s: %v", raw, err)
+	}
+	return out
+}
+
+type healthBody struct {
+	Success bool `json:"success"`
+	Data    struct {
+		Status        string   `json:"status"`
+		LatencyMs     *float64 `json:"latencyMs"`
+		MemoryUsage   *string  `json:"memoryUsage"`
+		Uptime        *int64   `json:"uptime"`
+		ServerVersion *string  `json:"serverVersion"`
+		Reason        *string  `json:"reason"`
+		Redis         *struct {
+			Status string  `json:"status"`
+			Reason *string `json:"reason"`
+		} `json:"redis"`
+	} `json:"data"`
+}
+
+func (s *service) health(t *testing.T, path string) (int, healthBody) {
+	t.Helper()
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	var hb healthBody
+	if err := json.NewDecoder(resp.Body).Decode(&hb); err != nil {
+		t.Fatalf("decode GET %s: %v", path, err)
+	}
+	return resp.StatusCode, hb
+}
+
+// waitRedisStatus polls /health/redis until Redis has status want.
+func (s *service) waitRedisStatus(t *testing.T, want string, within time.Duration) healthBody {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		_, hb := s.health(t, "/health/redis")
+		if hb.Data.Status == want {
+			return hb
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/health/redis status = %q; want %q within %s", hb.Data.Status, want, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+const (
+	setQuery    = `mutation($k: String!, $v: JSON!, $ttl: Int) { cacheSet(key: $k, value: $v, ttlSeconds: $ttl) { key stored ttlSeconds failure message } }`
+	getQuery    = `query($k: String!) { cacheGet(key: $k) }`
+	existsQuery = `query($k: String!) { cacheExists(key: $k) }`
+	deleteQuery = `mutation($k: String!) { cacheDelete(key: $k) { key deleted failure } }`
+)
+
+type setPayload struct {
+	Key        string  `json:"key"`
+	Stored     bool    `json:"stored"`
+	TTLSeconds *int    `json:"ttlSeconds"`
+	Failure    *string `json:"failure"`
+	Message    *string `json:"message"`
+}
+
+func field[T any](t *testing.T, r gqlResponse, name string) T {
+	t.Helper()
+	var v T
+	if len(r.Errors) > 0 {
+		t.Fatalf("GraphQL errors: %+v", r.Errors)
+	}
+	if err := json.Unmarshal(r.Data[name], &v); err != nil {
+		t.Fatalf("decode %s = %s: %v", name, r.Data[name], err)
+	}
+	return v
+}
+
+func TestAC1ConnectsWithPasswordAndReportsHealth(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Password: "ac1-Secret-pw"})
+	env := testEnv(srv.Addr)
+	env["REDIS_PASSWORD"] = "ac1-Secret-pw"
+	svc := startService(t, env)
+
+	hb := svc.waitRedisStatus(t, "connected", 5*time.Second)
+	if !hb.Success || hb.Data.LatencyMs == nil || *hb.Data.LatencyMs <= 0 || hb.Data.MemoryUsage == nil || hb.Data.Uptime == nil {
+		t.Errorf("/health/redis = %+v; want success with latency, memory and uptime", hb)
+	}
+	code, hb := svc.health(t, "/health")
+	if code != http.StatusOK || hb.Data.Status != "ok" || hb.Data.Redis == nil || hb.Data.Redis.Status != "connected" {
+		t.Errorf("/health = %d %+v; want 200 ok with redis connected", code, hb)
+	}
+	type redisHealth struct {
+		Status        string   `json:"status"`
+		LatencyMs     *float64 `json:"latencyMs"`
+		MemoryUsage   *string  `json:"memoryUsage"`
+		UptimeSeconds *int     `json:"uptimeSeconds"`
+		ServerVersion *string  `json:"serverVersion"`
+	}
+	r := svc.graphql(t, `{ redisHealth { status latencyMs memoryUsage uptimeSeconds serverVersion } }`, nil)
+	h := field[redisHealth](t, r, "redisHealth")
+	if h.Status != "CONNECTED" || h.LatencyMs == nil || h.MemoryUsage == nil || h.UptimeSeconds == nil || h.ServerVersion == nil {
+		t.Errorf("redisHealth = %+v; want CONNECTED with latency, memory, uptime and version", h)
+	}
+	if strings.Contains(svc.logs.String(), "ac1-Secret-pw") {
+		t.Error("the log reveals REDIS_PASSWORD")
+	}
+}
+
+func TestAC2RedisAbsentAtStartThenAppears(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+
+	code, hb := svc.health(t, "/health")
+	if code != http.StatusOK || hb.Data.Status != "degraded" || hb.Data.Redis.Status != "disconnected" {
+		t.Errorf("/health with Redis absent = %d %+v; want 200 degraded, redis disconnected", code, hb)
+	}
+	if code, _ := svc.health(t, "/health/redis"); code != http.StatusServiceUnavailable {
+		t.Errorf("/health/redis with Redis absent = %d; want 503", code)
+	}
+	r := svc.graphql(t, getQuery, map[string]any{"k": "greeting"})
+	if string(r.Data["cacheGet"]) != "null" || len(r.Errors) != 0 || len(r.Extensions.Warnings) != 1 || r.Extensions.Warnings[0].Code != "REDIS_UNAVAILABLE" {
+		t.Errorf("cacheGet with Redis absent = %+v; want null with a REDIS_UNAVAILABLE warning", r)
+	}
+	set := field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": "greeting", "v": "hi"}), "cacheSet")
+	if set.Stored || set.Failure == nil || *set.Failure != "REDIS_UNAVAILABLE" || set.Message == nil {
+		t.Errorf("cacheSet with Redis absent = %+v; want stored false, failure REDIS_UNAVAILABLE", set)
+	}
+
+	srv.Start()
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	set = field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": "greeting", "v": "hi"}), "cacheSet")
+	if !set.Stored || set.Failure != nil {
+		t.Errorf("cacheSet after Redis appeared = %+v; want stored", set)
+	}
+	if got := svc.graphql(t, getQuery, map[string]any{"k": "greeting"}); string(got.Data["cacheGet"]) != `"hi"` {
+		t.Errorf("cacheGet after Redis appeared = %s; want \"hi\"", got.Data["cacheGet"])
+	}
+	if code, hb := svc.health(t, "/health"); code != http.StatusOK || hb.Data.Status != "ok" {
+		t.Errorf("/health after Redis appeared = %d %q; want 200 ok", code, hb.Data.Status)
+	}
+}
+
+func TestAC2RedisKilledUnderLoadThenRecovers(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	before := len(svc.logs.lines(t))
+
+	srv.Kill()
+	// 8 clients × 25 requests each, mixing reads and writes: every response
+	// is HTTP 200 and either a miss with a warning or "not stored".
+	var wg sync.WaitGroup
+	problems := make(chan string, 8*25)
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 25 {
+				key := fmt.Sprintf("k%d", i)
+				if j%2 == 0 {
+					r := svc.graphql(t, getQuery, map[string]any{"k": key})
+					if string(r.Data["cacheGet"]) != "null" || len(r.Errors) > 0 || len(r.Extensions.Warnings) != 1 {
+						problems <- fmt.Sprintf("cacheGet during outage = %+v", r)
+					}
+					continue
+				}
+				r := svc.graphql(t, setQuery, map[string]any{"k": key, "v": j})
+				var p setPayload
+				_ = json.Unmarshal(r.Data["cacheSet"], &p)
+				if p.Stored || p.Failure == nil {
+					problems <- fmt.Sprintf("cacheSet during outage = %s", r.Data["cacheSet"])
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(problems)
+	for p := range problems {
+		t.Error(p)
+	}
+	svc.waitRedisStatus(t, "disconnected", 2*time.Second)
+	if code, hb := svc.health(t, "/health"); code != http.StatusOK || hb.Data.Status != "degraded" {
+		t.Errorf("/health during outage = %d %q; want 200 degraded", code, hb.Data.Status)
+	}
+
+	srv.Start()
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	set := field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": "after", "v": map[string]any{"ok": true}}), "cacheSet")
+	if !set.Stored {
+		t.Errorf("cacheSet after recovery = %+v; want stored", set)
+	}
+	if got := svc.graphql(t, getQuery, map[string]any{"k": "after"}); string(got.Data["cacheGet"]) != `{"ok":true}` {
+		t.Errorf("cacheGet after recovery = %s", got.Data["cacheGet"])
+	}
+
+	// 200 requests during the outage: one line when it went, one when it came back.
+	lines := svc.logs.lines(t)[before:]
+	if len(lines) > 3 {
+		t.Errorf("%d log lines for one outage under load; want at most 3: %v", len(lines), lines)
+	}
+	if n := svc.logs.count(t, "redis unreachable; serving without cache until it returns"); n != 1 {
+		t.Errorf("%d outage lines; want 1", n)
+	}
+}
+
+func TestAC2WrongPasswordKeepsServing(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Password: "the-right-one"})
+	env := testEnv(srv.Addr)
+	env["REDIS_PASSWORD"] = "a-wrong-one"
+	svc := startService(t, env)
+
+	hb := svc.waitRedisStatus(t, "disconnected", 2*time.Second)
+	deadline := time.Now().Add(2 * time.Second)
+	for (hb.Data.Reason == nil || !strings.Contains(*hb.Data.Reason, "authentication failed")) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		_, hb = svc.health(t, "/health/redis")
+	}
+	if hb.Data.Reason == nil || !strings.Contains(*hb.Data.Reason, "authentication failed") {
+		t.Errorf("/health/redis reason = %v; want an authentication failure", hb.Data.Reason)
+	}
+	if code, _ := svc.health(t, "/health"); code != http.StatusOK {
+		t.Errorf("/health with a wrong password = %d; want 200 (the service still serves)", code)
+	}
+	found := 0
+	for _, l := range svc.logs.lines(t) {
+		if cause, _ := l["cause"].(string); l["level"] == "WARN" && strings.Contains(cause, "authentication failed") {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Errorf("%d WARN lines name the authentication failure; want 1\n%s", found, svc.logs)
+	}
+	if s := svc.logs.String(); strings.Contains(s, "a-wrong-one") || strings.Contains(s, "the-right-one") {
+		t.Error("the log reveals a password")
+	}
+}
+
+func TestAC4OperationsThroughGraphQL(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+
+	value := map[string]any{"student": "Ada", "grades": []any{95, 87.5}, "active": true, "note": nil}
+	set := field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": "student:1", "v": value}), "cacheSet")
+	if !set.Stored || set.Key != "student:1" || set.TTLSeconds != nil {
+		t.Errorf("cacheSet = %+v; want stored with no TTL", set)
+	}
+	if got := svc.graphql(t, getQuery, map[string]any{"k": "student:1"}); string(got.Data["cacheGet"]) != `{"active":true,"grades":[95,87.5],"note":null,"student":"Ada"}` {
+		t.Errorf("cacheGet = %s", got.Data["cacheGet"])
+	}
+	if raw, err := srv.Do(t, "GET", "school-erp:student:1"); err != nil || !strings.Contains(raw, `"Ada"`) {
+		t.Errorf("raw GET school-erp:student:1 = %q, %v; want the JSON under the prefix", raw, err)
+	}
+	if got := svc.graphql(t, existsQuery, map[string]any{"k": "student:1"}); string(got.Data["cacheExists"]) != "true" {
+		t.Errorf("cacheExists = %s; want true", got.Data["cacheExists"])
+	}
+	del := svc.graphql(t, deleteQuery, map[string]any{"k": "student:1"})
+	if string(del.Data["cacheDelete"]) != `{"key":"student:1","deleted":true,"failure":null}` {
+		t.Errorf("cacheDelete = %s", del.Data["cacheDelete"])
+	}
+	if got := svc.graphql(t, existsQuery, map[string]any{"k": "student:1"}); string(got.Data["cacheExists"]) != "false" {
+		t.Errorf("cacheExists after delete = %s; want false", got.Data["cacheExists"])
+	}
+	if got := svc.graphql(t, getQuery, map[string]any{"k": "student:1"}); string(got.Data["cacheGet"]) != "null" || len(got.Extensions.Warnings) != 0 {
+		t.Errorf("cacheGet after delete = %s, warnings %v; want a plain miss", got.Data["cacheGet"], got.Extensions.Warnings)
+	}
+
+	// TTL: present within it, null after it.
+	set = field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": "session", "v": "token-123", "ttl": 1}), "cacheSet")
+	if !set.Stored || set.TTLSeconds == nil || *set.TTLSeconds != 1 {
+		t.Fatalf("cacheSet with ttlSeconds 1 = %+v", set)
+	}
+	if got := svc.graphql(t, getQuery, map[string]any{"k": "session"}); string(got.Data["cacheGet"]) != `"token-123"` {
+		t.Errorf("cacheGet within TTL = %s", got.Data["cacheGet"])
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got := svc.graphql(t, getQuery, map[string]any{"k": "session"})
+		if string(got.Data["cacheGet"]) == "null" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("cacheGet still returns the value 3s after a 1s TTL")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestGetOverHTTPGetAndNoMutationsOverGet(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	if _, err := srv.Do(t, "SET", "school-erp:g", `[1,2]`); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(svc.url + "/graphql?query=" + url.QueryEscape(`{ cacheGet(key: "g") }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != `{"data":{"cacheGet":[1,2]}}` {
+		t.Errorf("GET cacheGet = %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(svc.url + "/graphql?query=" + url.QueryEscape(`mutation { cacheDelete(key: "g") { deleted } }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		// gqlgen refuses with an error body; the key must survive either way.
+		t.Logf("GET mutation answered %d", resp.StatusCode)
+	}
+	if v, err := srv.Do(t, "EXISTS", "school-erp:g"); err != nil || v != "1" {
+		t.Errorf("EXISTS after a mutation over GET = %s, %v; want 1 (not deleted)", v, err)
+	}
+}
+
+func TestBadInputStoresNothing(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["CACHE_MAX_VALUE_BYTES"] = "100"
+	env["CACHE_MAX_TTL"] = "1h"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+
+	tests := []struct {
+		name  string
+		query string
+		vars  map[string]any
+		want  string
+	}{
+		{"empty key", setQuery, map[string]any{"k": "", "v": 1}, "empty"},
+		{"key over 512 bytes", setQuery, map[string]any{"k": strings.Repeat("x", 513), "v": 1}, "512"},
+		{"zero ttl", setQuery, map[string]any{"k": "k", "v": 1, "ttl": 0}, "positive"},
+		{"negative ttl", setQuery, map[string]any{"k": "k", "v": 1, "ttl": -5}, "positive"},
+		{"ttl above max", setQuery, map[string]any{"k": "k", "v": 1, "ttl": 3601}, "3600"},
+		{"value over limit", setQuery, map[string]any{"k": "k", "v": strings.Repeat("v", 100)}, "limit is 100"},
+		{"empty key on get", getQuery, map[string]any{"k": ""}, "empty"},
+		{"empty key on exists", existsQuery, map[string]any{"k": ""}, "empty"},
+		{"empty key on delete", deleteQuery, map[string]any{"k": ""}, "empty"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := svc.graphql(t, tt.query, tt.vars)
+			if r.code() != "BAD_USER_INPUT" || !strings.Contains(r.Errors[0].Message, tt.want) {
+				t.Errorf("response = %+v; want BAD_USER_INPUT mentioning %q", r, tt.want)
+			}
+		})
+	}
+	if n, err := srv.Do(t, "DBSIZE"); err != nil || n != "0" {
+		t.Errorf("DBSIZE = %s, %v; want 0 after rejected input", n, err)
+	}
+}
+
+func TestOversizedBodyIsRefused(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["CACHE_MAX_VALUE_BYTES"] = "100"
+	svc := startService(t, env)
+	body := `{"query":"mutation { cacheSet(key: \"k\", value: \"` + strings.Repeat("x", 70<<10) + `\") { stored } }"}`
+	resp, err := http.Post(svc.url+"/graphql", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("POST of %d bytes = %d; want 413", len(body), resp.StatusCode)
+	}
+}
+
+func TestRedisRequiredFailsHealthWhileDisconnected(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["REDIS_REQUIRED"] = "true"
+	svc := startService(t, env)
+	if code, hb := svc.health(t, "/health"); code != http.StatusServiceUnavailable || hb.Data.Status != "degraded" {
+		t.Errorf("/health with REDIS_REQUIRED and Redis absent = %d %q; want 503 degraded", code, hb.Data.Status)
+	}
+	srv.Start()
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	if code, _ := svc.health(t, "/health"); code != http.StatusOK {
+		t.Errorf("/health with REDIS_REQUIRED and Redis up = %d; want 200", code)
+	}
+}
+
+func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["REDIS_COMMAND_TIMEOUT"] = "3s"
+	env["REDIS_DEGRADED_LATENCY"] = "10s"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	if _, err := srv.Do(t, "SET", "school-erp:slow", `"done"`); err != nil {
+		t.Fatal(err)
+	}
+
+	// Freeze Redis for a moment so that a request is in flight when the
+	// shutdown starts.
+	go func() { _, _ = srv.Do(t, "DEBUG", "SLEEP", "0.6") }()
+	time.Sleep(100 * time.Millisecond)
+	result := make(chan string, 1)
+	go func() {
+		body, _ := json.Marshal(map[string]any{"query": getQuery, "variables": map[string]any{"k": "slow"}})
+		resp, err := http.Post(svc.url+"/graphql", "application/json", bytes.NewReader(body))
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		result <- string(b)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if err := svc.stop(); err != nil {
+		t.Fatalf("run() after shutdown = %v; want nil", err)
+	}
+	if got := <-result; got != `{"data":{"cacheGet":"done"}}` {
+		t.Errorf("in-flight request during shutdown got %s; want its value", got)
+	}
+	if _, err := http.Get(svc.url + "/health"); err == nil {
+		t.Error("service still accepts connections after shutdown")
+	}
+	if n := svc.logs.count(t, "stopped"); n != 1 {
+		t.Errorf("%d 'stopped' lines; want 1", n)
+	}
+}
