@@ -115,8 +115,8 @@ func recoverPanic(log *slog.Logger) graphql.RecoverFunc {
 // Redis could not give (a miss during an outage), without making it an
 // error: the response still has data.
 type warning struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code    string   `json:"code"`
+	Message string   `json:"message"`
 	Path    ast.Path `json:"path"`
 }
 
@@ -133,7 +133,7 @@ type warnings struct{}
 
 var _ graphql.ResponseInterceptor = warnings{}
 
-func (warnings) ExtensionName() string                     { return "CacheWarnings" }
+func (warnings) ExtensionName() string                   { return "CacheWarnings" }
 func (warnings) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (warnings) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
