@@ -625,3 +625,71 @@ func TestShutdownFinishesInFlightRequests(t *testing.T) {
 		t.Errorf("%d 'stopped' lines; want 1", n)
 	}
 }
+
+// infoCalls reads how many INFO commands the server has answered before
+// this one. The probe sends PING then INFO; INFO is counted because
+// valkey-go also PINGs idle connections on its own.
+func infoCalls(t *testing.T, srv *redistest.Server) int {
+	t.Helper()
+	stats, err := srv.Do(t, "INFO", "commandstats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(stats, "\n") {
+		if rest, ok := strings.CutPrefix(line, "cmdstat_info:calls="); ok {
+			var n int
+			fmt.Sscanf(rest, "%d", &n)
+			return n
+		}
+	}
+	return 0
+}
+
+func TestHealthPollingSendsNothingToRedis(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["REDIS_HEALTH_INTERVAL"] = "1h" // only the start-up probe
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	before := infoCalls(t, srv)
+	for range 100 {
+		svc.health(t, "/health")
+		svc.health(t, "/health/redis")
+		svc.graphql(t, `{ redisHealth { status } }`, nil)
+	}
+	// +1: the INFO that read "before".
+	if after := infoCalls(t, srv); after != before+1 {
+		t.Errorf("INFO calls went from %d to %d over 300 health requests; want only the test's own", before, after)
+	}
+}
+
+func TestPlaygroundOnlyInDevelopment(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	for _, tt := range []struct {
+		appEnv string
+		want   int
+	}{{"development", http.StatusOK}, {"production", http.StatusNotFound}} {
+		env := testEnv(srv.Addr)
+		env["APP_ENV"] = tt.appEnv
+		svc := startService(t, env)
+		resp, err := http.Get(svc.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("APP_ENV=%s: GET / = %d; want %d", tt.appEnv, resp.StatusCode, tt.want)
+		}
+		if tt.want == http.StatusOK && !strings.Contains(string(body), "graphiql") {
+			t.Errorf("APP_ENV=%s: GET / is not GraphiQL", tt.appEnv)
+		}
+		r := svc.graphql(t, `{ __schema { queryType { name } } }`, nil)
+		if introspected := len(r.Errors) == 0; introspected != (tt.appEnv == "development") {
+			t.Errorf("APP_ENV=%s: introspection allowed = %v", tt.appEnv, introspected)
+		}
+		if err := svc.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

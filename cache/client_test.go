@@ -515,3 +515,38 @@ func TestCloseMakesOperationsUnavailable(t *testing.T) {
 		t.Errorf("Get() after Close error = %v; want ErrUnavailable", err)
 	}
 }
+
+func TestOutageReminderAtMostOncePerInterval(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{}) // never started
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
+	opts.ReconnectMaxBackoff = 20 * time.Millisecond // ~50 attempts a second
+	opts.OutageReminder = 300 * time.Millisecond
+	newClient(t, opts)
+	time.Sleep(time.Second)
+	first, reminders := logs.count("redis unreachable"), logs.count("redis still unreachable")
+	if first != 1 {
+		t.Errorf("%d first-outage lines; want 1", first)
+	}
+	// One second at one reminder per 300 ms: 3, give or take scheduling.
+	if reminders < 2 || reminders > 4 {
+		t.Errorf("%d reminders in 1s with a 300ms interval and ~50 attempts; want 2 to 4", reminders)
+	}
+}
+
+func TestRecoveryAfterOutageIsConnectedNotDegraded(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	logs := &logBuffer{}
+	c := newClient(t, fastOptions(srv.Addr, logs))
+	ready(t, c)
+	srv.Kill()
+	for range 5 { // enough failures to close the gate
+		_, _, _ = c.Get(context.Background(), "k")
+	}
+	waitStatus(t, c, cache.StatusDisconnected, 2*time.Second)
+	srv.Start()
+	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
+	if n := logs.count("redis degraded"); n != 0 {
+		t.Errorf("%d 'degraded' lines on recovery; failures that caused the outage must not count again", n)
+	}
+}

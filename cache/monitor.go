@@ -217,6 +217,9 @@ func (c *Client) markUp(p probeResult) {
 // once, then at most once per OutageReminder while it lasts.
 func (c *Client) markDown(cause error) {
 	c.open.Store(false)
+	// Failures that led here belong to this outage; they must not make the
+	// first probe after recovery report "degraded".
+	c.windowFailures.Store(0)
 	now := time.Now()
 	reason := describe(cause)
 
