@@ -44,10 +44,30 @@ type redisHealth struct {
 	StatusSince   time.Time    `json:"statusSince"`
 	CheckedAt     *time.Time   `json:"checkedAt"`
 	Addr          string       `json:"addr"`
+	Mode          *cache.Mode  `json:"mode"`
+	TLS           bool         `json:"tls"`
+	RESPVersion   *int         `json:"respVersion"`
+	Cluster       *clusterJSON `json:"cluster,omitempty"`
+}
+
+type clusterJSON struct {
+	State      string `json:"state"`
+	KnownNodes int    `json:"knownNodes"`
+	Nodes      int    `json:"nodes"`
+	Reachable  int    `json:"reachable"`
 }
 
 func newRedisHealth(h cache.Health) redisHealth {
-	out := redisHealth{Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr}
+	out := redisHealth{Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr, TLS: h.TLS}
+	if h.Mode != "" {
+		out.Mode = &h.Mode
+	}
+	if h.RESP > 0 {
+		out.RESPVersion = &h.RESP
+	}
+	if cl := h.Cluster; cl != nil {
+		out.Cluster = &clusterJSON{State: cl.State, KnownNodes: cl.KnownNodes, Nodes: cl.Nodes, Reachable: cl.Reachable}
+	}
 	if h.Latency > 0 {
 		ms := h.LatencyMs()
 		out.LatencyMs = &ms

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,10 +55,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if ignored := cfg.IgnoredByURL(); len(ignored) > 0 {
 		logger.Warn("REDIS_URL is set; these variables have no effect", slog.Any("ignored", ignored))
 	}
+	if cfg.Redis.TLSInsecureSkipVerify {
+		logger.Warn("REDIS_TLS_INSECURE_SKIP_VERIFY=true: the Redis server certificate is not verified; anyone on the path can impersonate it (refused in production)")
+	}
+	if cfg.AppEnv == config.EnvProduction && !cfg.Redis.TLS {
+		logger.Warn("TLS to Redis is off in production (REDIS_TLS_ALLOW_PLAINTEXT=true): traffic, passwords included, travels in the clear")
+	}
 
 	client, err := cache.New(cacheOptions(cfg, logger))
 	if err != nil {
-		return err
+		return err // a TLS file that cannot be read, say: a configuration error
 	}
 	defer client.Close()
 
@@ -148,12 +153,10 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {
 	r := cfg.Redis
 	opts := cache.Options{
-		Addr:                r.Addr(),
 		Username:            r.Username,
 		Password:            r.Password,
 		DB:                  r.DB,
 		KeyPrefix:           r.KeyPrefix,
-		NoKeyPrefix:         r.KeyPrefix == "",
 		DialTimeout:         r.DialTimeout,
 		CommandTimeout:      r.CommandTimeout,
 		MaxRetries:          r.MaxRetries,
@@ -168,8 +171,31 @@ func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {
 	if r.MaxRetries == 0 {
 		opts.MaxRetries = -1 // cache.Options reads zero as "default"
 	}
+	tlsOpts := &cache.TLSOptions{
+		CAFile:             r.TLSCAFile,
+		CertFile:           r.TLSCertFile,
+		KeyFile:            r.TLSKeyFile,
+		ServerName:         r.TLSServerName,
+		InsecureSkipVerify: r.TLSInsecureSkipVerify,
+	}
 	if r.TLS {
-		opts.TLSConfig = &tls.Config{ServerName: r.Host, MinVersion: tls.VersionTLS12}
+		opts.TLS = tlsOpts
+	}
+	switch r.Mode {
+	case "sentinel":
+		opts.Sentinel = cache.SentinelOptions{
+			Addrs:     r.SentinelAddrs,
+			MasterSet: r.SentinelMaster,
+			Username:  r.SentinelUsername,
+			Password:  r.SentinelPassword,
+		}
+		if r.SentinelTLSOn {
+			opts.Sentinel.TLS = tlsOpts
+		}
+	case "cluster":
+		opts.ClusterAddrs = r.ClusterAddrs
+	default:
+		opts.Addr = r.Addr()
 	}
 	return opts
 }

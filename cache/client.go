@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,8 +19,11 @@ import (
 // in the background, tracks Redis's availability, and answers at once while
 // Redis is down. It is safe for concurrent use. Create it with New.
 type Client struct {
-	opts Options
-	log  *slog.Logger
+	opts        Options
+	tlsConfig   *tls.Config
+	sentinelTLS *tls.Config
+	addrs       string // for logs and health
+	log         *slog.Logger
 
 	// vk is nil until the first connection succeeds; valkey-go reconnects
 	// by itself after that.
@@ -61,18 +65,30 @@ type failure struct {
 // never blocks on Redis and never fails because Redis is down: until the
 // first connection succeeds, operations return ErrUnavailable at once.
 func New(opts Options) (*Client, error) {
-	if opts.Addr == "" {
-		return nil, fmt.Errorf("cache: Options.Addr is empty")
+	if err := opts.validate(); err != nil {
+		return nil, err
 	}
 	opts = opts.withDefaults()
+	tlsConfig, err := opts.TLS.config()
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	sentinelTLS, err := opts.Sentinel.TLS.config()
+	if err != nil {
+		return nil, fmt.Errorf("cache: sentinel: %w", err)
+	}
+	addrs := opts.describeAddrs()
 	c := &Client{
-		opts: opts,
-		log:  opts.Logger.With(slog.String("component", "redis"), slog.String("addr", opts.Addr)),
-		kick: make(chan struct{}, 1),
-		done: make(chan struct{}),
+		opts:        opts,
+		tlsConfig:   tlsConfig,
+		sentinelTLS: sentinelTLS,
+		addrs:       addrs,
+		log:         opts.Logger.With(slog.String("component", "redis"), slog.String("addr", addrs)),
+		kick:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	c.rejected = throttle{every: opts.OutageReminder}
-	c.health.Store(&Health{Status: StatusDisconnected, Since: time.Now(), Reason: "connecting", Addr: opts.Addr})
+	c.health.Store(&Health{Status: StatusDisconnected, Since: time.Now(), Reason: "connecting", Addr: addrs, TLS: tlsConfig != nil})
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.monitor(ctx)
@@ -263,9 +279,14 @@ func (c *Client) failed(ctx context.Context, op string, err error) error {
 		}
 		return classified
 	}
+	if !c.open.Load() {
+		// Redis is already known to be down (this command was in flight, or
+		// retrying, when the outage was declared): it adds nothing.
+		return classified
+	}
 	c.windowFailures.Add(1)
 	c.lastFailure.Store(&failure{err: err, at: time.Now()})
-	if c.consecutiveFailures.Add(1) >= failuresToTrip && c.open.Load() {
+	if c.consecutiveFailures.Add(1) >= failuresToTrip {
 		c.markDown(err)
 		c.poke()
 	}

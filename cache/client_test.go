@@ -547,6 +547,6 @@ func TestRecoveryAfterOutageIsConnectedNotDegraded(t *testing.T) {
 	srv.Start()
 	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
 	if n := logs.count("redis degraded"); n != 0 {
-		t.Errorf("%d 'degraded' lines on recovery; failures that caused the outage must not count again", n)
+		t.Errorf("%d 'degraded' lines on recovery; failures that caused the outage must not count again\n%s", n, strings.Join(logs.Lines(), "\n"))
 	}
 }

@@ -1,10 +1,8 @@
 package cache
 
 import (
-	"bufio"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -38,11 +36,31 @@ type Health struct {
 	// operator can see what happened; LastErrorAt is when.
 	LastError   string
 	LastErrorAt time.Time
-	// Addr is the server this client talks to.
+	// Addr is the server this client talks to: the configured address, or
+	// for Sentinel the current master once known.
 	Addr string
+	// Mode is how Redis is reached; empty until first connected.
+	Mode Mode
+	// TLS says whether connections use TLS.
+	TLS bool
+	// RESP is the protocol version negotiated (2 or 3); 0 if unknown.
+	RESP int
+	// Cluster describes the cluster in ModeCluster; nil otherwise.
+	Cluster *ClusterInfo
 	// Server holds what INFO reported; nil when INFO could not be read (for
 	// instance when the ACL user may not run it).
 	Server *ServerInfo
+}
+
+// ClusterInfo is the state of a Redis Cluster as the probe saw it.
+type ClusterInfo struct {
+	// State is cluster_state from CLUSTER INFO: "ok" or "fail".
+	State string
+	// KnownNodes is cluster_known_nodes; Nodes how many the client knows
+	// and Reachable how many of those answered the probe's PING.
+	KnownNodes int
+	Nodes      int
+	Reachable  int
 }
 
 // ServerInfo is the part of INFO the health report shows.
@@ -73,27 +91,15 @@ func formatBytes(n int64) string {
 
 // parseInfo reads the fields ServerInfo needs from an INFO reply.
 func parseInfo(text string) *ServerInfo {
+	f := infoFields(text)
 	info := &ServerInfo{}
-	var redisVersion string
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
-		if !ok {
-			continue
-		}
-		switch k {
-		case "valkey_version":
-			info.Version = "valkey " + v
-		case "redis_version":
-			redisVersion = v
-		case "used_memory":
-			info.UsedMemory, _ = strconv.ParseInt(v, 10, 64)
-		case "uptime_in_seconds":
-			info.UptimeSeconds, _ = strconv.ParseInt(v, 10, 64)
-		}
-	}
-	if info.Version == "" && redisVersion != "" {
-		info.Version = "redis " + redisVersion
+	info.UsedMemory, _ = strconv.ParseInt(f["used_memory"], 10, 64)
+	info.UptimeSeconds, _ = strconv.ParseInt(f["uptime_in_seconds"], 10, 64)
+	switch {
+	case f["valkey_version"] != "":
+		info.Version = "valkey " + f["valkey_version"]
+	case f["redis_version"] != "":
+		info.Version = "redis " + f["redis_version"]
 	}
 	return info
 }

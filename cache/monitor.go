@@ -3,11 +3,14 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valkey-io/valkey-go"
@@ -46,6 +49,11 @@ func (c *Client) check(ctx context.Context) bool {
 		client, err := c.connect(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
+				if c.tlsConfig != nil && isTimeout(err) {
+					// A plaintext server reads a TLS ClientHello as a partial
+					// command and waits: the handshake just times out.
+					err = fmt.Errorf("no reply to the TLS handshake (does the server speak TLS on this port?): %w", err)
+				}
 				c.markDown(err)
 			}
 			return false
@@ -97,7 +105,7 @@ func (c *Client) clientOption() valkey.ClientOption {
 		Username:    o.Username,
 		Password:    o.Password,
 		SelectDB:    o.DB,
-		TLSConfig:   o.TLSConfig,
+		TLSConfig:   c.tlsConfig,
 		ClientName:  o.ClientName,
 		Dialer:      netDialer(o.DialTimeout),
 		// A silent connection is detected after this long even when the
@@ -109,7 +117,29 @@ func (c *Client) clientOption() valkey.ClientOption {
 		RetryDelay:   c.retryDelay,
 		DisableRetry: o.MaxRetries < 0,
 	}
+	switch {
+	case len(o.ClusterAddrs) > 0:
+		opt.InitAddress = o.ClusterAddrs
+		// Follow topology changes (failover, resharding) without waiting
+		// for a MOVED reply to reveal them.
+		opt.ClusterOption.ShardsRefreshInterval = o.ProbeInterval
+	case len(o.Sentinel.Addrs) > 0:
+		opt.InitAddress = o.Sentinel.Addrs
+		opt.Sentinel = valkey.SentinelOption{
+			MasterSet:  o.Sentinel.MasterSet,
+			Username:   o.Sentinel.Username,
+			Password:   o.Sentinel.Password,
+			TLSConfig:  c.sentinelTLS,
+			Dialer:     netDialer(o.DialTimeout),
+			ClientName: o.ClientName,
+		}
+	}
 	return opt
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 func netDialer(timeout time.Duration) net.Dialer {
@@ -138,28 +168,6 @@ func (c *Client) backoff(n int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-type probeResult struct {
-	latency time.Duration
-	server  *ServerInfo
-	err     error
-}
-
-// probe PINGs Redis for latency, then asks INFO for version, memory and
-// uptime; an ACL that forbids INFO only leaves those out.
-func (c *Client) probe(ctx context.Context, vk *valkeyClient) probeResult {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout+c.opts.CommandTimeout)
-	defer cancel()
-	start := time.Now()
-	if err := vk.Do(ctx, vk.B().Ping().Build()).Error(); err != nil {
-		return probeResult{err: err}
-	}
-	p := probeResult{latency: time.Since(start)}
-	if text, err := vk.Do(ctx, vk.B().Info().Build()).ToString(); err == nil {
-		p.server = parseInfo(text)
-	}
-	return p
-}
-
 // markUp publishes a successful probe: connected, or degraded when the PING
 // was slow or operations failed since the last probe.
 func (c *Client) markUp(p probeResult) {
@@ -169,6 +177,8 @@ func (c *Client) markUp(p probeResult) {
 	switch {
 	case p.latency > c.opts.DegradedLatency:
 		status, reason = StatusDegraded, "slow: PING took "+p.latency.Round(time.Microsecond).String()+", above "+c.opts.DegradedLatency.String()
+	case p.partial != "":
+		status, reason = StatusDegraded, p.partial
 	case failures > 0:
 		status, reason = StatusDegraded, "operations failed since the last probe"
 	}
@@ -179,7 +189,8 @@ func (c *Client) markUp(p probeResult) {
 	now := time.Now()
 	h := &Health{
 		Status: status, Since: prev.Since, CheckedAt: now, Latency: p.latency,
-		Reason: reason, Addr: c.opts.Addr, Server: p.server,
+		Reason: reason, Addr: p.addr, Server: p.server,
+		Mode: p.mode, TLS: c.tlsConfig != nil, RESP: p.resp, Cluster: p.cluster,
 		LastError: prev.LastError, LastErrorAt: prev.LastErrorAt,
 	}
 	if f := c.lastFailure.Load(); f != nil && f.at.After(h.LastErrorAt) {
@@ -228,7 +239,7 @@ func (c *Client) markDown(cause error) {
 	prev := c.health.Load()
 	h := &Health{
 		Status: StatusDisconnected, Since: prev.Since, CheckedAt: now,
-		Reason: reason, Addr: c.opts.Addr,
+		Reason: reason, Addr: c.addrs, Mode: prev.Mode, TLS: prev.TLS,
 		LastError: reason, LastErrorAt: now,
 	}
 	first := prev.Status != StatusDisconnected || !c.announced
@@ -254,8 +265,12 @@ func describe(err error) string {
 	switch {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"):
 		msg = "authentication failed: " + msg
+	case tlsCause(msg) != "":
+		msg = tlsCause(msg) + ": " + msg
 	case errors.Is(err, context.DeadlineExceeded):
 		msg = "no reply within the deadline: " + msg
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		msg = "connection closed by the server (does it require TLS, or refuse this client?): " + msg
 	}
 	return strings.Join(strings.Fields(msg), " ")
 }

@@ -1,8 +1,9 @@
 package cache
 
 import (
-	"crypto/tls"
+	"errors"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -31,16 +32,25 @@ const (
 
 // Options configure a Client. The zero value of every field means its
 // default, so Options{Addr: "localhost:6379"} is a complete configuration.
+//
+// Exactly one of Addr, ClusterAddrs and Sentinel.Addrs names the servers.
 type Options struct {
-	// Addr is the Redis server as host:port.
+	// Addr is a standalone Redis server as host:port. (valkey-go notices
+	// when it is a cluster node and then works as a cluster client.)
 	Addr string
+	// ClusterAddrs are seed nodes of a Redis Cluster.
+	ClusterAddrs []string
+	// Sentinel, when its Addrs are set, finds the master through Sentinel
+	// and follows it across failovers.
+	Sentinel SentinelOptions
 	// Username and Password authenticate with AUTH; both empty sends none.
 	Username string
 	Password string
-	// DB is the logical database selected on every connection.
+	// DB is the logical database selected on every connection (standalone
+	// and Sentinel only; a cluster has only database 0).
 	DB int
-	// TLSConfig, when set, makes every connection use TLS.
-	TLSConfig *tls.Config
+	// TLS, when set, makes every connection to Redis use TLS.
+	TLS *TLSOptions
 	// ClientName is sent with CLIENT SETNAME so operators can tell the
 	// service's connections apart in CLIENT LIST.
 	ClientName string
@@ -80,6 +90,58 @@ type Options struct {
 
 	// Logger receives state changes; nil discards them.
 	Logger *slog.Logger
+}
+
+// SentinelOptions locate the master through Redis Sentinel.
+type SentinelOptions struct {
+	// Addrs are the Sentinels, host:port.
+	Addrs []string
+	// MasterSet is the name the Sentinels monitor the master under.
+	MasterSet string
+	// Username and Password authenticate with the Sentinels (which often
+	// have credentials of their own).
+	Username string
+	Password string
+	// TLS for the Sentinel connections; nil means plain TCP.
+	TLS *TLSOptions
+}
+
+// Mode is how the client reaches Redis.
+type Mode string
+
+const (
+	ModeStandalone Mode = "standalone"
+	ModeSentinel   Mode = "sentinel"
+	ModeCluster    Mode = "cluster"
+)
+
+func (o Options) validate() error {
+	named := 0
+	for _, set := range []bool{o.Addr != "", len(o.ClusterAddrs) > 0, len(o.Sentinel.Addrs) > 0} {
+		if set {
+			named++
+		}
+	}
+	switch {
+	case named != 1:
+		return errors.New("cache: set exactly one of Options.Addr, ClusterAddrs and Sentinel.Addrs")
+	case len(o.Sentinel.Addrs) > 0 && o.Sentinel.MasterSet == "":
+		return errors.New("cache: Sentinel.MasterSet is empty")
+	case len(o.ClusterAddrs) > 0 && o.DB != 0:
+		return errors.New("cache: a cluster has only database 0")
+	}
+	return nil
+}
+
+// describeAddrs names the servers for logs and health.
+func (o Options) describeAddrs() string {
+	switch {
+	case len(o.Sentinel.Addrs) > 0:
+		return o.Sentinel.MasterSet + " via sentinels " + strings.Join(o.Sentinel.Addrs, ",")
+	case len(o.ClusterAddrs) > 0:
+		return strings.Join(o.ClusterAddrs, ",")
+	}
+	return o.Addr
 }
 
 func (o Options) withDefaults() Options {

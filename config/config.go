@@ -42,14 +42,28 @@ type Config struct {
 
 // Redis describes where Redis is and how the client treats it.
 type Redis struct {
-	URL       string `env:"REDIS_URL" env-description:"redis:// or rediss:// URL with optional user, password and /db; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db] or rediss://..." secret:"true"`
+	URL       string `env:"REDIS_URL" env-description:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
 	Host      string `env:"REDIS_HOST" env-default:"localhost" env-description:"Redis host name or IP address" allowed:"a non-empty host name or IP address"`
 	Port      int    `env:"REDIS_PORT" env-default:"6379" env-description:"Redis port" allowed:"an integer from 1 to 65535"`
 	Username  string `env:"REDIS_USERNAME" env-description:"ACL user name (empty: the default user)" allowed:"any string"`
 	Password  string `env:"REDIS_PASSWORD" env-description:"Password for AUTH (empty: no AUTH)" allowed:"any string" secret:"true"`
 	DB        int    `env:"REDIS_DB" env-default:"0" env-description:"Logical database number" allowed:"an integer of 0 or more"`
-	TLS       bool   `env:"REDIS_TLS" env-default:"false" env-description:"Connect with TLS" allowed:"true or false"`
+	TLS       bool   `env:"REDIS_TLS" env-description:"Connect with TLS, verifying the server certificate; default false, but true in production" allowed:"true or false"`
 	KeyPrefix string `env:"REDIS_KEY_PREFIX" env-default:"school-erp:" env-description:"Prefix the service puts in front of every key it touches" allowed:"any string"`
+
+	TLSCAFile             string `env:"REDIS_TLS_CA_FILE" env-description:"PEM file of a private CA trusted beside the system roots" allowed:"a readable PEM file, with TLS on"`
+	TLSCertFile           string `env:"REDIS_TLS_CERT_FILE" env-description:"Client certificate (PEM) for mutual TLS; needs REDIS_TLS_KEY_FILE" allowed:"a readable PEM file, with TLS on and REDIS_TLS_KEY_FILE set"`
+	TLSKeyFile            string `env:"REDIS_TLS_KEY_FILE" env-description:"Key (PEM) of the client certificate" allowed:"a readable PEM file, with TLS on and REDIS_TLS_CERT_FILE set"`
+	TLSServerName         string `env:"REDIS_TLS_SERVER_NAME" env-description:"Name checked in the server certificate instead of the host dialled" allowed:"a host name, with TLS on"`
+	TLSInsecureSkipVerify bool   `env:"REDIS_TLS_INSECURE_SKIP_VERIFY" env-default:"false" env-description:"Accept any server certificate (development only; refused in production)" allowed:"false in production; true or false elsewhere"`
+	TLSAllowPlaintext     bool   `env:"REDIS_TLS_ALLOW_PLAINTEXT" env-default:"false" env-description:"Allow TLS to be turned off in production (a private network)" allowed:"true or false"`
+
+	SentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" env-description:"Comma-separated Sentinel host:port list; with REDIS_SENTINEL_MASTER, find the master through Sentinel" allowed:"comma-separated host:port entries"`
+	SentinelMaster   string   `env:"REDIS_SENTINEL_MASTER" env-description:"Master set name the Sentinels monitor" allowed:"a name, set together with REDIS_SENTINEL_ADDRS"`
+	SentinelUsername string   `env:"REDIS_SENTINEL_USERNAME" env-description:"ACL user for the Sentinels" allowed:"any string"`
+	SentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD" env-description:"Password for the Sentinels" allowed:"any string" secret:"true"`
+	SentinelTLS      string   `env:"REDIS_SENTINEL_TLS" env-description:"TLS to the Sentinels; empty means the same as REDIS_TLS (and the same CA and client certificate)" allowed:"empty, true or false"`
+	ClusterAddrs     []string `env:"REDIS_CLUSTER_ADDRS" env-description:"Comma-separated seed nodes of a Redis Cluster (host:port)" allowed:"comma-separated host:port entries"`
 
 	DialTimeout         time.Duration `env:"REDIS_DIAL_TIMEOUT" env-default:"2s" env-description:"Time allowed to open one connection (TCP, TLS, AUTH)" allowed:"a positive duration such as 2s"`
 	CommandTimeout      time.Duration `env:"REDIS_COMMAND_TIMEOUT" env-default:"500ms" env-description:"Deadline for each cache operation, retries included" allowed:"a positive duration such as 500ms"`
@@ -61,8 +75,12 @@ type Redis struct {
 	Required            bool          `env:"REDIS_REQUIRED" env-default:"false" env-description:"Make GET /health answer 503 while Redis is disconnected" allowed:"true or false"`
 
 	// Source says where the connection settings came from: "REDIS_URL" or
-	// "REDIS_HOST". It is set by Load, not read from the environment.
-	Source string
+	// "REDIS_HOST". Mode is "standalone", "sentinel" or "cluster", and
+	// SentinelTLSOn the resolved REDIS_SENTINEL_TLS. Load sets these; they
+	// are not read from the environment.
+	Source        string
+	Mode          string
+	SentinelTLSOn bool
 }
 
 // Cache holds limits on what clients may store.
@@ -101,6 +119,13 @@ func Load(dotenvPath string) (*Config, error) {
 	if dotenvPath != "" {
 		if err := godotenv.Load(dotenvPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("read %s: %w", dotenvPath, err)
+		}
+	}
+	// An empty value means the default, as it does in .env.example and in
+	// most deployment tools; cleanenv would try to parse it.
+	for name := range fields() {
+		if v, ok := os.LookupEnv(name); ok && v == "" {
+			os.Unsetenv(name)
 		}
 	}
 	var cfg Config
@@ -208,11 +233,136 @@ func (c *Config) validate() error {
 		}
 	}
 	r.Source = "REDIS_HOST"
+	_, tlsSet := os.LookupEnv("REDIS_TLS")
 	if r.URL != "" {
 		if err := r.applyURL(); err != nil {
 			return err
 		}
 		r.Source = "REDIS_URL"
+		tlsSet = true // the scheme says it
+	}
+	if err := r.validateTopology(); err != nil {
+		return err
+	}
+	return c.validateTLS(tlsSet)
+}
+
+// validateTopology picks standalone, Sentinel or Cluster and checks that the
+// variables for it agree.
+func (r *Redis) validateTopology() error {
+	r.SentinelAddrs, r.ClusterAddrs = trimAll(r.SentinelAddrs), trimAll(r.ClusterAddrs)
+	r.Mode = "standalone"
+	if len(r.SentinelAddrs) > 0 || r.SentinelMaster != "" {
+		r.Mode = "sentinel"
+		if len(r.SentinelAddrs) == 0 {
+			e := invalid("REDIS_SENTINEL_ADDRS", "")
+			e.Allowed = "Sentinel host:port entries when REDIS_SENTINEL_MASTER is set"
+			return e
+		}
+		if r.SentinelMaster == "" {
+			e := invalid("REDIS_SENTINEL_MASTER", "")
+			e.Allowed = "the master set name when REDIS_SENTINEL_ADDRS is set"
+			return e
+		}
+		if len(r.ClusterAddrs) > 0 {
+			return &Error{Var: "REDIS_CLUSTER_ADDRS", Value: strings.Join(r.ClusterAddrs, ","), Allowed: "empty when REDIS_SENTINEL_ADDRS is set (one topology at a time)"}
+		}
+		if err := checkAddrs("REDIS_SENTINEL_ADDRS", r.SentinelAddrs); err != nil {
+			return err
+		}
+	}
+	if len(r.ClusterAddrs) > 0 {
+		r.Mode = "cluster"
+		if err := checkAddrs("REDIS_CLUSTER_ADDRS", r.ClusterAddrs); err != nil {
+			return err
+		}
+		if r.DB != 0 {
+			return &Error{Var: "REDIS_DB", Value: strconv.Itoa(r.DB), Allowed: "0 with a cluster (a cluster has only database 0)"}
+		}
+	}
+	switch r.SentinelTLS {
+	case "":
+		r.SentinelTLSOn = r.TLS
+	case "true", "false":
+		r.SentinelTLSOn = r.SentinelTLS == "true"
+	default:
+		return invalid("REDIS_SENTINEL_TLS", r.SentinelTLS)
+	}
+	return nil
+}
+
+func trimAll(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func checkAddrs(name string, addrs []string) error {
+	for _, a := range addrs {
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return invalid(name, strings.Join(addrs, ","))
+		}
+	}
+	return nil
+}
+
+// validateTLS applies the production rules: TLS on unless explicitly off,
+// off only with REDIS_TLS_ALLOW_PLAINTEXT, never skip-verify.
+func (c *Config) validateTLS(tlsSet bool) error {
+	r := &c.Redis
+	prod := c.AppEnv == EnvProduction
+	if prod && !tlsSet {
+		r.TLS = true
+		if r.SentinelTLS == "" {
+			r.SentinelTLSOn = true
+		}
+	}
+	if prod && !r.TLS && !r.TLSAllowPlaintext {
+		name, value := "REDIS_TLS", "false"
+		if r.Source == "REDIS_URL" {
+			name, value = "REDIS_URL", r.URL
+		}
+		e := invalid(name, value)
+		e.Allowed = "TLS in production (REDIS_TLS=true or a rediss:// URL); set REDIS_TLS_ALLOW_PLAINTEXT=true to connect without TLS on a private network"
+		return e
+	}
+	if prod && r.TLSInsecureSkipVerify {
+		e := invalid("REDIS_TLS_INSECURE_SKIP_VERIFY", "true")
+		e.Allowed = "false in production: the server certificate must be verified (use REDIS_TLS_CA_FILE for a private CA)"
+		return e
+	}
+	anyTLS := r.TLS || r.SentinelTLSOn
+	for _, f := range []struct{ name, value string }{
+		{"REDIS_TLS_CA_FILE", r.TLSCAFile}, {"REDIS_TLS_CERT_FILE", r.TLSCertFile},
+		{"REDIS_TLS_KEY_FILE", r.TLSKeyFile}, {"REDIS_TLS_SERVER_NAME", r.TLSServerName},
+	} {
+		if f.value != "" && !anyTLS {
+			// Set but without effect: say so rather than connect in the clear.
+			return invalid(f.name, f.value)
+		}
+	}
+	if (r.TLSCertFile == "") != (r.TLSKeyFile == "") {
+		if r.TLSCertFile == "" {
+			return invalid("REDIS_TLS_CERT_FILE", "")
+		}
+		return invalid("REDIS_TLS_KEY_FILE", "")
+	}
+	for _, f := range []struct{ name, path string }{
+		{"REDIS_TLS_CA_FILE", r.TLSCAFile}, {"REDIS_TLS_CERT_FILE", r.TLSCertFile}, {"REDIS_TLS_KEY_FILE", r.TLSKeyFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			e := invalid(f.name, f.path)
+			e.Allowed = "a readable file (" + err.Error() + ")"
+			return e
+		}
 	}
 	return nil
 }
@@ -224,7 +374,10 @@ func (r *Redis) applyURL() error {
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Hostname() == "" || u.Opaque != "" {
 		return bad
 	}
-	if len(u.Query()) > 0 || u.Fragment != "" {
+	q := u.Query()
+	extra := q["addr"]
+	delete(q, "addr")
+	if len(q) > 0 || u.Fragment != "" {
 		// Unknown options would otherwise be dropped without a word.
 		return bad
 	}
@@ -242,6 +395,18 @@ func (r *Redis) applyURL() error {
 	}
 	r.Host, r.Port, r.DB = u.Hostname(), port, db
 	r.TLS = u.Scheme == "rediss"
+	if len(extra) > 0 {
+		// Several addresses (valkey-go's ?addr= convention) name cluster seeds.
+		if len(r.ClusterAddrs) > 0 {
+			e := invalid("REDIS_CLUSTER_ADDRS", strings.Join(r.ClusterAddrs, ","))
+			e.Allowed = "empty when REDIS_URL lists addr= seeds"
+			return e
+		}
+		r.ClusterAddrs = append([]string{r.Addr()}, extra...)
+		if checkAddrs("REDIS_URL", r.ClusterAddrs) != nil {
+			return bad
+		}
+	}
 	r.Username, r.Password = "", ""
 	if u.User != nil {
 		r.Username = u.User.Username()
@@ -265,9 +430,14 @@ func (c Config) LogValue() slog.Value {
 		slog.String("logLevel", c.LogLevel),
 		slog.Group("redis",
 			slog.String("source", r.Source),
+			slog.String("mode", r.Mode),
 			slog.String("addr", r.Addr()),
 			slog.Int("db", r.DB),
 			slog.Bool("tls", r.TLS),
+			slog.Bool("tlsSkipVerify", r.TLSInsecureSkipVerify),
+			slog.Any("sentinelAddrs", r.SentinelAddrs),
+			slog.String("sentinelMaster", r.SentinelMaster),
+			slog.Any("clusterAddrs", r.ClusterAddrs),
 			slog.String("username", r.Username),
 			slog.Bool("password", r.Password != ""),
 			slog.String("keyPrefix", r.KeyPrefix),

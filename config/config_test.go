@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -238,7 +239,96 @@ func TestEnvExampleIsTheDefaults(t *testing.T) {
 	for name := range fields() {
 		os.Unsetenv(name) // what the file set
 	}
-	if *defaults != *fromFile {
+	if !reflect.DeepEqual(*defaults, *fromFile) {
 		t.Errorf("Load(.env.example) = %+v; want the defaults %+v", *fromFile, *defaults)
+	}
+}
+
+func TestProductionTLSRules(t *testing.T) {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		wantErr string // variable named in the error; empty: loads
+		wantTLS bool
+	}{
+		{"production defaults to TLS", map[string]string{"APP_ENV": "production"}, "", true},
+		{"production with TLS explicitly off", map[string]string{"APP_ENV": "production", "REDIS_TLS": "false"}, "REDIS_TLS", false},
+		{"production with a redis:// URL", map[string]string{"APP_ENV": "production", "REDIS_URL": "redis://h:1"}, "REDIS_URL", false},
+		{"production plaintext allowed", map[string]string{"APP_ENV": "production", "REDIS_TLS": "false", "REDIS_TLS_ALLOW_PLAINTEXT": "true"}, "", false},
+		{"production with rediss://", map[string]string{"APP_ENV": "production", "REDIS_URL": "rediss://h:1"}, "", true},
+		{"production skip-verify", map[string]string{"APP_ENV": "production", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "REDIS_TLS_INSECURE_SKIP_VERIFY", true},
+		{"staging skip-verify allowed", map[string]string{"APP_ENV": "staging", "REDIS_TLS": "true", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "", true},
+		{"development defaults to plaintext", nil, "", false},
+		{"CA file without TLS", map[string]string{"REDIS_TLS_CA_FILE": caFile}, "REDIS_TLS_CA_FILE", false},
+		{"CA file missing", map[string]string{"REDIS_TLS": "true", "REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "REDIS_TLS_CA_FILE", true},
+		{"cert without key", map[string]string{"REDIS_TLS": "true", "REDIS_TLS_CERT_FILE": caFile}, "REDIS_TLS_KEY_FILE", true},
+		{"CA file with TLS", map[string]string{"REDIS_TLS": "true", "REDIS_TLS_CA_FILE": caFile}, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			cfg, err := Load("")
+			if tt.wantErr != "" {
+				var cerr *Error
+				if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
+					t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			if cfg.Redis.TLS != tt.wantTLS {
+				t.Errorf("Redis.TLS = %v; want %v", cfg.Redis.TLS, tt.wantTLS)
+			}
+		})
+	}
+}
+
+func TestTopology(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantMode string
+		wantErr  string
+	}{
+		{"standalone", nil, "standalone", ""},
+		{"sentinel", map[string]string{"REDIS_SENTINEL_ADDRS": "10.0.0.1:26379, 10.0.0.2:26379", "REDIS_SENTINEL_MASTER": "mymaster"}, "sentinel", ""},
+		{"sentinel without master", map[string]string{"REDIS_SENTINEL_ADDRS": "10.0.0.1:26379"}, "", "REDIS_SENTINEL_MASTER"},
+		{"master without sentinels", map[string]string{"REDIS_SENTINEL_MASTER": "mymaster"}, "", "REDIS_SENTINEL_ADDRS"},
+		{"bad sentinel address", map[string]string{"REDIS_SENTINEL_ADDRS": "10.0.0.1", "REDIS_SENTINEL_MASTER": "m"}, "", "REDIS_SENTINEL_ADDRS"},
+		{"cluster", map[string]string{"REDIS_CLUSTER_ADDRS": "a:7000,b:7001"}, "cluster", ""},
+		{"cluster from URL", map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001&addr=c:7002"}, "cluster", ""},
+		{"cluster with db", map[string]string{"REDIS_CLUSTER_ADDRS": "a:7000", "REDIS_DB": "2"}, "", "REDIS_DB"},
+		{"cluster and sentinel", map[string]string{"REDIS_CLUSTER_ADDRS": "a:7000", "REDIS_SENTINEL_ADDRS": "s:26379", "REDIS_SENTINEL_MASTER": "m"}, "", "REDIS_CLUSTER_ADDRS"},
+		{"sentinel TLS value", map[string]string{"REDIS_SENTINEL_ADDRS": "s:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_SENTINEL_TLS": "maybe"}, "", "REDIS_SENTINEL_TLS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			cfg, err := Load("")
+			if tt.wantErr != "" {
+				var cerr *Error
+				if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
+					t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			if cfg.Redis.Mode != tt.wantMode {
+				t.Errorf("Mode = %q; want %q", cfg.Redis.Mode, tt.wantMode)
+			}
+		})
+	}
+	setEnv(t, map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001"})
+	cfg, _ := Load("")
+	if got := strings.Join(cfg.Redis.ClusterAddrs, ","); got != "a:7000,b:7001" {
+		t.Errorf("ClusterAddrs from URL = %s; want a:7000,b:7001", got)
 	}
 }

@@ -51,6 +51,13 @@ type ComplexityRoot struct {
 		TTLSeconds func(childComplexity int) int
 	}
 
+	ClusterHealth struct {
+		KnownNodes func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		Reachable  func(childComplexity int) int
+		State      func(childComplexity int) int
+	}
+
 	Mutation struct {
 		CacheDelete func(childComplexity int, key string) int
 		CacheSet    func(childComplexity int, key string, value model.JSON, ttlSeconds *int) int
@@ -63,15 +70,20 @@ type ComplexityRoot struct {
 	}
 
 	RedisHealth struct {
+		Addr          func(childComplexity int) int
 		CheckedAt     func(childComplexity int) int
+		Cluster       func(childComplexity int) int
 		LastError     func(childComplexity int) int
 		LastErrorAt   func(childComplexity int) int
 		LatencyMs     func(childComplexity int) int
 		MemoryUsage   func(childComplexity int) int
+		Mode          func(childComplexity int) int
 		Reason        func(childComplexity int) int
+		RespVersion   func(childComplexity int) int
 		ServerVersion func(childComplexity int) int
 		Status        func(childComplexity int) int
 		StatusSince   func(childComplexity int) int
+		TLS           func(childComplexity int) int
 		UptimeSeconds func(childComplexity int) int
 	}
 }
@@ -164,6 +176,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CacheSetPayload.TTLSeconds(childComplexity), true
 
+	case "ClusterHealth.knownNodes":
+		if e.ComplexityRoot.ClusterHealth.KnownNodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ClusterHealth.KnownNodes(childComplexity), true
+	case "ClusterHealth.nodes":
+		if e.ComplexityRoot.ClusterHealth.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ClusterHealth.Nodes(childComplexity), true
+	case "ClusterHealth.reachable":
+		if e.ComplexityRoot.ClusterHealth.Reachable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ClusterHealth.Reachable(childComplexity), true
+	case "ClusterHealth.state":
+		if e.ComplexityRoot.ClusterHealth.State == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ClusterHealth.State(childComplexity), true
+
 	case "Mutation.cacheDelete":
 		if e.ComplexityRoot.Mutation.CacheDelete == nil {
 			break
@@ -217,12 +254,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.RedisHealth(childComplexity), true
 
+	case "RedisHealth.addr":
+		if e.ComplexityRoot.RedisHealth.Addr == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.Addr(childComplexity), true
 	case "RedisHealth.checkedAt":
 		if e.ComplexityRoot.RedisHealth.CheckedAt == nil {
 			break
 		}
 
 		return e.ComplexityRoot.RedisHealth.CheckedAt(childComplexity), true
+	case "RedisHealth.cluster":
+		if e.ComplexityRoot.RedisHealth.Cluster == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.Cluster(childComplexity), true
 	case "RedisHealth.lastError":
 		if e.ComplexityRoot.RedisHealth.LastError == nil {
 			break
@@ -247,12 +296,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.MemoryUsage(childComplexity), true
+	case "RedisHealth.mode":
+		if e.ComplexityRoot.RedisHealth.Mode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.Mode(childComplexity), true
 	case "RedisHealth.reason":
 		if e.ComplexityRoot.RedisHealth.Reason == nil {
 			break
 		}
 
 		return e.ComplexityRoot.RedisHealth.Reason(childComplexity), true
+	case "RedisHealth.respVersion":
+		if e.ComplexityRoot.RedisHealth.RespVersion == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.RespVersion(childComplexity), true
 	case "RedisHealth.serverVersion":
 		if e.ComplexityRoot.RedisHealth.ServerVersion == nil {
 			break
@@ -271,6 +332,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.StatusSince(childComplexity), true
+	case "RedisHealth.tls":
+		if e.ComplexityRoot.RedisHealth.TLS == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.TLS(childComplexity), true
 	case "RedisHealth.uptimeSeconds":
 		if e.ComplexityRoot.RedisHealth.UptimeSeconds == nil {
 			break
@@ -415,6 +482,38 @@ type RedisHealth {
   statusSince: String!
   "When the last probe finished (RFC 3339); null before the first."
   checkedAt: String
+  "How Redis is reached; null until first connected."
+  mode: RedisMode
+  "Whether connections to Redis use TLS."
+  tls: Boolean!
+  "Protocol version negotiated with the server: 3 (RESP3) or 2 (RESP2, older or managed servers); null when unknown (not connected, or the ACL user may not run CLIENT INFO)."
+  respVersion: Int
+  "The server (host:port) requests go to; for Sentinel, the current master; for a cluster, the seed list."
+  addr: String!
+  "Cluster state, in cluster mode only."
+  cluster: ClusterHealth
+}
+
+"How the service reaches Redis."
+enum RedisMode {
+  "One server."
+  STANDALONE
+  "A master found, and followed across failovers, through Redis Sentinel."
+  SENTINEL
+  "A Redis Cluster: keys spread over slots owned by several masters."
+  CLUSTER
+}
+
+"State of a Redis Cluster as the last probe saw it."
+type ClusterHealth {
+  "cluster_state from CLUSTER INFO: ok or fail; null if it could not be read."
+  state: String
+  "cluster_known_nodes from CLUSTER INFO."
+  knownNodes: Int!
+  "Nodes the client knows of."
+  nodes: Int!
+  "Nodes that answered the last probe's PING."
+  reachable: Int!
 }
 
 "Result of cacheSet."
@@ -527,6 +626,20 @@ func (ec *executionContext) childFields_CacheSetPayload(ctx context.Context, fie
 	return nil, fmt.Errorf("no field named %q was found under type CacheSetPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_ClusterHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "state":
+		return ec.fieldContext_ClusterHealth_state(ctx, field)
+	case "knownNodes":
+		return ec.fieldContext_ClusterHealth_knownNodes(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ClusterHealth_nodes(ctx, field)
+	case "reachable":
+		return ec.fieldContext_ClusterHealth_reachable(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ClusterHealth", field.Name)
+}
+
 func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "status":
@@ -549,6 +662,16 @@ func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field g
 		return ec.fieldContext_RedisHealth_statusSince(ctx, field)
 	case "checkedAt":
 		return ec.fieldContext_RedisHealth_checkedAt(ctx, field)
+	case "mode":
+		return ec.fieldContext_RedisHealth_mode(ctx, field)
+	case "tls":
+		return ec.fieldContext_RedisHealth_tls(ctx, field)
+	case "respVersion":
+		return ec.fieldContext_RedisHealth_respVersion(ctx, field)
+	case "addr":
+		return ec.fieldContext_RedisHealth_addr(ctx, field)
+	case "cluster":
+		return ec.fieldContext_RedisHealth_cluster(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RedisHealth", field.Name)
 }
@@ -1034,6 +1157,98 @@ func (ec *executionContext) _CacheSetPayload_message(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_CacheSetPayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CacheSetPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _ClusterHealth_state(ctx context.Context, field graphql.CollectedField, obj *model.ClusterHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ClusterHealth_state(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.State, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ClusterHealth_state(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ClusterHealth", field, false, false, "String")
+}
+
+func (ec *executionContext) _ClusterHealth_knownNodes(ctx context.Context, field graphql.CollectedField, obj *model.ClusterHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ClusterHealth_knownNodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KnownNodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ClusterHealth_knownNodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ClusterHealth", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ClusterHealth_nodes(ctx context.Context, field graphql.CollectedField, obj *model.ClusterHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ClusterHealth_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ClusterHealth_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ClusterHealth", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ClusterHealth_reachable(ctx context.Context, field graphql.CollectedField, obj *model.ClusterHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ClusterHealth_reachable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reachable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ClusterHealth_reachable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ClusterHealth", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Mutation_cacheSet(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -1548,6 +1763,130 @@ func (ec *executionContext) _RedisHealth_checkedAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_RedisHealth_checkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "String")
+}
+
+func (ec *executionContext) _RedisHealth_mode(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_mode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RedisMode) graphql.Marshaler {
+			return ec.marshalORedisMode2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisMode(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_mode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "RedisMode")
+}
+
+func (ec *executionContext) _RedisHealth_tls(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_tls(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TLS, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_tls(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _RedisHealth_respVersion(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_respVersion(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RespVersion, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_respVersion(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RedisHealth_addr(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_addr(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Addr, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_addr(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "String")
+}
+
+func (ec *executionContext) _RedisHealth_cluster(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_cluster(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cluster, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ClusterHealth) graphql.Marshaler {
+			return ec.marshalOClusterHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClusterHealth(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_cluster(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RedisHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ClusterHealth(ctx, field)
+		},
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -2732,6 +3071,54 @@ func (ec *executionContext) _CacheSetPayload(ctx context.Context, sel ast.Select
 	return out
 }
 
+var clusterHealthImplementors = []string{"ClusterHealth"}
+
+func (ec *executionContext) _ClusterHealth(ctx context.Context, sel ast.SelectionSet, obj *model.ClusterHealth) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, clusterHealthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ClusterHealth")
+		case "state":
+			out.Values[i] = ec._ClusterHealth_state(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "knownNodes":
+			out.Values[i] = ec._ClusterHealth_knownNodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._ClusterHealth_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "reachable":
+			out.Values[i] = ec._ClusterHealth_reachable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var mutationImplementors = []string{"Mutation"}
 
 func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -2908,6 +3295,31 @@ func (ec *executionContext) _RedisHealth(ctx context.Context, sel ast.SelectionS
 			}
 		case "checkedAt":
 			out.Values[i] = ec._RedisHealth_checkedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "mode":
+			out.Values[i] = ec._RedisHealth_mode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "tls":
+			out.Values[i] = ec._RedisHealth_tls(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "respVersion":
+			out.Values[i] = ec._RedisHealth_respVersion(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "addr":
+			out.Values[i] = ec._RedisHealth_addr(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "cluster":
+			out.Values[i] = ec._RedisHealth_cluster(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -3320,6 +3732,20 @@ func (ec *executionContext) marshalNCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑe
 	return ec._CacheSetPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
+	res, err := graphql.UnmarshalInt(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.SelectionSet, v int) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalInt(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
 	var res model.JSON
 	err := res.UnmarshalGQL(v)
@@ -3554,6 +3980,13 @@ func (ec *executionContext) marshalOCacheWriteFailure2ᚖgithubᚗcomᚋschool�
 	return v
 }
 
+func (ec *executionContext) marshalOClusterHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClusterHealth(ctx context.Context, sel ast.SelectionSet, v *model.ClusterHealth) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ClusterHealth(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOFloat2ᚖfloat64(ctx context.Context, v any) (*float64, error) {
 	if v == nil {
 		return nil, nil
@@ -3599,6 +4032,22 @@ func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcache�
 }
 
 func (ec *executionContext) marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, sel ast.SelectionSet, v model.JSON) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalORedisMode2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisMode(ctx context.Context, v any) (*model.RedisMode, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.RedisMode)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalORedisMode2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisMode(ctx context.Context, sel ast.SelectionSet, v *model.RedisMode) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}

@@ -60,7 +60,23 @@ func healthModel(h cache.Health) *model.RedisHealth {
 	}
 	m.LastErrorAt = timestamp(h.LastErrorAt)
 	m.CheckedAt = timestamp(h.CheckedAt)
+	m.TLS, m.Addr = h.TLS, h.Addr
+	if mode, ok := redisModes[h.Mode]; ok {
+		m.Mode = &mode
+	}
+	if h.RESP > 0 {
+		m.RespVersion = &h.RESP
+	}
+	if cl := h.Cluster; cl != nil {
+		m.Cluster = &model.ClusterHealth{State: nonEmpty(cl.State), KnownNodes: cl.KnownNodes, Nodes: cl.Nodes, Reachable: cl.Reachable}
+	}
 	return m
+}
+
+var redisModes = map[cache.Mode]model.RedisMode{
+	cache.ModeStandalone: model.RedisModeStandalone,
+	cache.ModeSentinel:   model.RedisModeSentinel,
+	cache.ModeCluster:    model.RedisModeCluster,
 }
 
 func nonEmpty(s string) *string {

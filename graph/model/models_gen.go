@@ -35,6 +35,18 @@ type CacheSetPayload struct {
 	Message *string `json:"message,omitempty"`
 }
 
+// State of a Redis Cluster as the last probe saw it.
+type ClusterHealth struct {
+	// cluster_state from CLUSTER INFO: ok or fail; null if it could not be read.
+	State *string `json:"state,omitempty"`
+	// cluster_known_nodes from CLUSTER INFO.
+	KnownNodes int `json:"knownNodes"`
+	// Nodes the client knows of.
+	Nodes int `json:"nodes"`
+	// Nodes that answered the last probe's PING.
+	Reachable int `json:"reachable"`
+}
+
 type Mutation struct {
 }
 
@@ -64,6 +76,16 @@ type RedisHealth struct {
 	StatusSince string `json:"statusSince"`
 	// When the last probe finished (RFC 3339); null before the first.
 	CheckedAt *string `json:"checkedAt,omitempty"`
+	// How Redis is reached; null until first connected.
+	Mode *RedisMode `json:"mode,omitempty"`
+	// Whether connections to Redis use TLS.
+	TLS bool `json:"tls"`
+	// Protocol version negotiated with the server: 3 (RESP3) or 2 (RESP2, older or managed servers); null when unknown (not connected, or the ACL user may not run CLIENT INFO).
+	RespVersion *int `json:"respVersion,omitempty"`
+	// The server (host:port) requests go to; for Sentinel, the current master; for a cluster, the seed list.
+	Addr string `json:"addr"`
+	// Cluster state, in cluster mode only.
+	Cluster *ClusterHealth `json:"cluster,omitempty"`
 }
 
 // Why a write was not confirmed. Absent when the write succeeded.
@@ -122,6 +144,67 @@ func (e *CacheWriteFailure) UnmarshalJSON(b []byte) error {
 }
 
 func (e CacheWriteFailure) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// How the service reaches Redis.
+type RedisMode string
+
+const (
+	// One server.
+	RedisModeStandalone RedisMode = "STANDALONE"
+	// A master found, and followed across failovers, through Redis Sentinel.
+	RedisModeSentinel RedisMode = "SENTINEL"
+	// A Redis Cluster: keys spread over slots owned by several masters.
+	RedisModeCluster RedisMode = "CLUSTER"
+)
+
+var AllRedisMode = []RedisMode{
+	RedisModeStandalone,
+	RedisModeSentinel,
+	RedisModeCluster,
+}
+
+func (e RedisMode) IsValid() bool {
+	switch e {
+	case RedisModeStandalone, RedisModeSentinel, RedisModeCluster:
+		return true
+	}
+	return false
+}
+
+func (e RedisMode) String() string {
+	return string(e)
+}
+
+func (e *RedisMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = RedisMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid RedisMode", str)
+	}
+	return nil
+}
+
+func (e RedisMode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *RedisMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e RedisMode) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

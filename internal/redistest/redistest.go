@@ -6,6 +6,7 @@ package redistest
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -28,6 +29,26 @@ type Options struct {
 	Password string
 	// Config holds extra redis.conf lines, for example ACL "user" lines.
 	Config []string
+	// TLS, when set, makes the server listen with TLS only.
+	TLS *TLS
+	// Sentinel runs the process as a Sentinel (redis-server --sentinel);
+	// Config then holds its "sentinel ..." lines.
+	Sentinel bool
+	// Cluster enables cluster mode; the port is chosen so that the bus
+	// port (port + 10000) is free too.
+	Cluster bool
+}
+
+// TLS configures a TLS-only server.
+type TLS struct {
+	CertFile, KeyFile string
+	// CAFile verifies client certificates (and is required by redis-server).
+	CAFile string
+	// AuthClients makes the server require a client certificate.
+	AuthClients bool
+	// ClientCertFile and ClientKeyFile are what the helper itself presents
+	// when AuthClients is set.
+	ClientCertFile, ClientKeyFile string
 }
 
 // Server is one redis-server process, restartable on the same port.
@@ -60,6 +81,9 @@ func New(t testing.TB, opts Options) *Server {
 		t.Fatalf("redis-server not found (install Debian's redis-server, or set REDIS_SERVER_BIN): %v", err)
 	}
 	port := FreePort(t)
+	if opts.Cluster {
+		port = freeClusterPort(t)
+	}
 	s := &Server{t: t, Port: port, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: t.TempDir(), opts: opts}
 	t.Cleanup(s.Kill)
 	return s
@@ -100,20 +124,42 @@ func (s *Server) start() error {
 	lines := []string{
 		"port " + strconv.Itoa(s.Port),
 		"bind 127.0.0.1",
-		`save ""`,
-		"appendonly no",
 		"daemonize no",
 		"dir " + s.dir,
 		"logfile " + filepath.Join(s.dir, "redis.log"),
+	}
+	if !s.opts.Sentinel {
+		lines = append(lines, `save ""`, "appendonly no")
+	}
+	if tc := s.opts.TLS; tc != nil {
+		lines = append(lines,
+			"port 0",
+			"tls-port "+strconv.Itoa(s.Port),
+			"tls-cert-file "+tc.CertFile,
+			"tls-key-file "+tc.KeyFile,
+			"tls-ca-cert-file "+tc.CAFile,
+			"tls-auth-clients "+map[bool]string{true: "yes", false: "no"}[tc.AuthClients],
+		)
+	}
+	if s.opts.Cluster {
+		lines = append(lines, "cluster-enabled yes", "cluster-config-file nodes.conf")
 	}
 	if s.opts.Password != "" {
 		lines = append(lines, "requirepass "+s.opts.Password)
 	}
 	lines = append(lines, s.opts.Config...)
-	if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		return err
+	// A Sentinel rewrites its file; write it only on first start so a
+	// restart keeps what it learned.
+	if _, err := os.Stat(conf); !s.opts.Sentinel || err != nil {
+		if err := os.WriteFile(conf, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			return err
+		}
 	}
-	cmd := exec.Command(Binary(), conf)
+	args := []string{conf}
+	if s.opts.Sentinel {
+		args = append(args, "--sentinel")
+	}
+	cmd := exec.Command(Binary(), args...)
 	// If the test binary dies, the server must not outlive it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -122,7 +168,7 @@ func (s *Server) start() error {
 	exit := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exit) }()
 	s.cmd, s.exit = cmd, exit
-	if err := waitReady(s.Addr, exit, 10*time.Second); err != nil {
+	if err := waitReady(s.dialer(), s.Addr, exit, 10*time.Second); err != nil {
 		s.killLocked()
 		return fmt.Errorf("redis-server on %s did not come up: %w\n%s", s.Addr, err, s.Log())
 	}
@@ -182,7 +228,7 @@ func (s *Server) Client(t testing.TB, db int) valkey.Client {
 	t.Helper()
 	c, err := valkey.NewClient(valkey.ClientOption{
 		InitAddress: []string{s.Addr}, Password: s.opts.Password, SelectDB: db,
-		DisableCache: true, ForceSingleClient: true,
+		DisableCache: true, ForceSingleClient: true, TLSConfig: s.TLSConfig(),
 	})
 	if err != nil {
 		t.Fatalf("connect to %s: %v", s.Addr, err)
@@ -231,6 +277,21 @@ func FreePort(t testing.TB) int {
 	return 0
 }
 
+// freeClusterPort returns a free port whose cluster bus port is free too.
+func freeClusterPort(t testing.TB) int {
+	t.Helper()
+	for range 50 {
+		port := FreePort(t)
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port+10000)))
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
+}
+
 // BlackHole listens on a loopback port, accepts connections and never
 // answers: a server that is up but hung. It returns the address.
 func BlackHole(t testing.TB) string {
@@ -263,9 +324,37 @@ func BlackHole(t testing.TB) string {
 	return l.Addr().String()
 }
 
+// dialer opens a plain or TLS connection to the server, as the helper's
+// own client (it trusts any server certificate: it is not what is tested).
+func (s *Server) dialer() func(addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: time.Second}
+	tc := s.opts.TLS
+	if tc == nil {
+		return func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
+	}
+	cfg := s.TLSConfig()
+	return func(addr string) (net.Conn, error) { return tls.DialWithDialer(d, "tcp", addr, cfg) }
+}
+
+// TLSConfig is the helper's own client TLS configuration, or nil.
+func (s *Server) TLSConfig() *tls.Config {
+	tc := s.opts.TLS
+	if tc == nil {
+		return nil
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true} //nolint:gosec // the helper checks liveness, not identity
+	if tc.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(tc.ClientCertFile, tc.ClientKeyFile)
+		if err == nil {
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+	}
+	return cfg
+}
+
 // waitReady polls addr with PING until the server answers (a NOAUTH error
 // counts: the server is up, it just wants a password).
-func waitReady(addr string, exit <-chan struct{}, timeout time.Duration) error {
+func waitReady(dial func(string) (net.Conn, error), addr string, exit <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
@@ -274,7 +363,7 @@ func waitReady(addr string, exit <-chan struct{}, timeout time.Duration) error {
 			return errors.New("process exited")
 		default:
 		}
-		last = ping(addr)
+		last = ping(dial, addr)
 		if last == nil {
 			return nil
 		}
@@ -283,8 +372,8 @@ func waitReady(addr string, exit <-chan struct{}, timeout time.Duration) error {
 	return last
 }
 
-func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(dial func(string) (net.Conn, error), addr string) error {
+	conn, err := dial(addr)
 	if err != nil {
 		return err
 	}
