@@ -271,3 +271,31 @@ func TestSIGTERMExitsZero(t *testing.T) {
 		t.Errorf("no 'stopped' line in the log:\n%s", p.stdout)
 	}
 }
+
+func TestProductionRefusesUnsafeTLS(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"TLS off", map[string]string{"APP_ENV": "production", "REDIS_TLS": "false"}, "REDIS_TLS_ALLOW_PLAINTEXT=true"},
+		{"plaintext URL", map[string]string{"APP_ENV": "production", "REDIS_URL": "redis://:pw@h:6379"}, "REDIS_TLS_ALLOW_PLAINTEXT=true"},
+		{"skip verify", map[string]string{"APP_ENV": "production", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "REDIS_TLS_INSECURE_SKIP_VERIFY"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command(binary)
+			cmd.Env, cmd.Dir = envList(tt.env), t.TempDir()
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			err := cmd.Run()
+			if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() == 0 {
+				t.Fatalf("exit = %v; want refusal with a non-zero status", err)
+			}
+			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("stderr = %q; want one line mentioning %s", stderr.String(), tt.want)
+			}
+		})
+	}
+}

@@ -16,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/config"
 	"github.com/school-erp/cache-service/internal/redistest"
+	"github.com/school-erp/cache-service/internal/testcert"
 )
 
 // syncBuffer is the service's stdout in tests: written by the logger from
@@ -691,5 +694,123 @@ func TestPlaygroundOnlyInDevelopment(t *testing.T) {
 		if err := svc.stop(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestTLSThroughTheService(t *testing.T) {
+	ca := testcert.NewCA(t, "test")
+	other := testcert.NewCA(t, "other")
+	pair := ca.Server("redis", testcert.CertOptions{})
+	srv := redistest.Start(t, redistest.Options{TLS: &redistest.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile, CAFile: ca.CertFile}})
+
+	t.Run("trusted CA", func(t *testing.T) {
+		env := testEnv(srv.Addr)
+		env["REDIS_TLS"], env["REDIS_TLS_CA_FILE"] = "true", ca.CertFile
+		svc := startService(t, env)
+		svc.waitRedisStatus(t, "connected", 5*time.Second)
+		set := field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": "tls", "v": "secure"}), "cacheSet")
+		if !set.Stored {
+			t.Errorf("cacheSet over TLS = %+v; want stored", set)
+		}
+		resp, err := http.Get(svc.url + "/health/redis")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Data struct {
+				TLS  bool   `json:"tls"`
+				Mode string `json:"mode"`
+			} `json:"data"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if !body.Data.TLS || body.Data.Mode != "standalone" {
+			t.Errorf("/health/redis tls %v mode %q; want true, standalone", body.Data.TLS, body.Data.Mode)
+		}
+	})
+
+	t.Run("untrusted CA", func(t *testing.T) {
+		env := testEnv(srv.Addr)
+		env["REDIS_TLS"], env["REDIS_TLS_CA_FILE"] = "true", other.CertFile
+		svc := startService(t, env)
+		hb := svc.waitRedisStatus(t, "disconnected", 2*time.Second)
+		deadline := time.Now().Add(2 * time.Second)
+		for (hb.Data.Reason == nil || !strings.Contains(*hb.Data.Reason, "unknown authority")) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+			_, hb = svc.health(t, "/health/redis")
+		}
+		if hb.Data.Reason == nil || !strings.Contains(*hb.Data.Reason, "unknown authority") {
+			t.Errorf("/health/redis reason = %v; want the certificate cause", hb.Data.Reason)
+		}
+		if code, _ := svc.health(t, "/health"); code != http.StatusOK {
+			t.Errorf("/health = %d; want 200 (serving without the cache)", code)
+		}
+		if n := svc.logs.count(t, "redis unreachable; serving without cache until it returns"); n != 1 {
+			t.Errorf("%d outage lines; want 1", n)
+		}
+	})
+
+	t.Run("skip verify warns in development", func(t *testing.T) {
+		env := testEnv(srv.Addr)
+		env["REDIS_TLS"], env["REDIS_TLS_INSECURE_SKIP_VERIFY"] = "true", "true"
+		svc := startService(t, env)
+		svc.waitRedisStatus(t, "connected", 5*time.Second)
+		warned := false
+		for _, l := range svc.logs.lines(t) {
+			if msg, _ := l["msg"].(string); l["level"] == "WARN" && strings.Contains(msg, "REDIS_TLS_INSECURE_SKIP_VERIFY") {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Error("no WARN at start for REDIS_TLS_INSECURE_SKIP_VERIFY=true")
+		}
+	})
+}
+
+func TestCacheOptionsByMode(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   map[string]string
+		check func(t *testing.T, o cache.Options)
+	}{
+		{"standalone with TLS", map[string]string{"REDIS_HOST": "h", "REDIS_PORT": "7000", "REDIS_TLS": "true", "REDIS_TLS_SERVER_NAME": "n"}, func(t *testing.T, o cache.Options) {
+			if o.Addr != "h:7000" || o.TLS == nil || o.TLS.ServerName != "n" || len(o.ClusterAddrs) != 0 {
+				t.Errorf("options = addr %q tls %+v cluster %v", o.Addr, o.TLS, o.ClusterAddrs)
+			}
+		}},
+		{"sentinel inherits TLS", map[string]string{"REDIS_SENTINEL_ADDRS": "s1:1,s2:2", "REDIS_SENTINEL_MASTER": "m", "REDIS_SENTINEL_PASSWORD": "sp", "REDIS_TLS": "true"}, func(t *testing.T, o cache.Options) {
+			s := o.Sentinel
+			if o.Addr != "" || len(s.Addrs) != 2 || s.MasterSet != "m" || s.Password != "sp" || s.TLS == nil || o.TLS == nil {
+				t.Errorf("options = addr %q sentinel %+v tls %+v", o.Addr, s, o.TLS)
+			}
+		}},
+		{"sentinel plaintext, data TLS", map[string]string{"REDIS_SENTINEL_ADDRS": "s1:1", "REDIS_SENTINEL_MASTER": "m", "REDIS_TLS": "true", "REDIS_SENTINEL_TLS": "false"}, func(t *testing.T, o cache.Options) {
+			if o.Sentinel.TLS != nil || o.TLS == nil {
+				t.Errorf("sentinel TLS %+v data TLS %+v; want none and some", o.Sentinel.TLS, o.TLS)
+			}
+		}},
+		{"cluster", map[string]string{"REDIS_CLUSTER_ADDRS": "a:1,b:2"}, func(t *testing.T, o cache.Options) {
+			if o.Addr != "" || strings.Join(o.ClusterAddrs, ",") != "a:1,b:2" {
+				t.Errorf("options = addr %q cluster %v", o.Addr, o.ClusterAddrs)
+			}
+		}},
+		{"no retries", map[string]string{"REDIS_MAX_RETRIES": "0"}, func(t *testing.T, o cache.Options) {
+			if o.MaxRetries >= 0 {
+				t.Errorf("MaxRetries = %d; want negative (disabled) for REDIS_MAX_RETRIES=0", o.MaxRetries)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clearEnv(t)
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := config.Load("")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cacheOptions(cfg, nil))
+		})
 	}
 }

@@ -286,7 +286,9 @@ func (c *Client) failed(ctx context.Context, op string, err error) error {
 	}
 	c.windowFailures.Add(1)
 	c.lastFailure.Store(&failure{err: err, at: time.Now()})
-	if c.consecutiveFailures.Add(1) >= failuresToTrip {
+	// A cluster is not down because one node is: its other slots keep
+	// working, so only the probe (which sees every node) closes the gate.
+	if c.consecutiveFailures.Add(1) >= failuresToTrip && c.health.Load().Mode != ModeCluster {
 		c.markDown(err)
 		c.poke()
 	}

@@ -143,8 +143,10 @@ func respVersion(ctx context.Context, c valkey.Client) int {
 	return 0
 }
 
-// infoFields splits "key:value" lines of INFO-style replies.
+// infoFields splits "key:value" lines of INFO-style replies. Over RESP3
+// these come as verbatim strings, whose "txt:" format prefix valkey-go keeps.
 func infoFields(text string) map[string]string {
+	text = strings.TrimPrefix(text, "txt:")
 	out := map[string]string{}
 	for _, line := range strings.Split(text, "\n") {
 		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {

@@ -252,7 +252,15 @@ func (s *Server) Do(t testing.TB, args ...string) (string, error) {
 	if n, err := res.AsInt64(); err == nil {
 		return strconv.FormatInt(n, 10), nil
 	}
-	return res.ToString()
+	if s, err := res.ToString(); err == nil {
+		return s, nil
+	}
+	// Arrays and maps, for tests that only look for a substring.
+	v, err := res.ToAny()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprint(v), nil
 }
 
 // ErrNil is what Do returns for a nil reply.
