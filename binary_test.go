@@ -170,7 +170,7 @@ func TestInvalidConfigurationStopsWithOneLine(t *testing.T) {
 		{"port", map[string]string{"REDIS_PORT": "abc"}, `invalid REDIS_PORT="abc": want an integer from 1 to 65535`, nil},
 		{"db", map[string]string{"REDIS_DB": "-1"}, `invalid REDIS_DB="-1": want an integer of 0 or more`, nil},
 		{"app env", map[string]string{"APP_ENV": "prod"}, `invalid APP_ENV="prod": want one of development, staging, production`, nil},
-		{"url", map[string]string{"REDIS_URL": "http://admin:topsecret@h"}, `invalid REDIS_URL="http://admin:xxxxx@h"`, []string{"topsecret"}},
+		{"url", map[string]string{"REDIS_URL": "http://admin:topsecret@h"}, `invalid REDIS_URL="http://xxxxx@h"`, []string{"topsecret"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

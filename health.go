@@ -48,6 +48,15 @@ type redisHealth struct {
 	TLS           bool         `json:"tls"`
 	RESPVersion   *int         `json:"respVersion"`
 	Cluster       *clusterJSON `json:"cluster,omitempty"`
+	Breaker       string       `json:"breaker"`
+	Fallback      fallbackJSON `json:"fallback"`
+}
+
+type fallbackJSON struct {
+	Mode    cache.FallbackMode `json:"mode"`
+	Active  bool               `json:"active"`
+	Entries int                `json:"entries"`
+	Bytes   uint64             `json:"bytes"`
 }
 
 type clusterJSON struct {
@@ -58,7 +67,10 @@ type clusterJSON struct {
 }
 
 func newRedisHealth(h cache.Health) redisHealth {
-	out := redisHealth{Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr, TLS: h.TLS}
+	out := redisHealth{
+		Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr, TLS: h.TLS, Breaker: string(h.Breaker),
+		Fallback: fallbackJSON{Mode: h.Fallback.Mode, Active: h.Fallback.Active, Entries: h.Fallback.Entries, Bytes: h.Fallback.Bytes},
+	}
 	if h.Mode != "" {
 		out.Mode = &h.Mode
 	}
@@ -92,8 +104,8 @@ func newRedisHealth(h cache.Health) redisHealth {
 
 // service answers GET /health: 200 while the service can serve requests,
 // Redis down included (a shared Redis blip must not make a load balancer
-// pull every instance at once); 503 while shutting down, and while Redis is
-// disconnected if REDIS_REQUIRED is set.
+// pull every instance at once); 503 while shutting down, and whenever Redis
+// is not connected if REDIS_REQUIRED is set.
 func (h healthHandlers) service(w http.ResponseWriter, _ *http.Request) {
 	rh := h.cache.Health()
 	body := serviceHealth{Status: "ok", Redis: newRedisHealth(rh)}
@@ -103,7 +115,7 @@ func (h healthHandlers) service(w http.ResponseWriter, _ *http.Request) {
 		body.Status, code = "shutting_down", http.StatusServiceUnavailable
 	case rh.Status != cache.StatusConnected:
 		body.Status = "degraded"
-		if h.redisRequired && rh.Status == cache.StatusDisconnected {
+		if h.redisRequired {
 			code = http.StatusServiceUnavailable
 		}
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -23,6 +24,7 @@ import (
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/config"
 	"github.com/school-erp/cache-service/graph"
+	"github.com/school-erp/cache-service/internal/metrics"
 )
 
 func main() {
@@ -62,27 +64,48 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		logger.Warn("TLS to Redis is off in production (REDIS_TLS_ALLOW_PLAINTEXT=true): traffic, passwords included, travels in the clear")
 	}
 
-	client, err := cache.New(cacheOptions(cfg, logger))
+	var m *metrics.Metrics
+	opts := cacheOptions(cfg, logger)
+	if cfg.MetricsEnabled {
+		m = metrics.New()
+		opts.Observer = m
+	}
+	client, err := cache.New(opts)
 	if err != nil {
 		return err // a TLS file that cannot be read, say: a configuration error
 	}
 	defer client.Close()
+	if m != nil {
+		m.WatchHealth(client.Health)
+	}
+	if opts.Fallback == cache.FallbackMemory {
+		logger.Info("fallback tier on (CACHE_FALLBACK=memory): while Redis is unavailable this instance serves the cache from its own memory; those values are not shared with other instances and are dropped when Redis returns",
+			slog.Int("maxBytes", opts.FallbackMaxBytes))
+	}
 
 	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
 	var draining atomic.Bool
-	srv := &http.Server{
-		Handler:           newServer(logger, cfg, client, &draining),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	servers := []*http.Server{newHTTPServer(newServer(logger, cfg, client, m, &draining), logger)}
+	listeners := []net.Listener{ln}
+	if m != nil && cfg.MetricsPort != 0 {
+		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on METRICS_PORT %d: %w", cfg.MetricsPort, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", m.Handler())
+		servers = append(servers, newHTTPServer(mux, logger))
+		listeners = append(listeners, mln)
+		logger.Info("metrics listening", slog.String("addr", mln.Addr().String()))
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	serveErr := make(chan error, len(servers))
+	for i, srv := range servers {
+		go func() { serveErr <- srv.Serve(listeners[i]) }()
+	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()))
 
 	select {
@@ -91,24 +114,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case <-ctx.Done():
 	}
 
-	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	// Fail /health first and keep serving for a while, so load balancers
+	// stop sending traffic before the listener closes.
 	draining.Store(true)
+	logger.Info("shutting down", slog.Duration("drainDelay", cfg.ShutdownDrainDelay), slog.Duration("timeout", cfg.ShutdownTimeout))
+	time.Sleep(cfg.ShutdownDrainDelay)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("in-flight requests did not finish in time; closing them", slog.String("error", err.Error()))
-		_ = srv.Close()
+	for _, srv := range servers {
+		if err := srv.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("in-flight requests did not finish in time; closing them", slog.String("error", err.Error()))
+			_ = srv.Close()
+		}
 	}
-	if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		logger.Warn("http server", slog.String("error", err.Error()))
+	for range servers {
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("http server", slog.String("error", err.Error()))
+		}
 	}
 	client.Close()
 	logger.Info("stopped")
 	return nil
 }
 
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
 // newServer wires the routes. Every dependency comes in as a parameter.
-func newServer(logger *slog.Logger, cfg *config.Config, c *cache.Client, draining *atomic.Bool) http.Handler {
+func newServer(logger *slog.Logger, cfg *config.Config, c *cache.Client, m *metrics.Metrics, draining *atomic.Bool) http.Handler {
 	dev := cfg.AppEnv == config.EnvDevelopment
 	gql := graph.NewHandler(&graph.Resolver{Cache: c, Logger: logger}, graph.HandlerOptions{
 		Introspection: dev,
@@ -126,6 +167,9 @@ func newServer(logger *slog.Logger, cfg *config.Config, c *cache.Client, drainin
 	if dev {
 		mux.Handle("GET /{$}", playground.Handler("School ERP cache", "/graphql"))
 	}
+	if m != nil && cfg.MetricsPort == 0 {
+		mux.Handle("GET /metrics", m.Handler())
+	}
 	return mux
 }
 
@@ -135,17 +179,35 @@ func maxRequestBytes(maxValueBytes int) int64 {
 	return 4*int64(maxValueBytes) + 64<<10
 }
 
-// limitBody refuses bodies larger than limit: at once with 413 when the
-// client declares the length, and by cutting the read short otherwise.
+// limitBody refuses bodies larger than limit with 413, whether the client
+// declares the length or streams it chunked: the body is read here, in full
+// and bounded, before gqlgen sees it.
 func limitBody(limit int64, next http.Handler) http.Handler {
+	tooLarge := func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ContentLength > limit {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusRequestEntityTooLarge)
-			fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
+			tooLarge(w)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if r.Body != nil && r.Body != http.NoBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+			var tooBig *http.MaxBytesError
+			switch {
+			case errors.As(err, &tooBig):
+				tooLarge(w)
+				return
+			case err != nil:
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadRequest)
+				_, _ = io.WriteString(w, `{"errors":[{"message":"could not read the request body","extensions":{"code":"BAD_REQUEST"}}]}`)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -166,6 +228,8 @@ func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {
 		DegradedLatency:     r.DegradedLatency,
 		MaxValueBytes:       cfg.Cache.MaxValueBytes,
 		MaxTTL:              cfg.Cache.MaxTTL,
+		Fallback:            cache.FallbackMode(cfg.Cache.Fallback),
+		FallbackMaxBytes:    cfg.Cache.FallbackMaxBytes,
 		Logger:              logger,
 	}
 	if r.MaxRetries == 0 {

@@ -7,12 +7,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/valkey-io/valkey-go"
+)
+
+// Backend says where an operation was served.
+type Backend string
+
+const (
+	// BackendRedis: Redis answered.
+	BackendRedis Backend = "redis"
+	// BackendMemory: Redis was unavailable and the in-process fallback tier
+	// (Options.Fallback) answered. Its values live only in this process.
+	BackendMemory Backend = "memory"
 )
 
 // Client is the cache: one valkey-go client behind a wrapper that connects
@@ -24,13 +36,22 @@ type Client struct {
 	sentinelTLS *tls.Config
 	addrs       string // for logs and health
 	log         *slog.Logger
+	obs         Observer
+	memory      *memoryTier // nil unless Options.Fallback is FallbackMemory
 
 	// vk is nil until the first connection succeeds; valkey-go reconnects
 	// by itself after that.
 	vk atomic.Pointer[valkeyClient]
-	// open is the request path's gate: false while Redis is known to be
-	// unreachable, so operations fail fast instead of waiting on it.
+	// open is the request path's gate (a circuit breaker that is closed
+	// while it is true): false while Redis is known to be unreachable, so
+	// operations fail fast, and only the monitor's probe tries Redis.
 	open atomic.Bool
+	// probing is true while the monitor probes Redis with the gate shut:
+	// the breaker's half-open state.
+	probing atomic.Bool
+	// epoch counts declared outages; an operation that began in an earlier
+	// epoch does not count its failure again.
+	epoch atomic.Uint64
 	// health is the snapshot health requests read.
 	health atomic.Pointer[Health]
 
@@ -41,16 +62,15 @@ type Client struct {
 
 	// mu serialises state changes and their log lines; nothing on the
 	// request path takes it unless the state is changing.
-	mu           sync.Mutex
-	lastReminder time.Time
-	announced    bool
+	mu     sync.Mutex
+	states stateLog
+	closed bool
 
 	rejected throttle
 
 	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
-	closed atomic.Bool
 }
 
 // valkeyClient boxes the interface so it can sit in an atomic.Pointer.
@@ -63,7 +83,8 @@ type failure struct {
 
 // New returns a Client and starts connecting to Redis in the background. It
 // never blocks on Redis and never fails because Redis is down: until the
-// first connection succeeds, operations return ErrUnavailable at once.
+// first connection succeeds, operations return ErrUnavailable at once (or
+// use the fallback tier).
 func New(opts Options) (*Client, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -84,10 +105,20 @@ func New(opts Options) (*Client, error) {
 		sentinelTLS: sentinelTLS,
 		addrs:       addrs,
 		log:         opts.Logger.With(slog.String("component", "redis"), slog.String("addr", addrs)),
+		obs:         opts.Observer,
 		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
+	if c.obs == nil {
+		c.obs = nopObserver{}
+	}
+	if opts.Fallback == FallbackMemory {
+		if c.memory, err = newMemoryTier(opts.FallbackMaxBytes); err != nil {
+			return nil, fmt.Errorf("cache: fallback tier: %w", err)
+		}
+	}
 	c.rejected = throttle{every: opts.OutageReminder}
+	c.states = stateLog{reminder: opts.OutageReminder}
 	c.health.Store(&Health{Status: StatusDisconnected, Since: time.Now(), Reason: "connecting", Addr: addrs, TLS: tlsConfig != nil})
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -96,22 +127,47 @@ func New(opts Options) (*Client, error) {
 }
 
 // Close stops the background monitor and closes the connections. Operations
-// after Close return ErrUnavailable.
+// after Close return ErrUnavailable (or use the fallback tier).
 func (c *Client) Close() {
-	if c.closed.Swap(true) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return
 	}
+	c.closed = true
 	c.open.Store(false)
+	c.mu.Unlock()
 	c.cancel()
 	<-c.done
 	if vk := c.vk.Load(); vk != nil {
 		vk.Close()
 	}
+	if c.memory != nil {
+		c.memory.close()
+	}
 }
 
-// Health returns the last snapshot of Redis's availability.
+// Health returns the last snapshot of Redis's availability, with the
+// fallback tier's state as of now.
 func (c *Client) Health() Health {
-	return *c.health.Load()
+	h := *c.health.Load()
+	h.Breaker = c.breaker()
+	h.Fallback = FallbackHealth{Mode: c.opts.Fallback}
+	if c.memory != nil {
+		h.Fallback.Active = !c.open.Load()
+		h.Fallback.Entries, h.Fallback.Bytes = c.memory.size()
+	}
+	return h
+}
+
+func (c *Client) breaker() BreakerState {
+	switch {
+	case c.open.Load():
+		return BreakerClosed
+	case c.probing.Load():
+		return BreakerHalfOpen
+	}
+	return BreakerOpen
 }
 
 // WaitReady blocks until Redis has answered a probe or ctx is done. The
@@ -133,50 +189,66 @@ func (c *Client) WaitReady(ctx context.Context) error {
 // KeyPrefix is the prefix put in front of every key.
 func (c *Client) KeyPrefix() string { return c.opts.KeyPrefix }
 
-// Get returns the JSON value stored at key. A miss, including an expired
-// key, is (nil, false, nil). A value that is not valid JSON (written by
-// something other than this service) is returned as a JSON string.
-func (c *Client) Get(ctx context.Context, key string) (json.RawMessage, bool, error) {
+// Get returns the JSON value stored at key, and where it was found. A miss,
+// including an expired key, is a nil value with a nil error. A value that is
+// not valid JSON (written by something other than this service) is returned
+// as a JSON string.
+func (c *Client) Get(ctx context.Context, key string) (json.RawMessage, Backend, error) {
+	start := time.Now()
+	value, backend, err := c.get(ctx, key)
+	c.observe(OpGet, readOutcome(value != nil, err), backend, start)
+	return value, backend, err
+}
+
+func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend, error) {
 	if err := checkKey(key); err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
-	vk, err := c.acquire()
+	vk, epoch, err := c.acquire()
 	if err != nil {
-		return nil, false, err
+		return c.fallbackGet(key, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	b, err := vk.Do(ctx, vk.B().Get().Key(c.opts.KeyPrefix+key).Build()).AsBytes()
 	if valkey.IsValkeyNil(err) {
 		c.succeeded()
-		return nil, false, nil
+		return nil, BackendRedis, nil
 	}
 	if err != nil {
-		return nil, false, c.failed(ctx, "get", err)
+		return c.fallbackGet(key, c.failed(ctx, epoch, OpGet, err))
 	}
 	c.succeeded()
 	if !json.Valid(b) {
 		b, _ = json.Marshal(string(b))
 	}
-	return b, true, nil
+	return b, BackendRedis, nil
 }
 
 // Set stores value, which must be JSON text, at key. A ttl of zero keeps it
-// until deleted; otherwise it expires after ttl. A nil error means Redis
-// confirmed the write.
-func (c *Client) Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) error {
+// until deleted; otherwise it expires after ttl. A nil error means the
+// write was confirmed, by Redis or, when Redis is unavailable, by the
+// fallback tier: the Backend says which.
+func (c *Client) Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (Backend, error) {
+	start := time.Now()
+	backend, err := c.set(ctx, key, value, ttl)
+	c.observe(OpSet, writeOutcome(err), backend, start)
+	return backend, err
+}
+
+func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (Backend, error) {
 	if err := checkKey(key); err != nil {
-		return err
+		return "", err
 	}
 	if err := c.checkValue(value); err != nil {
-		return err
+		return "", err
 	}
 	if err := c.checkTTL(ttl); err != nil {
-		return err
+		return "", err
 	}
-	vk, err := c.acquire()
+	vk, epoch, err := c.acquire()
 	if err != nil {
-		return err
+		return c.fallbackSet(key, value, ttl, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
@@ -191,47 +263,53 @@ func (c *Client) Set(ctx context.Context, key string, value json.RawMessage, ttl
 		cmd = set.Px(ttl).Build()
 	}
 	if err := vk.Do(ctx, cmd).Error(); err != nil {
-		return c.failed(ctx, "set", err)
+		return c.fallbackSet(key, value, ttl, c.failed(ctx, epoch, OpSet, err))
 	}
 	c.succeeded()
-	return nil
+	return BackendRedis, nil
 }
 
 // Delete removes key and reports whether it existed.
-func (c *Client) Delete(ctx context.Context, key string) (bool, error) {
-	return c.count(ctx, "delete", key, func(b valkey.Builder, k string) valkey.Completed { return b.Del().Key(k).Build() })
+func (c *Client) Delete(ctx context.Context, key string) (bool, Backend, error) {
+	start := time.Now()
+	deleted, backend, err := c.count(ctx, OpDelete, key, func(b valkey.Builder, k string) valkey.Completed { return b.Del().Key(k).Build() })
+	c.observe(OpDelete, deleteOutcome(deleted, err), backend, start)
+	return deleted, backend, err
 }
 
 // Exists reports whether key holds a value.
-func (c *Client) Exists(ctx context.Context, key string) (bool, error) {
-	return c.count(ctx, "exists", key, func(b valkey.Builder, k string) valkey.Completed { return b.Exists().Key(k).Build() })
+func (c *Client) Exists(ctx context.Context, key string) (bool, Backend, error) {
+	start := time.Now()
+	exists, backend, err := c.count(ctx, OpExists, key, func(b valkey.Builder, k string) valkey.Completed { return b.Exists().Key(k).Build() })
+	c.observe(OpExists, readOutcome(exists, err), backend, start)
+	return exists, backend, err
 }
 
 // count runs a one-key command whose integer reply counts the keys affected.
-func (c *Client) count(ctx context.Context, op, key string, build func(valkey.Builder, string) valkey.Completed) (bool, error) {
+func (c *Client) count(ctx context.Context, op Op, key string, build func(valkey.Builder, string) valkey.Completed) (bool, Backend, error) {
 	if err := checkKey(key); err != nil {
-		return false, err
+		return false, "", err
 	}
-	vk, err := c.acquire()
+	vk, epoch, err := c.acquire()
 	if err != nil {
-		return false, err
+		return c.fallbackCount(op, key, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	n, err := vk.Do(ctx, build(vk.B(), c.opts.KeyPrefix+key)).AsInt64()
 	if err != nil {
-		return false, c.failed(ctx, op, err)
+		return c.fallbackCount(op, key, c.failed(ctx, epoch, op, err))
 	}
 	c.succeeded()
-	return n > 0, nil
+	return n > 0, BackendRedis, nil
 }
 
 // GetValue reads key and decodes its JSON value into a T: the typed getter
 // for Go callers. A miss is (zero T, false, nil).
 func GetValue[T any](ctx context.Context, c *Client, key string) (T, bool, error) {
 	var v T
-	raw, ok, err := c.Get(ctx, key)
-	if err != nil || !ok {
+	raw, _, err := c.Get(ctx, key)
+	if err != nil || raw == nil {
 		return v, false, err
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -241,24 +319,52 @@ func GetValue[T any](ctx context.Context, c *Client, key string) (T, bool, error
 }
 
 // SetValue encodes v as JSON and stores it at key, as Set does.
-func (c *Client) SetValue(ctx context.Context, key string, v any, ttl time.Duration) error {
+func (c *Client) SetValue(ctx context.Context, key string, v any, ttl time.Duration) (Backend, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("%w: value cannot be encoded as JSON: %w", ErrInvalidInput, err)
+		return "", fmt.Errorf("%w: value cannot be encoded as JSON: %w", ErrInvalidInput, err)
 	}
 	return c.Set(ctx, key, b, ttl)
 }
 
-// acquire returns the client to send a command with, or ErrUnavailable at
-// once while Redis is known to be down.
-func (c *Client) acquire() (*valkeyClient, error) {
-	if !c.open.Load() {
-		if c.closed.Load() {
-			return nil, fmt.Errorf("%w: cache client closed", ErrUnavailable)
-		}
-		return nil, fmt.Errorf("%w: %s", ErrUnavailable, c.health.Load().Reason)
+// The fallback tier answers only what Redis did not execute (ErrUnavailable):
+// after ErrNoReply a write may have reached Redis, and answering from
+// memory would hide that.
+func (c *Client) fallbackGet(key string, cause error) (json.RawMessage, Backend, error) {
+	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
+		return nil, "", cause
 	}
-	return c.vk.Load(), nil
+	v, _ := c.memory.get(key)
+	return v, BackendMemory, nil
+}
+
+func (c *Client) fallbackSet(key string, value json.RawMessage, ttl time.Duration, cause error) (Backend, error) {
+	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
+		return "", cause
+	}
+	c.memory.set(key, value, ttl)
+	return BackendMemory, nil
+}
+
+func (c *Client) fallbackCount(op Op, key string, cause error) (bool, Backend, error) {
+	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
+		return false, "", cause
+	}
+	if op == OpDelete {
+		return c.memory.delete(key), BackendMemory, nil
+	}
+	_, ok := c.memory.get(key)
+	return ok, BackendMemory, nil
+}
+
+// acquire returns the client to send a command with and the current outage
+// epoch, or ErrUnavailable at once while Redis is known to be down.
+func (c *Client) acquire() (*valkeyClient, uint64, error) {
+	epoch := c.epoch.Load()
+	if !c.open.Load() {
+		return nil, 0, fmt.Errorf("%w: %s", ErrUnavailable, c.health.Load().Reason)
+	}
+	return c.vk.Load(), epoch, nil
 }
 
 func (c *Client) succeeded() {
@@ -269,29 +375,34 @@ func (c *Client) succeeded() {
 	}
 }
 
-// failed classifies err, feeds the availability counters, and closes the
-// gate once enough operations in a row failed for lack of Redis.
-func (c *Client) failed(ctx context.Context, op string, err error) error {
-	classified, outage := classify(ctx, err)
-	if !outage {
+// failed classifies err and feeds the availability counters. A run of
+// connection failures closes the gate at once; a run of timeouts asks the
+// monitor to probe now, and the probe tells a slow Redis (degraded, gate
+// stays open) from a hung one (disconnected).
+func (c *Client) failed(ctx context.Context, epoch uint64, op Op, err error) error {
+	kind, classified := classify(ctx, err)
+	switch {
+	case kind == notAnOutage:
 		if errors.Is(classified, ErrRejected) {
-			c.rejected.log(c.log, op, err)
+			c.rejected.log(c.log, string(op), err)
 		}
 		return classified
-	}
-	if !c.open.Load() {
-		// Redis is already known to be down (this command was in flight, or
-		// retrying, when the outage was declared): it adds nothing.
+	case epoch != c.epoch.Load():
+		// The outage this belongs to was already declared while the
+		// command was in flight or retrying: it adds nothing.
 		return classified
 	}
 	c.windowFailures.Add(1)
 	c.lastFailure.Store(&failure{err: err, at: time.Now()})
-	// A cluster is not down because one node is: its other slots keep
-	// working, so only the probe (which sees every node) closes the gate.
-	if c.consecutiveFailures.Add(1) >= failuresToTrip && c.health.Load().Mode != ModeCluster {
-		c.markDown(err)
-		c.poke()
+	if c.consecutiveFailures.Add(1) < failuresToTrip {
+		return classified
 	}
+	// A cluster is not down because one node is: its other slots keep
+	// working, so there only the probe (which sees every node) decides.
+	if kind == connectionLost && c.health.Load().Mode != ModeCluster {
+		c.markDown(err)
+	}
+	c.poke()
 	return classified
 }
 
@@ -300,6 +411,10 @@ func (c *Client) poke() {
 	case c.kick <- struct{}{}:
 	default:
 	}
+}
+
+func (c *Client) observe(op Op, outcome Outcome, backend Backend, start time.Time) {
+	c.obs.ObserveOperation(op, outcome, backend, time.Since(start))
 }
 
 func checkKey(key string) error {
@@ -321,10 +436,17 @@ func (c *Client) checkTTL(ttl time.Duration) error {
 	case ttl > 0 && ttl < time.Millisecond:
 		return fmt.Errorf("%w: ttl must be at least 1ms", ErrInvalidInput)
 	case ttl > c.opts.MaxTTL:
-		// Seconds, because that is the unit GraphQL clients pass.
-		return fmt.Errorf("%w: ttl of %gs is above the limit of %gs", ErrInvalidInput, ttl.Seconds(), c.opts.MaxTTL.Seconds())
+		// Whole seconds, the unit GraphQL clients pass.
+		return fmt.Errorf("%w: ttl of %s is above the limit of %s", ErrInvalidInput, seconds(ttl), seconds(c.opts.MaxTTL))
 	}
 	return nil
+}
+
+func seconds(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
 }
 
 func (c *Client) checkValue(value json.RawMessage) error {

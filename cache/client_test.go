@@ -68,6 +68,28 @@ func newClient(t *testing.T, opts cache.Options) *cache.Client {
 	return c
 }
 
+// The helpers below drop the Backend, which most tests do not look at, and
+// give Get the found flag its callers test.
+func get(ctx context.Context, c *cache.Client, key string) (json.RawMessage, bool, error) {
+	v, _, err := c.Get(ctx, key)
+	return v, v != nil, err
+}
+
+func set(ctx context.Context, c *cache.Client, key string, value json.RawMessage, ttl time.Duration) error {
+	_, err := c.Set(ctx, key, value, ttl)
+	return err
+}
+
+func exists(ctx context.Context, c *cache.Client, key string) (bool, error) {
+	ok, _, err := c.Exists(ctx, key)
+	return ok, err
+}
+
+func del(ctx context.Context, c *cache.Client, key string) (bool, error) {
+	ok, _, err := c.Delete(ctx, key)
+	return ok, err
+}
+
 func ready(t *testing.T, c *cache.Client) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -114,26 +136,26 @@ func TestRoundTrip(t *testing.T) {
 	for _, v := range values {
 		t.Run(v.name, func(t *testing.T) {
 			key := "roundtrip:" + v.name
-			if err := c.Set(ctx, key, json.RawMessage(v.value), 0); err != nil {
+			if err := set(ctx, c, key, json.RawMessage(v.value), 0); err != nil {
 				t.Fatalf("Set(%q) error = %v", key, err)
 			}
-			got, ok, err := c.Get(ctx, key)
+			got, ok, err := get(ctx, c, key)
 			if err != nil || !ok || string(got) != v.value {
 				t.Fatalf("Get(%q) = %s, %v, %v; want %s, true, nil", key, got, ok, err, v.value)
 			}
-			if ok, err := c.Exists(ctx, key); err != nil || !ok {
+			if ok, err := exists(ctx, c, key); err != nil || !ok {
 				t.Errorf("Exists(%q) = %v, %v; want true, nil", key, ok, err)
 			}
-			if deleted, err := c.Delete(ctx, key); err != nil || !deleted {
+			if deleted, err := del(ctx, c, key); err != nil || !deleted {
 				t.Errorf("Delete(%q) = %v, %v; want true, nil", key, deleted, err)
 			}
-			if deleted, err := c.Delete(ctx, key); err != nil || deleted {
+			if deleted, err := del(ctx, c, key); err != nil || deleted {
 				t.Errorf("second Delete(%q) = %v, %v; want false, nil", key, deleted, err)
 			}
-			if ok, err := c.Exists(ctx, key); err != nil || ok {
+			if ok, err := exists(ctx, c, key); err != nil || ok {
 				t.Errorf("Exists(%q) after delete = %v, %v; want false, nil", key, ok, err)
 			}
-			if got, ok, err := c.Get(ctx, key); err != nil || ok || got != nil {
+			if got, ok, err := get(ctx, c, key); err != nil || ok || got != nil {
 				t.Errorf("Get(%q) after delete = %s, %v, %v; want nil, false, nil", key, got, ok, err)
 			}
 		})
@@ -146,19 +168,19 @@ func TestTTL(t *testing.T) {
 	ready(t, c)
 	ctx := context.Background()
 
-	if err := c.Set(ctx, "ttl", json.RawMessage(`"soon gone"`), time.Second); err != nil {
+	if err := set(ctx, c, "ttl", json.RawMessage(`"soon gone"`), time.Second); err != nil {
 		t.Fatalf("Set() error = %v", err)
 	}
 	pttl, err := srv.Do(t, "PTTL", "school-erp:ttl")
 	if err != nil || pttl == "-1" || pttl == "-2" || len(pttl) > 4 {
 		t.Fatalf("PTTL school-erp:ttl = %s, %v; want a positive TTL of at most 1000 ms", pttl, err)
 	}
-	if got, ok, err := c.Get(ctx, "ttl"); err != nil || !ok || string(got) != `"soon gone"` {
+	if got, ok, err := get(ctx, c, "ttl"); err != nil || !ok || string(got) != `"soon gone"` {
 		t.Fatalf("Get() within TTL = %s, %v, %v; want the value", got, ok, err)
 	}
 	deadline := time.Now().Add(3 * time.Second)
 	for {
-		got, ok, err := c.Get(ctx, "ttl")
+		got, ok, err := get(ctx, c, "ttl")
 		if err != nil {
 			t.Fatalf("Get() error = %v", err)
 		}
@@ -192,14 +214,14 @@ func TestKeyPrefixAlwaysApplied(t *testing.T) {
 			tt.opts(&opts)
 			c := newClient(t, opts)
 			ready(t, c)
-			if err := c.Set(ctx, "student:1", json.RawMessage(`{"id":1}`), 0); err != nil {
+			if err := set(ctx, c, "student:1", json.RawMessage(`{"id":1}`), 0); err != nil {
 				t.Fatal(err)
 			}
 			if got, err := srv.Do(t, "GET", tt.rawKey); err != nil || got != `{"id":1}` {
 				t.Errorf("raw GET %s = %q, %v; want the stored JSON", tt.rawKey, got, err)
 			}
 			// Passing the prefixed name must not reach the raw key.
-			if _, ok, err := c.Get(ctx, tt.rawKey); err != nil || ok {
+			if _, ok, err := get(ctx, c, tt.rawKey); err != nil || ok {
 				t.Errorf("Get(%q) = found %v, %v; want a miss (prefix applied twice)", tt.rawKey, ok, err)
 			}
 		})
@@ -213,7 +235,7 @@ func TestNonJSONValueComesBackAsString(t *testing.T) {
 	if _, err := srv.Do(t, "SET", "school-erp:legacy", "plain text, not JSON"); err != nil {
 		t.Fatal(err)
 	}
-	got, ok, err := c.Get(context.Background(), "legacy")
+	got, ok, err := get(context.Background(), c, "legacy")
 	if err != nil || !ok || string(got) != `"plain text, not JSON"` {
 		t.Errorf("Get(legacy) = %s, %v, %v; want it as a JSON string", got, ok, err)
 	}
@@ -246,16 +268,16 @@ func TestInvalidInputStoresNothing(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := c.Set(ctx, tt.key, json.RawMessage(tt.value), tt.ttl)
+			err := set(ctx, c, tt.key, json.RawMessage(tt.value), tt.ttl)
 			if !errors.Is(err, cache.ErrInvalidInput) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("Set() error = %v; want ErrInvalidInput mentioning %q", err, tt.want)
 			}
 		})
 	}
 	for name, op := range map[string]func(string) error{
-		"Get":    func(k string) error { _, _, err := c.Get(ctx, k); return err },
-		"Exists": func(k string) error { _, err := c.Exists(ctx, k); return err },
-		"Delete": func(k string) error { _, err := c.Delete(ctx, k); return err },
+		"Get":    func(k string) error { _, _, err := get(ctx, c, k); return err },
+		"Exists": func(k string) error { _, err := exists(ctx, c, k); return err },
+		"Delete": func(k string) error { _, err := del(ctx, c, k); return err },
 	} {
 		if err := op(""); !errors.Is(err, cache.ErrInvalidInput) {
 			t.Errorf("%s(\"\") error = %v; want ErrInvalidInput", name, err)
@@ -277,7 +299,7 @@ func TestTypedValues(t *testing.T) {
 		Grades []string `json:"grades"`
 	}
 	want := student{ID: 7, Name: "Grace", Grades: []string{"A", "B+"}}
-	if err := c.SetValue(ctx, "student:7", want, time.Minute); err != nil {
+	if _, err := c.SetValue(ctx, "student:7", want, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	got, ok, err := cache.GetValue[student](ctx, c, "student:7")
@@ -287,7 +309,7 @@ func TestTypedValues(t *testing.T) {
 	if _, ok, err := cache.GetValue[student](ctx, c, "student:8"); err != nil || ok {
 		t.Errorf("GetValue(missing) = found %v, %v; want a miss", ok, err)
 	}
-	if err := c.SetValue(ctx, "bad", make(chan int), 0); !errors.Is(err, cache.ErrInvalidInput) {
+	if _, err := c.SetValue(ctx, "bad", make(chan int), 0); !errors.Is(err, cache.ErrInvalidInput) {
 		t.Errorf("SetValue(chan) error = %v; want ErrInvalidInput", err)
 	}
 }
@@ -326,7 +348,7 @@ func TestHealthWithoutINFOPermission(t *testing.T) {
 	if h.Server != nil {
 		t.Errorf("Health().Server = %+v; want nil when INFO is forbidden", *h.Server)
 	}
-	if err := c.Set(context.Background(), "k", json.RawMessage(`1`), 0); err != nil {
+	if err := set(context.Background(), c, "k", json.RawMessage(`1`), 0); err != nil {
 		t.Errorf("Set() as ACL user error = %v", err)
 	}
 }
@@ -341,11 +363,11 @@ func TestStartsWithoutRedisAndConnectsWhenItAppears(t *testing.T) {
 
 	waitStatus(t, c, cache.StatusDisconnected, time.Second)
 	start := time.Now()
-	_, ok, err := c.Get(ctx, "k")
+	_, ok, err := get(ctx, c, "k")
 	if ok || !errors.Is(err, cache.ErrUnavailable) {
 		t.Errorf("Get() while absent = found %v, %v; want ErrUnavailable", ok, err)
 	}
-	if err := c.Set(ctx, "k", json.RawMessage(`1`), 0); !errors.Is(err, cache.ErrUnavailable) {
+	if err := set(ctx, c, "k", json.RawMessage(`1`), 0); !errors.Is(err, cache.ErrUnavailable) {
 		t.Errorf("Set() while absent error = %v; want ErrUnavailable", err)
 	}
 	if d := time.Since(start); d > time.Second {
@@ -354,7 +376,7 @@ func TestStartsWithoutRedisAndConnectsWhenItAppears(t *testing.T) {
 
 	srv.Start()
 	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
-	if err := c.Set(ctx, "k", json.RawMessage(`1`), 0); err != nil {
+	if err := set(ctx, c, "k", json.RawMessage(`1`), 0); err != nil {
 		t.Errorf("Set() after Redis appeared error = %v", err)
 	}
 	if n := logs.count("redis unreachable"); n != 1 {
@@ -371,7 +393,7 @@ func TestKilledRedisRecoversAndLogsOnce(t *testing.T) {
 	c := newClient(t, fastOptions(srv.Addr, logs))
 	ready(t, c)
 	ctx := context.Background()
-	if err := c.Set(ctx, "before", json.RawMessage(`1`), 0); err != nil {
+	if err := set(ctx, c, "before", json.RawMessage(`1`), 0); err != nil {
 		t.Fatal(err)
 	}
 
@@ -384,7 +406,7 @@ func TestKilledRedisRecoversAndLogsOnce(t *testing.T) {
 		wg.Go(func() {
 			for range 50 {
 				start := time.Now()
-				_, ok, err := c.Get(ctx, "before")
+				_, ok, err := get(ctx, c, "before")
 				if ok || !(errors.Is(err, cache.ErrUnavailable) || errors.Is(err, cache.ErrNoReply)) {
 					errs <- errors.New("get during outage: unexpected result")
 				}
@@ -403,10 +425,10 @@ func TestKilledRedisRecoversAndLogsOnce(t *testing.T) {
 
 	srv.Start()
 	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
-	if err := c.Set(ctx, "after", json.RawMessage(`2`), 0); err != nil {
+	if err := set(ctx, c, "after", json.RawMessage(`2`), 0); err != nil {
 		t.Errorf("Set() after restart error = %v", err)
 	}
-	if got, ok, err := c.Get(ctx, "after"); err != nil || !ok || string(got) != "2" {
+	if got, ok, err := get(ctx, c, "after"); err != nil || !ok || string(got) != "2" {
 		t.Errorf("Get() after restart = %s, %v, %v; want 2", got, ok, err)
 	}
 	lines := logs.Lines()
@@ -443,7 +465,7 @@ func TestWrongPasswordIsDisconnectedWithCause(t *testing.T) {
 			t.Errorf("log line reveals a password: %s", l)
 		}
 	}
-	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, cache.ErrUnavailable) {
+	if _, _, err := get(context.Background(), c, "k"); !errors.Is(err, cache.ErrUnavailable) {
 		t.Errorf("Get() with a wrong password error = %v; want ErrUnavailable", err)
 	}
 }
@@ -454,7 +476,7 @@ func TestBlackHoledRedisNeverBlocksStart(t *testing.T) {
 	opts.DialTimeout = 10 * time.Second
 	start := time.Now()
 	c := newClient(t, opts)
-	_, _, err := c.Get(context.Background(), "k")
+	_, _, err := get(context.Background(), c, "k")
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("New() and Get() took %s against a hung server; want no wait", d)
 	}
@@ -474,7 +496,7 @@ func TestSlowProbeIsDegraded(t *testing.T) {
 		t.Errorf("Health().Reason = %q; want it to say Redis is slow", h.Reason)
 	}
 	// Degraded still serves.
-	if err := c.Set(context.Background(), "k", json.RawMessage(`1`), 0); err != nil {
+	if err := set(context.Background(), c, "k", json.RawMessage(`1`), 0); err != nil {
 		t.Errorf("Set() while degraded error = %v", err)
 	}
 	time.Sleep(350 * time.Millisecond) // several probes, all slow
@@ -492,7 +514,7 @@ func TestRejectedCommandIsNotAnOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	for range 20 {
-		_, _, err := c.Get(context.Background(), "hash")
+		_, _, err := get(context.Background(), c, "hash")
 		if !errors.Is(err, cache.ErrRejected) || !strings.Contains(err.Error(), "WRONGTYPE") {
 			t.Fatalf("Get(hash key) error = %v; want ErrRejected with WRONGTYPE", err)
 		}
@@ -511,7 +533,7 @@ func TestCloseMakesOperationsUnavailable(t *testing.T) {
 	ready(t, c)
 	c.Close()
 	c.Close() // idempotent
-	if _, _, err := c.Get(context.Background(), "k"); !errors.Is(err, cache.ErrUnavailable) {
+	if _, _, err := get(context.Background(), c, "k"); !errors.Is(err, cache.ErrUnavailable) {
 		t.Errorf("Get() after Close error = %v; want ErrUnavailable", err)
 	}
 }
@@ -541,7 +563,7 @@ func TestRecoveryAfterOutageIsConnectedNotDegraded(t *testing.T) {
 	ready(t, c)
 	srv.Kill()
 	for range 5 { // enough failures to close the gate
-		_, _, _ = c.Get(context.Background(), "k")
+		_, _, _ = get(context.Background(), c, "k")
 	}
 	waitStatus(t, c, cache.StatusDisconnected, 2*time.Second)
 	srv.Start()

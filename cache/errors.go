@@ -32,29 +32,44 @@ var (
 // now, rather than that it refused this particular command.
 var unavailableReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS"}
 
+// failureKind says what a failed command tells about Redis's availability.
+type failureKind int
+
+const (
+	// notAnOutage: Redis answered (with an error), or the caller gave up.
+	notAnOutage failureKind = iota
+	// connectionLost: Redis could not be reached, or the connection broke.
+	connectionLost
+	// timedOut: no reply within the deadline. Redis may be slow or hung;
+	// only a probe can tell.
+	timedOut
+)
+
 // classify turns an error from valkey-go into one of the sentinel errors,
-// keeping the cause. outage reports whether it counts against Redis's
-// availability; ctx is the operation's own context, to tell our deadline
-// from the caller giving up.
-func classify(ctx context.Context, err error) (classified error, outage bool) {
+// keeping the cause, and says what it tells about availability. ctx is the
+// operation's own context, to tell our deadline from the caller giving up.
+func classify(ctx context.Context, err error) (failureKind, error) {
 	if verr, ok := valkey.IsValkeyErr(err); ok {
 		msg := verr.Error()
 		for _, prefix := range unavailableReplies {
 			if strings.HasPrefix(msg, prefix) {
-				return fmt.Errorf("%w: %w", ErrUnavailable, err), true
+				return connectionLost, fmt.Errorf("%w: %w", ErrUnavailable, err)
 			}
 		}
-		return fmt.Errorf("%w: %w", ErrRejected, err), false
+		return notAnOutage, fmt.Errorf("%w: %w", ErrRejected, err)
 	}
 	if errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled {
 		// The caller went away; that says nothing about Redis.
-		return fmt.Errorf("%w: %w", ErrNoReply, err), false
+		return notAnOutage, fmt.Errorf("%w: %w", ErrNoReply, err)
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, valkey.ErrClosing) {
 		// Nothing was sent: the connection could not be opened.
-		return fmt.Errorf("%w: %w", ErrUnavailable, err), true
+		return connectionLost, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	// A deadline, a reset or EOF mid-command: the command may have run.
-	return fmt.Errorf("%w: %w", ErrNoReply, err), true
+	if isTimeout(err) {
+		return timedOut, fmt.Errorf("%w: %w", ErrNoReply, err)
+	}
+	// A reset or EOF mid-command: the command may have run.
+	return connectionLost, fmt.Errorf("%w: %w", ErrNoReply, err)
 }

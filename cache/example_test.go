@@ -24,10 +24,10 @@ func ExampleClient_redisDown() {
 	defer c.Close()
 
 	ctx := context.Background()
-	_, found, err := c.Get(ctx, "student:42")
-	fmt.Println("found:", found, "unavailable:", errors.Is(err, cache.ErrUnavailable))
+	value, _, err := c.Get(ctx, "student:42")
+	fmt.Println("found:", value != nil, "unavailable:", errors.Is(err, cache.ErrUnavailable))
 
-	err = c.SetValue(ctx, "student:42", map[string]string{"name": "Ada"}, 0)
+	_, err = c.SetValue(ctx, "student:42", map[string]string{"name": "Ada"}, 0)
 	fmt.Println("stored:", err == nil, "unavailable:", errors.Is(err, cache.ErrUnavailable))
 
 	fmt.Println("status:", c.Health().Status)

@@ -47,6 +47,10 @@ type Health struct {
 	RESP int
 	// Cluster describes the cluster in ModeCluster; nil otherwise.
 	Cluster *ClusterInfo
+	// Breaker is the request gate's state; Fallback the fallback tier's.
+	// Both are read when Health is called.
+	Breaker  BreakerState
+	Fallback FallbackHealth
 	// Server holds what INFO reported; nil when INFO could not be read (for
 	// instance when the ACL user may not run it).
 	Server *ServerInfo

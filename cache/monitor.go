@@ -38,12 +38,23 @@ func (c *Client) monitor(ctx context.Context) {
 			timer.Reset(c.backoff(attempt))
 			attempt++
 		}
+		// Requests that failed while this probe ran asked for a probe; it
+		// has just happened.
+		select {
+		case <-c.kick:
+		default:
+		}
 	}
 }
 
 // check connects if need be, probes Redis and publishes the result. It
 // reports whether Redis answered.
 func (c *Client) check(ctx context.Context) bool {
+	if !c.open.Load() {
+		c.probing.Store(true)
+		defer c.probing.Store(false)
+		c.obs.ObserveReconnectAttempt()
+	}
 	vk := c.vk.Load()
 	if vk == nil {
 		client, err := c.connect(ctx)
@@ -61,7 +72,9 @@ func (c *Client) check(ctx context.Context) bool {
 		vk = &valkeyClient{client}
 		c.vk.Store(vk)
 	}
+	start := time.Now()
 	p := c.probe(ctx, vk)
+	c.obs.ObserveProbe(time.Since(start), p.err)
 	if p.err != nil {
 		if ctx.Err() == nil {
 			c.markDown(p.err)
@@ -196,26 +209,42 @@ func (c *Client) markUp(p probeResult) {
 	if f := c.lastFailure.Load(); f != nil && f.at.After(h.LastErrorAt) {
 		h.LastError, h.LastErrorAt = f.err.Error(), f.at
 	}
-	wasAnnounced := c.announced
-	changed := status != prev.Status || !wasAnnounced
+	changed := status != prev.Status || !c.states.started
 	if changed {
 		h.Since = now
 	}
 	c.health.Store(h)
-	if !c.closed.Load() {
-		c.open.Store(true)
-	}
-	if !changed {
+	if c.closed {
 		return
 	}
-	c.announced = true
+	if prev.Status == StatusDisconnected && c.memory != nil {
+		// Redis is back: what the fallback held is not merged back, and
+		// must not be served in a later outage either.
+		c.memory.clear()
+	}
+	c.open.Store(true)
+
 	attrs := []any{slog.Duration("latency", p.latency)}
 	if p.server != nil {
 		attrs = append(attrs, slog.String("server", p.server.Version))
 	}
+	var log bool
+	var skipped int
+	if changed {
+		c.obs.ObserveTransition(prev.Status, status)
+		log, skipped = c.states.change(prev.Status, status, now)
+	} else if status == StatusDegraded {
+		log, _, skipped = c.states.ongoing(status, now)
+	}
+	if !log {
+		return
+	}
+	if skipped > 0 {
+		attrs = append(attrs, slog.Int("changesNotLogged", skipped))
+	}
 	switch status {
 	case StatusConnected:
-		if prev.Status == StatusDisconnected && wasAnnounced {
+		if prev.Status == StatusDisconnected && prev.Reason != "connecting" {
 			attrs = append(attrs, slog.Duration("downFor", now.Sub(prev.Since).Round(time.Millisecond)))
 		}
 		c.log.Info("redis connected", attrs...)
@@ -224,36 +253,54 @@ func (c *Client) markUp(p probeResult) {
 	}
 }
 
-// markDown closes the request gate and publishes the outage, logging it
-// once, then at most once per OutageReminder while it lasts.
+// markDown closes the request gate and publishes the outage. It is logged
+// once (unless Redis is flapping: see stateLog), then at most once per
+// OutageReminder while it lasts.
 func (c *Client) markDown(cause error) {
-	c.open.Store(false)
-	// Failures that led here belong to this outage; they must not make the
-	// first probe after recovery report "degraded".
-	c.windowFailures.Store(0)
 	now := time.Now()
 	reason := describe(cause)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.open.Store(false)
+	// Failures that led here belong to this outage; operations still in
+	// flight from before must not count again, nor make the first probe
+	// after recovery report "degraded".
+	c.epoch.Add(1)
+	c.windowFailures.Store(0)
 	prev := c.health.Load()
 	h := &Health{
 		Status: StatusDisconnected, Since: prev.Since, CheckedAt: now,
 		Reason: reason, Addr: c.addrs, Mode: prev.Mode, TLS: prev.TLS,
 		LastError: reason, LastErrorAt: now,
 	}
-	first := prev.Status != StatusDisconnected || !c.announced
+	changed := prev.Status != StatusDisconnected || !c.states.started
 	if prev.Status != StatusDisconnected {
 		h.Since = now
+		c.obs.ObserveTransition(prev.Status, StatusDisconnected)
+		if c.memory != nil {
+			// Start each outage empty: entries from an earlier one are
+			// older than what Redis has had since.
+			c.memory.clear()
+		}
 	}
 	c.health.Store(h)
+
+	var announce, remind bool
+	var skipped int
+	if changed {
+		announce, skipped = c.states.change(prev.Status, StatusDisconnected, now)
+	} else {
+		announce, remind, skipped = c.states.ongoing(StatusDisconnected, now)
+	}
 	switch {
-	case first:
-		c.announced = true
-		c.lastReminder = now
-		c.log.Warn("redis unreachable; serving without cache until it returns", slog.String("cause", reason))
-	case now.Sub(c.lastReminder) >= c.opts.OutageReminder:
-		c.lastReminder = now
+	case announce:
+		attrs := []any{slog.String("cause", reason)}
+		if skipped > 0 {
+			attrs = append(attrs, slog.Int("changesNotLogged", skipped))
+		}
+		c.log.Warn("redis unreachable; serving without cache until it returns", attrs...)
+	case remind:
 		c.log.Warn("redis still unreachable", slog.String("cause", reason), slog.Duration("downFor", now.Sub(h.Since).Round(time.Second)))
 	}
 }
@@ -265,6 +312,8 @@ func describe(err error) string {
 	switch {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"):
 		msg = "authentication failed: " + msg
+	case strings.Contains(msg, "DB index is out of range"):
+		msg = "database number is out of range for this server (a configuration mistake, not an outage): " + msg
 	case tlsCause(msg) != "":
 		msg = tlsCause(msg) + ": " + msg
 	case errors.Is(err, context.DeadlineExceeded):

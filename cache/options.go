@@ -21,6 +21,7 @@ const (
 	DefaultMaxValueBytes       = 1 << 20
 	DefaultMaxTTL              = 30 * 24 * time.Hour
 	DefaultClientName          = "school-erp-cache"
+	DefaultFallbackMaxBytes    = 32 << 20
 
 	// MaxKeyBytes is the longest key a caller may pass, before the prefix.
 	MaxKeyBytes = 512
@@ -88,8 +89,16 @@ type Options struct {
 	// MaxTTL is the largest TTL Set accepts.
 	MaxTTL time.Duration
 
+	// Fallback says what answers while Redis is unavailable: FallbackNone
+	// (the zero value) or FallbackMemory, bounded by FallbackMaxBytes.
+	Fallback         FallbackMode
+	FallbackMaxBytes int
+
 	// Logger receives state changes; nil discards them.
 	Logger *slog.Logger
+	// Observer receives every operation and state change, for metrics;
+	// nil means none.
+	Observer Observer
 }
 
 // SentinelOptions locate the master through Redis Sentinel.
@@ -129,6 +138,8 @@ func (o Options) validate() error {
 		return errors.New("cache: Sentinel.MasterSet is empty")
 	case len(o.ClusterAddrs) > 0 && o.DB != 0:
 		return errors.New("cache: a cluster has only database 0")
+	case o.Fallback != "" && o.Fallback != FallbackNone && o.Fallback != FallbackMemory:
+		return errors.New("cache: Fallback must be FallbackNone or FallbackMemory")
 	}
 	return nil
 }
@@ -161,6 +172,8 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.OutageReminder, DefaultOutageReminder)
 	setDefault(&o.MaxValueBytes, DefaultMaxValueBytes)
 	setDefault(&o.MaxTTL, DefaultMaxTTL)
+	setDefault(&o.Fallback, FallbackNone)
+	setDefault(&o.FallbackMaxBytes, DefaultFallbackMaxBytes)
 	if o.ReconnectMinBackoff > o.ReconnectMaxBackoff {
 		o.ReconnectMinBackoff = o.ReconnectMaxBackoff
 	}

@@ -35,7 +35,9 @@ func (c *Client) probe(ctx context.Context, vk *valkeyClient) probeResult {
 	if mode == ModeCluster {
 		return c.probeCluster(ctx, vk)
 	}
-	latency, err := ping(ctx, vk.Client)
+	dc, release := vk.Dedicate()
+	defer release()
+	latency, err := ping(ctx, dc)
 	if err != nil {
 		return probeResult{err: err}
 	}
@@ -45,8 +47,8 @@ func (c *Client) probe(ctx context.Context, vk *valkeyClient) probeResult {
 			p.addr = addr // the current master
 		}
 	}
-	p.server = serverInfo(ctx, vk.Client)
-	p.resp = respVersion(ctx, vk.Client)
+	p.server = serverInfo(ctx, dc)
+	p.resp = respVersion(ctx, dc)
 	return p
 }
 
@@ -62,7 +64,9 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 	var wg sync.WaitGroup
 	for addr, node := range nodes {
 		wg.Go(func() {
-			latency, err := ping(ctx, node)
+			dc, release := node.Dedicate()
+			defer release()
+			latency, err := ping(ctx, dc)
 			mu.Lock()
 			answers = append(answers, answer{addr, latency, err})
 			mu.Unlock()
@@ -98,7 +102,9 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 	if len(down) > 0 {
 		p.partial = fmt.Sprintf("%d of %d cluster nodes unreachable: %s", len(down), len(answers), strings.Join(down, ","))
 	}
-	if text, err := reachable.Do(ctx, reachable.B().ClusterInfo().Build()).ToString(); err == nil {
+	dc, release := reachable.Dedicate()
+	defer release()
+	if text, err := dc.Do(ctx, dc.B().ClusterInfo().Build()).ToString(); err == nil {
 		fields := infoFields(text)
 		p.cluster.State = fields["cluster_state"]
 		p.cluster.KnownNodes, _ = strconv.Atoi(fields["cluster_known_nodes"])
@@ -106,12 +112,18 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 			p.partial = "cluster_state is " + p.cluster.State
 		}
 	}
-	p.server = serverInfo(ctx, reachable)
-	p.resp = respVersion(ctx, reachable)
+	p.server = serverInfo(ctx, dc)
+	p.resp = respVersion(ctx, dc)
 	return p
 }
 
-func ping(ctx context.Context, c valkey.Client) (time.Duration, error) {
+// The probe's commands run on a dedicated connection (valkey-go's
+// Dedicate). Requests share the pipelined connections, and valkey-go makes
+// every command on a connection wait for its redial whatever their own
+// deadlines: if the probe, with its longer deadline, redialled one of those,
+// requests would wait on it.
+
+func ping(ctx context.Context, c valkey.CoreClient) (time.Duration, error) {
 	start := time.Now()
 	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
 		return 0, err
@@ -119,7 +131,7 @@ func ping(ctx context.Context, c valkey.Client) (time.Duration, error) {
 	return time.Since(start), nil
 }
 
-func serverInfo(ctx context.Context, c valkey.Client) *ServerInfo {
+func serverInfo(ctx context.Context, c valkey.CoreClient) *ServerInfo {
 	text, err := c.Do(ctx, c.B().Info().Build()).ToString()
 	if err != nil {
 		return nil
@@ -129,7 +141,7 @@ func serverInfo(ctx context.Context, c valkey.Client) *ServerInfo {
 
 // respVersion asks the server which protocol this connection speaks
 // (CLIENT INFO, Redis 6.2 and later); 0 when it cannot tell.
-func respVersion(ctx context.Context, c valkey.Client) int {
+func respVersion(ctx context.Context, c valkey.CoreClient) int {
 	text, err := c.Do(ctx, c.B().ClientInfo().Build()).ToString()
 	if err != nil {
 		return 0

@@ -59,7 +59,7 @@ func TestTLS(t *testing.T) {
 			c := newClient(t, opts)
 			if tt.wantCause == "" {
 				ready(t, c)
-				if err := c.Set(context.Background(), "k", json.RawMessage(`"over tls"`), 0); err != nil {
+				if err := set(context.Background(), c, "k", json.RawMessage(`"over tls"`), 0); err != nil {
 					t.Fatalf("Set() error = %v", err)
 				}
 				if h := c.Health(); h.TLS != (tt.tls != nil) || h.Status != cache.StatusConnected {

@@ -59,16 +59,16 @@ func TestACLUser(t *testing.T) {
 			c := newClient(t, opts)
 			ready(t, c)
 			ctx := context.Background()
-			if err := c.Set(ctx, "k", json.RawMessage(`{"ok":1}`), time.Minute); err != nil {
+			if err := set(ctx, c, "k", json.RawMessage(`{"ok":1}`), time.Minute); err != nil {
 				t.Fatalf("Set() error = %v", err)
 			}
-			if got, ok, err := c.Get(ctx, "k"); err != nil || !ok || string(got) != `{"ok":1}` {
+			if got, ok, err := get(ctx, c, "k"); err != nil || !ok || string(got) != `{"ok":1}` {
 				t.Errorf("Get() = %s, %v, %v", got, ok, err)
 			}
-			if ok, err := c.Exists(ctx, "k"); err != nil || !ok {
+			if ok, err := exists(ctx, c, "k"); err != nil || !ok {
 				t.Errorf("Exists() = %v, %v", ok, err)
 			}
-			if ok, err := c.Delete(ctx, "k"); err != nil || !ok {
+			if ok, err := del(ctx, c, "k"); err != nil || !ok {
 				t.Errorf("Delete() = %v, %v", ok, err)
 			}
 			h := waitStatus(t, c, cache.StatusConnected, 5*time.Second)
@@ -115,7 +115,7 @@ func TestSentinelFailover(t *testing.T) {
 	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
-	if err := c.Set(ctx, "before", json.RawMessage(`1`), 0); err != nil {
+	if err := set(ctx, c, "before", json.RawMessage(`1`), 0); err != nil {
 		t.Fatalf("Set() before failover error = %v", err)
 	}
 	if h := waitStatus(t, c, cache.StatusConnected, 5*time.Second); h.Mode != cache.ModeSentinel || h.Addr != master.Addr {
@@ -130,18 +130,18 @@ func TestSentinelFailover(t *testing.T) {
 	killed := time.Now()
 	// Writes resume against the promoted replica without a restart.
 	eventually(t, 30*time.Second, "writes succeed after failover", func() bool {
-		return c.Set(ctx, "probe", json.RawMessage(`true`), 0) == nil
+		return set(ctx, c, "probe", json.RawMessage(`true`), 0) == nil
 	})
 	t.Logf("writes resumed %s after the master was killed", time.Since(killed).Round(time.Millisecond))
 
 	// Nothing written after the failover is lost.
 	for i := range 50 {
-		if err := c.Set(ctx, fmt.Sprintf("after:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
+		if err := set(ctx, c, fmt.Sprintf("after:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
 			t.Fatalf("Set(after:%d) error = %v", i, err)
 		}
 	}
 	for i := range 50 {
-		got, ok, err := c.Get(ctx, fmt.Sprintf("after:%d", i))
+		got, ok, err := get(ctx, c, fmt.Sprintf("after:%d", i))
 		if err != nil || !ok || string(got) != strconv.Itoa(i) {
 			t.Errorf("Get(after:%d) = %s, %v, %v", i, got, ok, err)
 		}
@@ -149,7 +149,7 @@ func TestSentinelFailover(t *testing.T) {
 			t.Errorf("new master GET after:%d = %q, %v", i, v, err)
 		}
 	}
-	if v, ok, err := c.Get(ctx, "before"); err != nil || !ok || string(v) != "1" {
+	if v, ok, err := get(ctx, c, "before"); err != nil || !ok || string(v) != "1" {
 		t.Errorf("Get(before) after failover = %s, %v, %v; want the replicated value", v, ok, err)
 	}
 	eventually(t, 5*time.Second, "health names the new master", func() bool {
@@ -193,7 +193,7 @@ func TestCluster(t *testing.T) {
 
 	const keys = 200
 	for i := range keys {
-		if err := c.Set(ctx, fmt.Sprintf("key:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
+		if err := set(ctx, c, fmt.Sprintf("key:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
 			t.Fatalf("Set(key:%d) error = %v", i, err)
 		}
 	}
@@ -220,7 +220,7 @@ func TestCluster(t *testing.T) {
 		}
 	}
 	for i := range keys {
-		got, ok, err := c.Get(ctx, fmt.Sprintf("key:%d", i))
+		got, ok, err := get(ctx, c, fmt.Sprintf("key:%d", i))
 		if err != nil || !ok || string(got) != strconv.Itoa(i) {
 			t.Fatalf("Get(key:%d) = %s, %v, %v", i, got, ok, err)
 		}
@@ -238,12 +238,12 @@ func TestCluster(t *testing.T) {
 	})
 	for i := range keys {
 		key := fmt.Sprintf("key:%d", i)
-		got, ok, err := c.Get(ctx, key)
+		got, ok, err := get(ctx, c, key)
 		if owner[i] == dead {
 			if ok || !(errors.Is(err, cache.ErrUnavailable) || errors.Is(err, cache.ErrNoReply)) {
 				t.Errorf("Get(%s) on the dead node = %s, %v, %v; want a miss with an outage error", key, got, ok, err)
 			}
-			if err := c.Set(ctx, key, json.RawMessage(`0`), 0); err == nil {
+			if err := set(ctx, c, key, json.RawMessage(`0`), 0); err == nil {
 				t.Errorf("Set(%s) on the dead node reported stored", key)
 			}
 			continue
@@ -251,7 +251,7 @@ func TestCluster(t *testing.T) {
 		if err != nil || !ok || string(got) != strconv.Itoa(i) {
 			t.Errorf("Get(%s) on a live node = %s, %v, %v; want the value", key, got, ok, err)
 		}
-		if err := c.Set(ctx, key, json.RawMessage(`-1`), 0); err != nil {
+		if err := set(ctx, c, key, json.RawMessage(`-1`), 0); err != nil {
 			t.Errorf("Set(%s) on a live node error = %v", key, err)
 		}
 	}
@@ -268,10 +268,10 @@ func TestServerWithoutRESP3(t *testing.T) {
 	opts.Password = "pw"
 	c := newClient(t, opts)
 	ready(t, c)
-	if err := c.Set(context.Background(), "k", json.RawMessage(`[1]`), 0); err != nil {
+	if err := set(context.Background(), c, "k", json.RawMessage(`[1]`), 0); err != nil {
 		t.Fatalf("Set() over RESP2 error = %v", err)
 	}
-	if got, ok, err := c.Get(context.Background(), "k"); err != nil || !ok || string(got) != "[1]" {
+	if got, ok, err := get(context.Background(), c, "k"); err != nil || !ok || string(got) != "[1]" {
 		t.Errorf("Get() over RESP2 = %s, %v, %v", got, ok, err)
 	}
 	if h := waitStatus(t, c, cache.StatusConnected, 5*time.Second); h.RESP != 2 || h.Server == nil {

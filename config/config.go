@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -35,9 +36,16 @@ type Config struct {
 	LogLevel        string        `env:"LOG_LEVEL" env-default:"info" env-description:"Minimum log level" allowed:"one of debug, info, warn, error"`
 	LogFormat       string        `env:"LOG_FORMAT" env-description:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" env-default:"10s" env-description:"How long in-flight requests may take to finish after SIGINT/SIGTERM" allowed:"a positive duration such as 10s"`
+	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" env-description:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
+
+	MetricsEnabled bool `env:"METRICS_ENABLED" env-default:"true" env-description:"Serve Prometheus metrics at /metrics" allowed:"true or false"`
+	MetricsPort    int  `env:"METRICS_PORT" env-description:"Serve /metrics on this port instead of PORT (empty: on PORT)" allowed:"empty, or an integer from 1 to 65535 other than PORT"`
 
 	Redis Redis
 	Cache Cache
+
+	// ShutdownDrainDelay is SHUTDOWN_DRAIN_DELAY resolved; set by Load.
+	ShutdownDrainDelay time.Duration
 }
 
 // Redis describes where Redis is and how the client treats it.
@@ -83,10 +91,13 @@ type Redis struct {
 	SentinelTLSOn bool
 }
 
-// Cache holds limits on what clients may store.
+// Cache holds limits on what clients may store and what answers while
+// Redis is unavailable.
 type Cache struct {
-	MaxValueBytes int           `env:"CACHE_MAX_VALUE_BYTES" env-default:"1048576" env-description:"Largest value, as JSON text in bytes, that cacheSet accepts" allowed:"an integer from 1 to 536870912"`
-	MaxTTL        time.Duration `env:"CACHE_MAX_TTL" env-default:"720h" env-description:"Largest ttlSeconds that cacheSet accepts" allowed:"a duration of at least 1s, such as 720h"`
+	MaxValueBytes    int           `env:"CACHE_MAX_VALUE_BYTES" env-default:"1048576" env-description:"Largest value, as JSON text in bytes, that cacheSet accepts" allowed:"an integer from 1 to 536870912"`
+	MaxTTL           time.Duration `env:"CACHE_MAX_TTL" env-default:"720h" env-description:"Largest ttlSeconds that cacheSet accepts" allowed:"a duration from 1s to 68 years, such as 720h"`
+	Fallback         string        `env:"CACHE_FALLBACK" env-description:"What answers while Redis is unavailable: none (reads miss, writes not stored) or memory (a bounded in-process store); empty means memory in development, none elsewhere" allowed:"empty, none or memory"`
+	FallbackMaxBytes int           `env:"CACHE_FALLBACK_MAX_BYTES" env-default:"33554432" env-description:"Size bound of the in-process fallback tier, in bytes" allowed:"an integer from 1024 to 1073741824"`
 }
 
 // Error is a configuration value that cannot be used. Its message names the
@@ -106,10 +117,16 @@ func (e *Error) shownValue() string {
 	if !e.secret {
 		return strconv.Quote(e.Value)
 	}
-	if u, err := url.Parse(e.Value); err == nil && u.Scheme != "" {
-		return strconv.Quote(u.Redacted())
+	// Everything between the scheme and the last "@" may be credentials,
+	// whatever a URL parser makes of a password with "#" or "?" in it.
+	scheme, rest, ok := strings.Cut(e.Value, "://")
+	if !ok {
+		return "(value hidden: it may hold a secret)"
 	}
-	return "(value hidden: it may hold a secret)"
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = "xxxxx" + rest[at:]
+	}
+	return strconv.Quote(scheme + "://" + rest)
 }
 
 // Load reads dotenvPath (when it exists; "" skips it) into the process
@@ -215,10 +232,13 @@ func (c *Config) validate() error {
 		{"REDIS_MAX_RETRIES", r.MaxRetries >= 0 && r.MaxRetries <= 100, r.MaxRetries},
 		{"REDIS_RECONNECT_MAX_BACKOFF", r.ReconnectMaxBackoff > 0, r.ReconnectMaxBackoff},
 		{"REDIS_RECONNECT_MIN_BACKOFF", r.ReconnectMinBackoff > 0 && r.ReconnectMinBackoff <= r.ReconnectMaxBackoff, r.ReconnectMinBackoff},
-		{"REDIS_HEALTH_INTERVAL", r.HealthInterval > 0, r.HealthInterval},
+		{"REDIS_HEALTH_INTERVAL", r.HealthInterval >= 50*time.Millisecond, r.HealthInterval},
 		{"REDIS_DEGRADED_LATENCY", r.DegradedLatency > 0, r.DegradedLatency},
 		{"CACHE_MAX_VALUE_BYTES", c.Cache.MaxValueBytes >= 1 && c.Cache.MaxValueBytes <= 512<<20, c.Cache.MaxValueBytes},
-		{"CACHE_MAX_TTL", c.Cache.MaxTTL >= time.Second, c.Cache.MaxTTL},
+		{"CACHE_MAX_TTL", c.Cache.MaxTTL >= time.Second && c.Cache.MaxTTL <= math.MaxInt32*time.Second, c.Cache.MaxTTL},
+		{"CACHE_FALLBACK", oneOf(c.Cache.Fallback, "", "none", "memory"), c.Cache.Fallback},
+		{"CACHE_FALLBACK_MAX_BYTES", c.Cache.FallbackMaxBytes >= 1024 && c.Cache.FallbackMaxBytes <= 1<<30, c.Cache.FallbackMaxBytes},
+		{"METRICS_PORT", c.MetricsPort >= 0 && c.MetricsPort <= 65535 && (c.MetricsPort == 0 || c.MetricsPort != c.Port), c.MetricsPort},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -226,6 +246,24 @@ func (c *Config) validate() error {
 		}
 	}
 	c.LogLevel = strings.ToLower(c.LogLevel)
+	dev := c.AppEnv == EnvDevelopment
+	if c.Cache.Fallback == "" {
+		c.Cache.Fallback = "none"
+		if dev {
+			// go run . on a fresh machine gives a working API with no Redis.
+			c.Cache.Fallback = "memory"
+		}
+	}
+	switch {
+	case c.DrainDelay != "":
+		d, err := time.ParseDuration(c.DrainDelay)
+		if err != nil || d < 0 {
+			return invalid("SHUTDOWN_DRAIN_DELAY", c.DrainDelay)
+		}
+		c.ShutdownDrainDelay = d
+	case !dev:
+		c.ShutdownDrainDelay = 5 * time.Second
+	}
 	if c.LogFormat == "" {
 		c.LogFormat = "json"
 		if c.AppEnv == EnvDevelopment {
@@ -409,8 +447,15 @@ func (r *Redis) applyURL() error {
 	}
 	r.Username, r.Password = "", ""
 	if u.User != nil {
+		var hasPassword bool
 		r.Username = u.User.Username()
-		r.Password, _ = u.User.Password()
+		r.Password, hasPassword = u.User.Password()
+		if !hasPassword {
+			// redis://user@host would AUTH with an empty password.
+			e := invalid("REDIS_URL", r.URL)
+			e.Allowed = "a password with the user (redis://user:password@host), or no user info at all"
+			return e
+		}
 	}
 	return nil
 }

@@ -138,6 +138,12 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"url unknown option", map[string]string{"REDIS_URL": "redis://h:1?dial_timeout=1s"}, "REDIS_URL", nil, nil},
 		{"url without host", map[string]string{"REDIS_URL": "redis:///0"}, "REDIS_URL", nil, nil},
 		{"url garbage", map[string]string{"REDIS_URL": "::hunter2pw::%zz"}, "REDIS_URL", []string{"hidden"}, []string{"hunter2pw"}},
+		{"url password with #", map[string]string{"REDIS_URL": "redis://u:hunter2pw#x@h:1/z"}, "REDIS_URL", []string{"xxxxx@h"}, []string{"hunter2pw"}},
+		{"url user without password", map[string]string{"REDIS_URL": "redis://app@h:1"}, "REDIS_URL", []string{"password"}, nil},
+		{"probe interval too short", map[string]string{"REDIS_HEALTH_INTERVAL": "1ns"}, "REDIS_HEALTH_INTERVAL", nil, nil},
+		{"fallback mode", map[string]string{"CACHE_FALLBACK": "disk"}, "CACHE_FALLBACK", []string{"none or memory"}, nil},
+		{"drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "-1s"}, "SHUTDOWN_DRAIN_DELAY", nil, nil},
+		{"metrics port equals port", map[string]string{"PORT": "7000", "METRICS_PORT": "7000"}, "METRICS_PORT", nil, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

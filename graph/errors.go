@@ -23,6 +23,9 @@ const (
 	// CodeRedisRejected: Redis answered a read with an error (for example
 	// the key holds a non-string type written by another program).
 	CodeRedisRejected = "REDIS_REJECTED"
+	// CodeBadRequest: the request itself could not be read (a body that
+	// is not JSON, say).
+	CodeBadRequest = "BAD_REQUEST"
 	// CodeInternal: anything else; details are in the service log only.
 	CodeInternal = "INTERNAL_SERVER_ERROR"
 
@@ -32,6 +35,9 @@ const (
 	// WarningNoReply: a read was answered as a miss because Redis did not
 	// reply within the command timeout.
 	WarningNoReply = "NO_REPLY"
+	// WarningServedFromMemory: Redis was unavailable and the in-process
+	// fallback tier answered the read.
+	WarningServedFromMemory = "SERVED_FROM_MEMORY"
 )
 
 // errBadInput is a client mistake, shown with its message and
@@ -64,6 +70,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case hasCode(gqlErr):
 			// gqlgen's own parse, validation and argument errors: already
 			// written for the client.
+		case isRequestError(gqlErr):
+			// gqlgen echoes the whole body in these; the client sent it, and
+			// the log must not hold it (it may carry secrets, or be huge).
+			gqlErr.Message = "the request body is not a valid GraphQL request (JSON with a query string)"
+			setCode(gqlErr, CodeBadRequest)
 		case isArgumentError(err):
 			setCode(gqlErr, CodeBadUserInput)
 		default:
@@ -73,6 +84,13 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
+}
+
+// isRequestError reports whether gqlgen could not decode or read the
+// request body.
+func isRequestError(e *gqlerror.Error) bool {
+	return strings.HasPrefix(e.Message, "json request body could not be decoded") ||
+		strings.HasPrefix(e.Message, "could not read request body")
 }
 
 // isArgumentError reports whether gqlgen failed to decode a field argument

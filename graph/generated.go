@@ -37,6 +37,7 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	CacheDeletePayload struct {
+		Backend func(childComplexity int) int
 		Deleted func(childComplexity int) int
 		Failure func(childComplexity int) int
 		Key     func(childComplexity int) int
@@ -44,6 +45,7 @@ type ComplexityRoot struct {
 	}
 
 	CacheSetPayload struct {
+		Backend    func(childComplexity int) int
 		Failure    func(childComplexity int) int
 		Key        func(childComplexity int) int
 		Message    func(childComplexity int) int
@@ -56,6 +58,13 @@ type ComplexityRoot struct {
 		Nodes      func(childComplexity int) int
 		Reachable  func(childComplexity int) int
 		State      func(childComplexity int) int
+	}
+
+	FallbackHealth struct {
+		Active  func(childComplexity int) int
+		Bytes   func(childComplexity int) int
+		Entries func(childComplexity int) int
+		Mode    func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -71,8 +80,10 @@ type ComplexityRoot struct {
 
 	RedisHealth struct {
 		Addr          func(childComplexity int) int
+		Breaker       func(childComplexity int) int
 		CheckedAt     func(childComplexity int) int
 		Cluster       func(childComplexity int) int
+		Fallback      func(childComplexity int) int
 		LastError     func(childComplexity int) int
 		LastErrorAt   func(childComplexity int) int
 		LatencyMs     func(childComplexity int) int
@@ -120,6 +131,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	_ = ec
 	switch typeName + "." + field {
 
+	case "CacheDeletePayload.backend":
+		if e.ComplexityRoot.CacheDeletePayload.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheDeletePayload.Backend(childComplexity), true
 	case "CacheDeletePayload.deleted":
 		if e.ComplexityRoot.CacheDeletePayload.Deleted == nil {
 			break
@@ -145,6 +162,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CacheDeletePayload.Message(childComplexity), true
 
+	case "CacheSetPayload.backend":
+		if e.ComplexityRoot.CacheSetPayload.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheSetPayload.Backend(childComplexity), true
 	case "CacheSetPayload.failure":
 		if e.ComplexityRoot.CacheSetPayload.Failure == nil {
 			break
@@ -200,6 +223,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ClusterHealth.State(childComplexity), true
+
+	case "FallbackHealth.active":
+		if e.ComplexityRoot.FallbackHealth.Active == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FallbackHealth.Active(childComplexity), true
+	case "FallbackHealth.bytes":
+		if e.ComplexityRoot.FallbackHealth.Bytes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FallbackHealth.Bytes(childComplexity), true
+	case "FallbackHealth.entries":
+		if e.ComplexityRoot.FallbackHealth.Entries == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FallbackHealth.Entries(childComplexity), true
+	case "FallbackHealth.mode":
+		if e.ComplexityRoot.FallbackHealth.Mode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FallbackHealth.Mode(childComplexity), true
 
 	case "Mutation.cacheDelete":
 		if e.ComplexityRoot.Mutation.CacheDelete == nil {
@@ -260,6 +308,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.Addr(childComplexity), true
+	case "RedisHealth.breaker":
+		if e.ComplexityRoot.RedisHealth.Breaker == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.Breaker(childComplexity), true
 	case "RedisHealth.checkedAt":
 		if e.ComplexityRoot.RedisHealth.CheckedAt == nil {
 			break
@@ -272,6 +326,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.Cluster(childComplexity), true
+	case "RedisHealth.fallback":
+		if e.ComplexityRoot.RedisHealth.Fallback == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.Fallback(childComplexity), true
 	case "RedisHealth.lastError":
 		if e.ComplexityRoot.RedisHealth.LastError == nil {
 			break
@@ -445,6 +505,14 @@ enum RedisStatus {
   DISCONNECTED
 }
 
+"Where an operation was served."
+enum CacheBackend {
+  "Redis answered."
+  REDIS
+  "Redis was unavailable and this instance's in-process fallback tier answered (CACHE_FALLBACK=memory). Its values live only in this instance and are dropped when Redis returns."
+  MEMORY
+}
+
 """
 Why a write was not confirmed. Absent when the write succeeded.
 """
@@ -492,6 +560,40 @@ type RedisHealth {
   addr: String!
   "Cluster state, in cluster mode only."
   cluster: ClusterHealth
+  "The request gate seen as a circuit breaker: CLOSED while requests go to Redis, OPEN while Redis is down and requests do not try it, HALF_OPEN while the background probe is trying it."
+  breaker: BreakerState!
+  "The in-process fallback tier."
+  fallback: FallbackHealth!
+}
+
+"State of the circuit breaker in front of Redis."
+enum BreakerState {
+  "Requests go to Redis."
+  CLOSED
+  "Redis is down; requests are answered without trying it."
+  OPEN
+  "Redis is down and the background probe is trying it; only the probe reaches it."
+  HALF_OPEN
+}
+
+"What serves the cache while Redis is unavailable (CACHE_FALLBACK)."
+enum FallbackMode {
+  "Reads miss and writes report not stored."
+  NONE
+  "A bounded in-process store answers; its values live only in this instance."
+  MEMORY
+}
+
+"The in-process fallback tier."
+type FallbackHealth {
+  "Configured mode."
+  mode: FallbackMode!
+  "True while the fallback tier is answering for Redis."
+  active: Boolean!
+  "Entries it holds now."
+  entries: Int!
+  "Approximate bytes it holds now (keys, values and per-entry overhead)."
+  bytes: Int!
 }
 
 "How the service reaches Redis."
@@ -520,8 +622,10 @@ type ClusterHealth {
 type CacheSetPayload {
   "The key as given (without the server's prefix)."
   key: String!
-  "True only when Redis confirmed the write."
+  "True only when the write was confirmed: by Redis, or while Redis is unavailable by the in-process fallback tier (see backend)."
   stored: Boolean!
+  "Where the value went; null when not stored."
+  backend: CacheBackend
   "The TTL applied, in seconds; null when the value does not expire or was not stored."
   ttlSeconds: Int
   "Why the write was not confirmed; null when stored."
@@ -534,8 +638,10 @@ type CacheSetPayload {
 type CacheDeletePayload {
   "The key as given (without the server's prefix)."
   key: String!
-  "True when Redis confirmed that a value existed and was removed; false when there was nothing to delete or the delete was not confirmed."
+  "True when a value existed and was removed; false when there was nothing to delete or the delete was not confirmed."
   deleted: Boolean!
+  "Where the delete was applied; null when it was not confirmed. A delete applied to MEMORY does not reach Redis: the key may reappear when Redis returns."
+  backend: CacheBackend
   "Why the delete was not confirmed; null when Redis answered (whether or not the key existed)."
   failure: CacheWriteFailure
   "A sentence for people saying what happened when the delete was not confirmed; null otherwise."
@@ -550,7 +656,8 @@ type Query {
   The value stored at key, or null on a miss, after expiry, or while Redis is
   unavailable. When Redis could not answer, the response carries a warning in
   extensions.warnings (code REDIS_UNAVAILABLE or NO_REPLY) so that a miss can
-  be told from an outage.
+  be told from an outage; when the in-process fallback tier answered instead,
+  the warning's code is SERVED_FROM_MEMORY.
   """
   cacheGet(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
@@ -558,8 +665,9 @@ type Query {
   ): JSON
 
   """
-  Whether key holds a value. False while Redis is unavailable, with a warning
-  in extensions.warnings as for cacheGet.
+  Whether key holds a value. False while Redis is unavailable (unless the
+  fallback tier holds it), with a warning in extensions.warnings as for
+  cacheGet.
   """
   cacheExists(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
@@ -602,6 +710,8 @@ func (ec *executionContext) childFields_CacheDeletePayload(ctx context.Context, 
 		return ec.fieldContext_CacheDeletePayload_key(ctx, field)
 	case "deleted":
 		return ec.fieldContext_CacheDeletePayload_deleted(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheDeletePayload_backend(ctx, field)
 	case "failure":
 		return ec.fieldContext_CacheDeletePayload_failure(ctx, field)
 	case "message":
@@ -616,6 +726,8 @@ func (ec *executionContext) childFields_CacheSetPayload(ctx context.Context, fie
 		return ec.fieldContext_CacheSetPayload_key(ctx, field)
 	case "stored":
 		return ec.fieldContext_CacheSetPayload_stored(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheSetPayload_backend(ctx, field)
 	case "ttlSeconds":
 		return ec.fieldContext_CacheSetPayload_ttlSeconds(ctx, field)
 	case "failure":
@@ -638,6 +750,20 @@ func (ec *executionContext) childFields_ClusterHealth(ctx context.Context, field
 		return ec.fieldContext_ClusterHealth_reachable(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ClusterHealth", field.Name)
+}
+
+func (ec *executionContext) childFields_FallbackHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "mode":
+		return ec.fieldContext_FallbackHealth_mode(ctx, field)
+	case "active":
+		return ec.fieldContext_FallbackHealth_active(ctx, field)
+	case "entries":
+		return ec.fieldContext_FallbackHealth_entries(ctx, field)
+	case "bytes":
+		return ec.fieldContext_FallbackHealth_bytes(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FallbackHealth", field.Name)
 }
 
 func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -672,6 +798,10 @@ func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field g
 		return ec.fieldContext_RedisHealth_addr(ctx, field)
 	case "cluster":
 		return ec.fieldContext_RedisHealth_cluster(ctx, field)
+	case "breaker":
+		return ec.fieldContext_RedisHealth_breaker(ctx, field)
+	case "fallback":
+		return ec.fieldContext_RedisHealth_fallback(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RedisHealth", field.Name)
 }
@@ -998,6 +1128,29 @@ func (ec *executionContext) fieldContext_CacheDeletePayload_deleted(_ context.Co
 	return graphql.NewScalarFieldContext("CacheDeletePayload", field, false, false, "Boolean")
 }
 
+func (ec *executionContext) _CacheDeletePayload_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheDeletePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheDeletePayload_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+			return ec.marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheDeletePayload_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheDeletePayload", field, false, false, "CacheBackend")
+}
+
 func (ec *executionContext) _CacheDeletePayload_failure(ctx context.Context, field graphql.CollectedField, obj *model.CacheDeletePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1088,6 +1241,29 @@ func (ec *executionContext) _CacheSetPayload_stored(ctx context.Context, field g
 }
 func (ec *executionContext) fieldContext_CacheSetPayload_stored(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CacheSetPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CacheSetPayload_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheSetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheSetPayload_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+			return ec.marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheSetPayload_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheSetPayload", field, false, false, "CacheBackend")
 }
 
 func (ec *executionContext) _CacheSetPayload_ttlSeconds(ctx context.Context, field graphql.CollectedField, obj *model.CacheSetPayload) (ret graphql.Marshaler) {
@@ -1249,6 +1425,98 @@ func (ec *executionContext) _ClusterHealth_reachable(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_ClusterHealth_reachable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ClusterHealth", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FallbackHealth_mode(ctx context.Context, field graphql.CollectedField, obj *model.FallbackHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FallbackHealth_mode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Mode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.FallbackMode) graphql.Marshaler {
+			return ec.marshalNFallbackMode2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐFallbackMode(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FallbackHealth_mode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FallbackHealth", field, false, false, "FallbackMode")
+}
+
+func (ec *executionContext) _FallbackHealth_active(ctx context.Context, field graphql.CollectedField, obj *model.FallbackHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FallbackHealth_active(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Active, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FallbackHealth_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FallbackHealth", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _FallbackHealth_entries(ctx context.Context, field graphql.CollectedField, obj *model.FallbackHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FallbackHealth_entries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entries, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FallbackHealth_entries(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FallbackHealth", field, false, false, "Int")
+}
+
+func (ec *executionContext) _FallbackHealth_bytes(ctx context.Context, field graphql.CollectedField, obj *model.FallbackHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FallbackHealth_bytes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Bytes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FallbackHealth_bytes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FallbackHealth", field, false, false, "Int")
 }
 
 func (ec *executionContext) _Mutation_cacheSet(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -1884,6 +2152,61 @@ func (ec *executionContext) fieldContext_RedisHealth_cluster(_ context.Context, 
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_ClusterHealth(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _RedisHealth_breaker(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_breaker(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Breaker, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.BreakerState) graphql.Marshaler {
+			return ec.marshalNBreakerState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐBreakerState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_breaker(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "BreakerState")
+}
+
+func (ec *executionContext) _RedisHealth_fallback(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_fallback(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fallback, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.FallbackHealth) graphql.Marshaler {
+			return ec.marshalNFallbackHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐFallbackHealth(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_fallback(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "RedisHealth",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FallbackHealth(ctx, field)
 		},
 	}
 	return fc, nil
@@ -2991,6 +3314,11 @@ func (ec *executionContext) _CacheDeletePayload(ctx context.Context, sel ast.Sel
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "backend":
+			out.Values[i] = ec._CacheDeletePayload_backend(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "failure":
 			out.Values[i] = ec._CacheDeletePayload_failure(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
@@ -3037,6 +3365,11 @@ func (ec *executionContext) _CacheSetPayload(ctx context.Context, sel ast.Select
 		case "stored":
 			out.Values[i] = ec._CacheSetPayload_stored(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._CacheSetPayload_backend(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "ttlSeconds":
@@ -3099,6 +3432,54 @@ func (ec *executionContext) _ClusterHealth(ctx context.Context, sel ast.Selectio
 			}
 		case "reachable":
 			out.Values[i] = ec._ClusterHealth_reachable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var fallbackHealthImplementors = []string{"FallbackHealth"}
+
+func (ec *executionContext) _FallbackHealth(ctx context.Context, sel ast.SelectionSet, obj *model.FallbackHealth) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fallbackHealthImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FallbackHealth")
+		case "mode":
+			out.Values[i] = ec._FallbackHealth_mode(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "active":
+			out.Values[i] = ec._FallbackHealth_active(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entries":
+			out.Values[i] = ec._FallbackHealth_entries(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "bytes":
+			out.Values[i] = ec._FallbackHealth_bytes(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -3321,6 +3702,16 @@ func (ec *executionContext) _RedisHealth(ctx context.Context, sel ast.SelectionS
 		case "cluster":
 			out.Values[i] = ec._RedisHealth_cluster(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "breaker":
+			out.Values[i] = ec._RedisHealth_breaker(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fallback":
+			out.Values[i] = ec._RedisHealth_fallback(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
 		default:
@@ -3716,6 +4107,16 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) unmarshalNBreakerState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐBreakerState(ctx context.Context, v any) (model.BreakerState, error) {
+	var res model.BreakerState
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNBreakerState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐBreakerState(ctx context.Context, sel ast.SelectionSet, v model.BreakerState) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheDeletePayload) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CacheDeletePayload!")
@@ -3730,6 +4131,24 @@ func (ec *executionContext) marshalNCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑe
 		return graphql.Null
 	}
 	return ec._CacheSetPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNFallbackHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐFallbackHealth(ctx context.Context, sel ast.SelectionSet, v *model.FallbackHealth) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "FallbackHealth!")
+		return graphql.Null
+	}
+	return ec._FallbackHealth(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNFallbackMode2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐFallbackMode(ctx context.Context, v any) (model.FallbackMode, error) {
+	var res model.FallbackMode
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFallbackMode2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐFallbackMode(ctx context.Context, sel ast.SelectionSet, v model.FallbackMode) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
@@ -3962,6 +4381,22 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	_ = ctx
 	res := graphql.MarshalBoolean(*v)
 	return res
+}
+
+func (ec *executionContext) unmarshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx context.Context, v any) (*model.CacheBackend, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.CacheBackend)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx context.Context, sel ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
 }
 
 func (ec *executionContext) unmarshalOCacheWriteFailure2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheWriteFailure(ctx context.Context, v any) (*model.CacheWriteFailure, error) {

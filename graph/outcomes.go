@@ -3,11 +3,48 @@ package graph
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph/model"
 )
+
+// ttlFromSeconds checks ttlSeconds before it becomes a Duration, so that a
+// huge value cannot overflow into a small or negative one. The upper limit
+// (CACHE_MAX_TTL) is the cache's to check.
+func ttlFromSeconds(ttlSeconds *int) (time.Duration, error) {
+	switch {
+	case ttlSeconds == nil:
+		return 0, nil
+	case *ttlSeconds <= 0:
+		return 0, badInput("ttlSeconds must be a positive number of seconds, or omitted for no expiry; got %d", *ttlSeconds)
+	case *ttlSeconds > math.MaxInt32:
+		return 0, badInput("ttlSeconds must be at most %d (a GraphQL Int); got %d", math.MaxInt32, *ttlSeconds)
+	}
+	return time.Duration(*ttlSeconds) * time.Second, nil
+}
+
+// warnIfFallback tells the client that a read was answered by this
+// instance's memory, not by Redis.
+func warnIfFallback(ctx context.Context, backend cache.Backend) {
+	if backend == cache.BackendMemory {
+		addWarning(ctx, WarningServedFromMemory, "Redis is unavailable; the read was answered by this instance's in-process fallback tier")
+	}
+}
+
+func backendModel(b cache.Backend) *model.CacheBackend {
+	var m model.CacheBackend
+	switch b {
+	case cache.BackendRedis:
+		m = model.CacheBackendRedis
+	case cache.BackendMemory:
+		m = model.CacheBackendMemory
+	default:
+		return nil
+	}
+	return &m
+}
 
 // readFailure turns a failed read into what the client sees: an outage is a
 // miss with a warning (the response still has data), anything else an error.
@@ -70,7 +107,23 @@ func healthModel(h cache.Health) *model.RedisHealth {
 	if cl := h.Cluster; cl != nil {
 		m.Cluster = &model.ClusterHealth{State: nonEmpty(cl.State), KnownNodes: cl.KnownNodes, Nodes: cl.Nodes, Reachable: cl.Reachable}
 	}
+	m.Breaker = breakerStates[h.Breaker]
+	m.Fallback = &model.FallbackHealth{
+		Mode:    model.FallbackModeNone,
+		Active:  h.Fallback.Active,
+		Entries: h.Fallback.Entries,
+		Bytes:   int(min(h.Fallback.Bytes, math.MaxInt32)),
+	}
+	if h.Fallback.Mode == cache.FallbackMemory {
+		m.Fallback.Mode = model.FallbackModeMemory
+	}
 	return m
+}
+
+var breakerStates = map[cache.BreakerState]model.BreakerState{
+	cache.BreakerClosed:   model.BreakerStateClosed,
+	cache.BreakerOpen:     model.BreakerStateOpen,
+	cache.BreakerHalfOpen: model.BreakerStateHalfOpen,
 }
 
 var redisModes = map[cache.Mode]model.RedisMode{

@@ -14,12 +14,14 @@ import (
 // Cache is what the resolvers need from the cache client; *cache.Client
 // implements it.
 type Cache interface {
-	Get(ctx context.Context, key string) (json.RawMessage, bool, error)
-	Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) error
-	Delete(ctx context.Context, key string) (bool, error)
-	Exists(ctx context.Context, key string) (bool, error)
+	Get(ctx context.Context, key string) (json.RawMessage, cache.Backend, error)
+	Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (cache.Backend, error)
+	Delete(ctx context.Context, key string) (bool, cache.Backend, error)
+	Exists(ctx context.Context, key string) (bool, cache.Backend, error)
 	Health() cache.Health
 }
+
+var _ Cache = (*cache.Client)(nil)
 
 // Resolver holds the resolvers' dependencies.
 type Resolver struct {

@@ -7,21 +7,17 @@ package graph
 
 import (
 	"context"
-	"time"
 
 	"github.com/school-erp/cache-service/graph/model"
 )
 
 // CacheSet is the resolver for the cacheSet field.
 func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int) (*model.CacheSetPayload, error) {
-	var ttl time.Duration
-	if ttlSeconds != nil {
-		if *ttlSeconds <= 0 {
-			return nil, badInput("ttlSeconds must be a positive number of seconds, or omitted for no expiry; got %d", *ttlSeconds)
-		}
-		ttl = time.Duration(*ttlSeconds) * time.Second
+	ttl, err := ttlFromSeconds(ttlSeconds)
+	if err != nil {
+		return nil, err
 	}
-	err := r.Cache.Set(ctx, key, []byte(value), ttl)
+	backend, err := r.Cache.Set(ctx, key, []byte(value), ttl)
 	if err != nil {
 		failure, message, ferr := writeFailure(err)
 		if ferr != nil {
@@ -29,12 +25,12 @@ func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model
 		}
 		return &model.CacheSetPayload{Key: key, Failure: &failure, Message: &message}, nil
 	}
-	return &model.CacheSetPayload{Key: key, Stored: true, TTLSeconds: ttlSeconds}, nil
+	return &model.CacheSetPayload{Key: key, Stored: true, TTLSeconds: ttlSeconds, Backend: backendModel(backend)}, nil
 }
 
 // CacheDelete is the resolver for the cacheDelete field.
 func (r *mutationResolver) CacheDelete(ctx context.Context, key string) (*model.CacheDeletePayload, error) {
-	deleted, err := r.Cache.Delete(ctx, key)
+	deleted, backend, err := r.Cache.Delete(ctx, key)
 	if err != nil {
 		failure, message, ferr := writeFailure(err)
 		if ferr != nil {
@@ -42,7 +38,7 @@ func (r *mutationResolver) CacheDelete(ctx context.Context, key string) (*model.
 		}
 		return &model.CacheDeletePayload{Key: key, Failure: &failure, Message: &message}, nil
 	}
-	return &model.CacheDeletePayload{Key: key, Deleted: deleted}, nil
+	return &model.CacheDeletePayload{Key: key, Deleted: deleted, Backend: backendModel(backend)}, nil
 }
 
 // RedisHealth is the resolver for the redisHealth field.
@@ -52,22 +48,21 @@ func (r *queryResolver) RedisHealth(ctx context.Context) (*model.RedisHealth, er
 
 // CacheGet is the resolver for the cacheGet field.
 func (r *queryResolver) CacheGet(ctx context.Context, key string) (model.JSON, error) {
-	value, found, err := r.Cache.Get(ctx, key)
+	value, backend, err := r.Cache.Get(ctx, key)
 	if err != nil {
 		return nil, readFailure(ctx, err)
 	}
-	if !found {
-		return nil, nil
-	}
+	warnIfFallback(ctx, backend)
 	return model.JSON(value), nil
 }
 
 // CacheExists is the resolver for the cacheExists field.
 func (r *queryResolver) CacheExists(ctx context.Context, key string) (bool, error) {
-	exists, err := r.Cache.Exists(ctx, key)
+	exists, backend, err := r.Cache.Exists(ctx, key)
 	if err != nil {
 		return false, readFailure(ctx, err)
 	}
+	warnIfFallback(ctx, backend)
 	return exists, nil
 }
 

@@ -13,8 +13,10 @@ import (
 type CacheDeletePayload struct {
 	// The key as given (without the server's prefix).
 	Key string `json:"key"`
-	// True when Redis confirmed that a value existed and was removed; false when there was nothing to delete or the delete was not confirmed.
+	// True when a value existed and was removed; false when there was nothing to delete or the delete was not confirmed.
 	Deleted bool `json:"deleted"`
+	// Where the delete was applied; null when it was not confirmed. A delete applied to MEMORY does not reach Redis: the key may reappear when Redis returns.
+	Backend *CacheBackend `json:"backend,omitempty"`
 	// Why the delete was not confirmed; null when Redis answered (whether or not the key existed).
 	Failure *CacheWriteFailure `json:"failure,omitempty"`
 	// A sentence for people saying what happened when the delete was not confirmed; null otherwise.
@@ -25,8 +27,10 @@ type CacheDeletePayload struct {
 type CacheSetPayload struct {
 	// The key as given (without the server's prefix).
 	Key string `json:"key"`
-	// True only when Redis confirmed the write.
+	// True only when the write was confirmed: by Redis, or while Redis is unavailable by the in-process fallback tier (see backend).
 	Stored bool `json:"stored"`
+	// Where the value went; null when not stored.
+	Backend *CacheBackend `json:"backend,omitempty"`
 	// The TTL applied, in seconds; null when the value does not expire or was not stored.
 	TTLSeconds *int `json:"ttlSeconds,omitempty"`
 	// Why the write was not confirmed; null when stored.
@@ -45,6 +49,18 @@ type ClusterHealth struct {
 	Nodes int `json:"nodes"`
 	// Nodes that answered the last probe's PING.
 	Reachable int `json:"reachable"`
+}
+
+// The in-process fallback tier.
+type FallbackHealth struct {
+	// Configured mode.
+	Mode FallbackMode `json:"mode"`
+	// True while the fallback tier is answering for Redis.
+	Active bool `json:"active"`
+	// Entries it holds now.
+	Entries int `json:"entries"`
+	// Approximate bytes it holds now (keys, values and per-entry overhead).
+	Bytes int `json:"bytes"`
 }
 
 type Mutation struct {
@@ -86,6 +102,129 @@ type RedisHealth struct {
 	Addr string `json:"addr"`
 	// Cluster state, in cluster mode only.
 	Cluster *ClusterHealth `json:"cluster,omitempty"`
+	// The request gate seen as a circuit breaker: CLOSED while requests go to Redis, OPEN while Redis is down and requests do not try it, HALF_OPEN while the background probe is trying it.
+	Breaker BreakerState `json:"breaker"`
+	// The in-process fallback tier.
+	Fallback *FallbackHealth `json:"fallback"`
+}
+
+// State of the circuit breaker in front of Redis.
+type BreakerState string
+
+const (
+	// Requests go to Redis.
+	BreakerStateClosed BreakerState = "CLOSED"
+	// Redis is down; requests are answered without trying it.
+	BreakerStateOpen BreakerState = "OPEN"
+	// Redis is down and the background probe is trying it; only the probe reaches it.
+	BreakerStateHalfOpen BreakerState = "HALF_OPEN"
+)
+
+var AllBreakerState = []BreakerState{
+	BreakerStateClosed,
+	BreakerStateOpen,
+	BreakerStateHalfOpen,
+}
+
+func (e BreakerState) IsValid() bool {
+	switch e {
+	case BreakerStateClosed, BreakerStateOpen, BreakerStateHalfOpen:
+		return true
+	}
+	return false
+}
+
+func (e BreakerState) String() string {
+	return string(e)
+}
+
+func (e *BreakerState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = BreakerState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid BreakerState", str)
+	}
+	return nil
+}
+
+func (e BreakerState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *BreakerState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e BreakerState) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Where an operation was served.
+type CacheBackend string
+
+const (
+	// Redis answered.
+	CacheBackendRedis CacheBackend = "REDIS"
+	// Redis was unavailable and this instance's in-process fallback tier answered (CACHE_FALLBACK=memory). Its values live only in this instance and are dropped when Redis returns.
+	CacheBackendMemory CacheBackend = "MEMORY"
+)
+
+var AllCacheBackend = []CacheBackend{
+	CacheBackendRedis,
+	CacheBackendMemory,
+}
+
+func (e CacheBackend) IsValid() bool {
+	switch e {
+	case CacheBackendRedis, CacheBackendMemory:
+		return true
+	}
+	return false
+}
+
+func (e CacheBackend) String() string {
+	return string(e)
+}
+
+func (e *CacheBackend) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CacheBackend(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CacheBackend", str)
+	}
+	return nil
+}
+
+func (e CacheBackend) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CacheBackend) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CacheBackend) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }
 
 // Why a write was not confirmed. Absent when the write succeeded.
@@ -144,6 +283,64 @@ func (e *CacheWriteFailure) UnmarshalJSON(b []byte) error {
 }
 
 func (e CacheWriteFailure) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What serves the cache while Redis is unavailable (CACHE_FALLBACK).
+type FallbackMode string
+
+const (
+	// Reads miss and writes report not stored.
+	FallbackModeNone FallbackMode = "NONE"
+	// A bounded in-process store answers; its values live only in this instance.
+	FallbackModeMemory FallbackMode = "MEMORY"
+)
+
+var AllFallbackMode = []FallbackMode{
+	FallbackModeNone,
+	FallbackModeMemory,
+}
+
+func (e FallbackMode) IsValid() bool {
+	switch e {
+	case FallbackModeNone, FallbackModeMemory:
+		return true
+	}
+	return false
+}
+
+func (e FallbackMode) String() string {
+	return string(e)
+}
+
+func (e *FallbackMode) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = FallbackMode(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid FallbackMode", str)
+	}
+	return nil
+}
+
+func (e FallbackMode) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *FallbackMode) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e FallbackMode) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil

@@ -1,0 +1,111 @@
+package cache_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+func TestFallbackMemory(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.Fallback = cache.FallbackMemory
+	c := newClient(t, opts)
+	ready(t, c)
+	ctx := context.Background()
+	if err := set(ctx, c, "before", json.RawMessage(`"in redis"`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if h := c.Health(); h.Fallback.Mode != cache.FallbackMemory || h.Fallback.Active {
+		t.Errorf("Health().Fallback = %+v while Redis is up; want memory, inactive", h.Fallback)
+	}
+
+	srv.Kill()
+	for range 3 { // trip the breaker
+		_, _, _ = c.Get(ctx, "before")
+	}
+	waitStatus(t, c, cache.StatusDisconnected, 2*time.Second)
+
+	// What Redis held is not in memory: a miss, answered by memory.
+	if v, b, err := c.Get(ctx, "before"); v != nil || b != cache.BackendMemory || err != nil {
+		t.Errorf("Get(before) during outage = %s, %s, %v; want a miss from memory", v, b, err)
+	}
+	if b, err := c.Set(ctx, "during", json.RawMessage(`{"n":1}`), 0); b != cache.BackendMemory || err != nil {
+		t.Fatalf("Set(during) = %s, %v; want stored in memory", b, err)
+	}
+	if v, b, err := c.Get(ctx, "during"); string(v) != `{"n":1}` || b != cache.BackendMemory || err != nil {
+		t.Errorf("Get(during) = %s, %s, %v; want the value from memory", v, b, err)
+	}
+	if ok, b, err := c.Exists(ctx, "during"); !ok || b != cache.BackendMemory || err != nil {
+		t.Errorf("Exists(during) = %v, %s, %v; want true from memory", ok, b, err)
+	}
+	if _, err := c.Set(ctx, "short", json.RawMessage(`1`), 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := c.Get(ctx, "short"); string(v) != "1" {
+		t.Errorf("Get(short) within its TTL = %s; want 1", v)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if v, _, _ := c.Get(ctx, "short"); v != nil {
+		t.Errorf("Get(short) after its TTL = %s; want a miss (TTLs honoured in memory)", v)
+	}
+	if ok, b, err := c.Delete(ctx, "during"); !ok || b != cache.BackendMemory || err != nil {
+		t.Errorf("Delete(during) = %v, %s, %v; want deleted from memory", ok, b, err)
+	}
+	if _, err := c.Set(ctx, "kept", json.RawMessage(`2`), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Expired entries may be counted until otter's next maintenance.
+	if h := c.Health(); !h.Fallback.Active || h.Fallback.Entries < 1 || h.Fallback.Bytes == 0 {
+		t.Errorf("Health().Fallback = %+v during outage; want active, holding what was written", h.Fallback)
+	}
+
+	srv.Start()
+	waitStatus(t, c, cache.StatusConnected, 5*time.Second)
+	// Dropped, not merged back.
+	if v, b, err := c.Get(ctx, "kept"); v != nil || b != cache.BackendRedis || err != nil {
+		t.Errorf("Get(kept) after recovery = %s, %s, %v; want a miss from Redis", v, b, err)
+	}
+	if h := c.Health(); h.Fallback.Active || h.Fallback.Entries != 0 {
+		t.Errorf("Health().Fallback = %+v after recovery; want inactive and empty", h.Fallback)
+	}
+}
+
+func TestFallbackMemoryIsBounded(t *testing.T) {
+	opts := fastOptions("127.0.0.1:1", &logBuffer{}) // nothing listens there
+	opts.Fallback = cache.FallbackMemory
+	opts.FallbackMaxBytes = 8 << 10
+	c := newClient(t, opts)
+	ctx := context.Background()
+	value := json.RawMessage(`"` + strings.Repeat("x", 200) + `"`)
+	for i := range 500 {
+		if b, err := c.Set(ctx, fmt.Sprintf("k%d", i), value, 0); b != cache.BackendMemory || err != nil {
+			t.Fatalf("Set(k%d) = %s, %v", i, b, err)
+		}
+	}
+	eventually(t, 2*time.Second, "fallback within its byte bound", func() bool {
+		return c.Health().Fallback.Bytes <= 8<<10
+	})
+	if n := c.Health().Fallback.Entries; n == 0 || n >= 500 {
+		t.Errorf("Entries = %d after 500 writes of ~270 bytes into 8 KiB; want some, not all", n)
+	}
+}
+
+func TestFallbackNoneReportsUnavailable(t *testing.T) {
+	opts := fastOptions("127.0.0.1:1", &logBuffer{})
+	opts.Fallback = cache.FallbackNone
+	c := newClient(t, opts)
+	if _, err := c.Set(context.Background(), "k", json.RawMessage(`1`), 0); !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Set() with no fallback = %v; want ErrUnavailable", err)
+	}
+	if h := c.Health(); h.Fallback.Mode != cache.FallbackNone || h.Fallback.Active {
+		t.Errorf("Health().Fallback = %+v; want none, inactive", h.Fallback)
+	}
+}

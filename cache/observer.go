@@ -1,0 +1,110 @@
+package cache
+
+import (
+	"errors"
+	"time"
+)
+
+// Op names an operation, for observers.
+type Op string
+
+const (
+	OpGet    Op = "get"
+	OpExists Op = "exists"
+	OpSet    Op = "set"
+	OpDelete Op = "delete"
+)
+
+// Outcome is what an operation came to, for observers.
+type Outcome string
+
+const (
+	// OutcomeHit: get found a value, exists found the key, delete removed it.
+	OutcomeHit Outcome = "hit"
+	// OutcomeMiss: get or exists found nothing, delete had nothing to remove.
+	OutcomeMiss Outcome = "miss"
+	// OutcomeStored: set was confirmed.
+	OutcomeStored Outcome = "stored"
+	// OutcomeNotStored: a set or delete was not confirmed (Redis
+	// unavailable, no reply, or rejected).
+	OutcomeNotStored Outcome = "not_stored"
+	// OutcomeUnavailable: a read Redis could not answer (unavailable or no
+	// reply) and no fallback answered.
+	OutcomeUnavailable Outcome = "unavailable"
+	// OutcomeError: a read Redis refused (for example a key of another type).
+	OutcomeError Outcome = "error"
+	// OutcomeInvalid: the input was refused before anything was sent.
+	OutcomeInvalid Outcome = "invalid"
+)
+
+// BreakerState is the state of the request gate seen as a circuit breaker.
+type BreakerState string
+
+const (
+	// BreakerClosed: requests go to Redis.
+	BreakerClosed BreakerState = "closed"
+	// BreakerOpen: Redis is known to be down; requests do not try it.
+	BreakerOpen BreakerState = "open"
+	// BreakerHalfOpen: Redis is down and the monitor is probing it; only
+	// the probe's commands reach it.
+	BreakerHalfOpen BreakerState = "half_open"
+)
+
+// Observer receives what the client does, for metrics. Its methods are
+// called on the request path and by the monitor: they must be fast and
+// safe for concurrent use.
+type Observer interface {
+	// ObserveOperation reports one Get, Exists, Set or Delete. backend is
+	// empty when neither Redis nor the fallback answered.
+	ObserveOperation(op Op, outcome Outcome, backend Backend, took time.Duration)
+	// ObserveTransition reports a change of availability status.
+	ObserveTransition(from, to Status)
+	// ObserveReconnectAttempt reports an attempt to reach Redis while it
+	// is (or is believed) down.
+	ObserveReconnectAttempt()
+	// ObserveProbe reports one health probe and its round trip.
+	ObserveProbe(took time.Duration, err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) ObserveOperation(Op, Outcome, Backend, time.Duration) {}
+func (nopObserver) ObserveTransition(Status, Status)                     {}
+func (nopObserver) ObserveReconnectAttempt()                             {}
+func (nopObserver) ObserveProbe(time.Duration, error)                    {}
+
+func readOutcome(found bool, err error) Outcome {
+	switch {
+	case err == nil && found:
+		return OutcomeHit
+	case err == nil:
+		return OutcomeMiss
+	}
+	return failureOutcome(err, OutcomeUnavailable)
+}
+
+func writeOutcome(err error) Outcome {
+	if err == nil {
+		return OutcomeStored
+	}
+	return failureOutcome(err, OutcomeNotStored)
+}
+
+func deleteOutcome(deleted bool, err error) Outcome {
+	if err != nil {
+		return failureOutcome(err, OutcomeNotStored)
+	}
+	return readOutcome(deleted, nil)
+}
+
+// failureOutcome maps an error to an outcome; redisFailure is what a Redis
+// problem counts as for this kind of operation.
+func failureOutcome(err error, redisFailure Outcome) Outcome {
+	switch {
+	case errors.Is(err, ErrInvalidInput):
+		return OutcomeInvalid
+	case errors.Is(err, ErrRejected) && redisFailure == OutcomeUnavailable:
+		return OutcomeError
+	}
+	return redisFailure
+}

@@ -1,0 +1,168 @@
+// Package metrics exposes what the cache client does in Prometheus format.
+// It implements cache.Observer for counters and histograms, and reads the
+// client's Health snapshot at scrape time for gauges, so the request path
+// pays for a counter increment and a histogram observation, nothing more.
+package metrics
+
+import (
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/school-erp/cache-service/cache"
+)
+
+var (
+	ops      = []cache.Op{cache.OpGet, cache.OpExists, cache.OpSet, cache.OpDelete}
+	outcomes = []cache.Outcome{cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeStored, cache.OutcomeNotStored, cache.OutcomeUnavailable, cache.OutcomeError, cache.OutcomeInvalid}
+	backends = []cache.Backend{cache.BackendRedis, cache.BackendMemory, ""}
+	statuses = []cache.Status{cache.StatusConnected, cache.StatusDegraded, cache.StatusDisconnected}
+	breakers = []cache.BreakerState{cache.BreakerClosed, cache.BreakerOpen, cache.BreakerHalfOpen}
+)
+
+type opKey struct {
+	op      cache.Op
+	outcome cache.Outcome
+	backend cache.Backend
+}
+
+// Metrics is a Prometheus registry fed by the cache client.
+type Metrics struct {
+	registry    *prometheus.Registry
+	operations  map[opKey]prometheus.Counter
+	durations   map[cache.Op]prometheus.Observer
+	transitions *prometheus.CounterVec
+	reconnects  prometheus.Counter
+	probes      prometheus.Histogram
+	probeErrors prometheus.Counter
+	health      atomic.Pointer[func() cache.Health]
+}
+
+var _ cache.Observer = (*Metrics)(nil)
+
+// New registers every metric. Gauges read the health function given to
+// WatchHealth; until then they report nothing.
+func New() *Metrics {
+	m := &Metrics{registry: prometheus.NewRegistry()}
+	opsVec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cache_operations_total",
+		Help: "Cache operations by op (get, exists, set, delete), outcome (hit, miss, stored, not_stored, unavailable, error, invalid) and backend that answered (redis, memory, or none).",
+	}, []string{"op", "outcome", "backend"})
+	durVec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cache_operation_duration_seconds",
+		Help:    "Time to complete a cache operation, by op, whatever its outcome.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"op"})
+	m.transitions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cache_redis_transitions_total",
+		Help: "Changes of Redis availability status, by from and to status.",
+	}, []string{"from", "to"})
+	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cache_redis_reconnect_attempts_total",
+		Help: "Attempts to reach Redis while it was down (each connect or probe with the breaker open).",
+	})
+	m.probes = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "cache_redis_probe_duration_seconds",
+		Help:    "Round trip of the background health probe (PING, INFO, CLIENT INFO).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	})
+	m.probeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cache_redis_probe_failures_total",
+		Help: "Background health probes that failed.",
+	})
+
+	// Resolve every label combination once: the request path then does a
+	// map lookup instead of hashing label values.
+	m.operations = map[opKey]prometheus.Counter{}
+	m.durations = map[cache.Op]prometheus.Observer{}
+	for _, op := range ops {
+		m.durations[op] = durVec.WithLabelValues(string(op))
+		for _, o := range outcomes {
+			for _, b := range backends {
+				m.operations[opKey{op, o, b}] = opsVec.WithLabelValues(string(op), string(o), backendLabel(b))
+			}
+		}
+	}
+
+	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.probes, m.probeErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, s := range statuses {
+		m.gauge("cache_redis_status", "1 for the current Redis availability status, 0 for the others.",
+			prometheus.Labels{"status": string(s)}, func(h cache.Health) float64 { return bool01(h.Status == s) })
+	}
+	for _, b := range breakers {
+		m.gauge("cache_breaker_state", "1 for the current state of the breaker in front of Redis (closed, open, half_open), 0 for the others.",
+			prometheus.Labels{"state": string(b)}, func(h cache.Health) float64 { return bool01(h.Breaker == b) })
+	}
+	m.gauge("cache_fallback_active", "1 while the in-process fallback tier answers for Redis.", nil,
+		func(h cache.Health) float64 { return bool01(h.Fallback.Active) })
+	m.gauge("cache_fallback_entries", "Entries held by the in-process fallback tier.", nil,
+		func(h cache.Health) float64 { return float64(h.Fallback.Entries) })
+	m.gauge("cache_fallback_bytes", "Approximate bytes held by the in-process fallback tier.", nil,
+		func(h cache.Health) float64 { return float64(h.Fallback.Bytes) })
+	m.gauge("cache_redis_probe_latency_seconds", "Round trip of the last successful PING.", nil,
+		func(h cache.Health) float64 { return h.Latency.Seconds() })
+	return m
+}
+
+// WatchHealth sets where the gauges read Redis's state from.
+func (m *Metrics) WatchHealth(health func() cache.Health) { m.health.Store(&health) }
+
+func (m *Metrics) gauge(name, help string, labels prometheus.Labels, value func(cache.Health) float64) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, func() float64 {
+		if h := m.health.Load(); h != nil {
+			return value((*h)())
+		}
+		return 0
+	}))
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// ObserveOperation implements cache.Observer.
+func (m *Metrics) ObserveOperation(op cache.Op, outcome cache.Outcome, backend cache.Backend, took time.Duration) {
+	if c, ok := m.operations[opKey{op, outcome, backend}]; ok {
+		c.Inc()
+	}
+	if h, ok := m.durations[op]; ok {
+		h.Observe(took.Seconds())
+	}
+}
+
+// ObserveTransition implements cache.Observer.
+func (m *Metrics) ObserveTransition(from, to cache.Status) {
+	m.transitions.WithLabelValues(string(from), string(to)).Inc()
+}
+
+// ObserveReconnectAttempt implements cache.Observer.
+func (m *Metrics) ObserveReconnectAttempt() { m.reconnects.Inc() }
+
+// ObserveProbe implements cache.Observer.
+func (m *Metrics) ObserveProbe(took time.Duration, err error) {
+	if err != nil {
+		m.probeErrors.Inc()
+		return
+	}
+	m.probes.Observe(took.Seconds())
+}
+
+func backendLabel(b cache.Backend) string {
+	if b == "" {
+		return "none"
+	}
+	return string(b)
+}
+
+func bool01(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
