@@ -210,7 +210,7 @@ func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend,
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	b, err := vk.Do(ctx, vk.B().Get().Key(c.opts.KeyPrefix+key).Build()).AsBytes()
+	b, err := vk.Do(ctx, vk.B().Get().Key(c.opts.KeyPrefix+key).Build().Pin()).AsBytes()
 	if valkey.IsValkeyNil(err) {
 		c.succeeded()
 		return nil, BackendRedis, nil
@@ -262,7 +262,7 @@ func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl
 	default:
 		cmd = set.Px(ttl).Build()
 	}
-	if err := vk.Do(ctx, cmd).Error(); err != nil {
+	if err := vk.Do(ctx, cmd.Pin()).Error(); err != nil {
 		return c.fallbackSet(key, value, ttl, c.failed(ctx, epoch, OpSet, err))
 	}
 	c.succeeded()
@@ -296,7 +296,7 @@ func (c *Client) count(ctx context.Context, op Op, key string, build func(valkey
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	n, err := vk.Do(ctx, build(vk.B(), c.opts.KeyPrefix+key)).AsInt64()
+	n, err := vk.Do(ctx, build(vk.B(), c.opts.KeyPrefix+key).Pin()).AsInt64()
 	if err != nil {
 		return c.fallbackCount(op, key, c.failed(ctx, epoch, op, err))
 	}
@@ -356,6 +356,12 @@ func (c *Client) fallbackCount(op Op, key string, cause error) (bool, Backend, e
 	_, ok := c.memory.get(key)
 	return ok, BackendMemory, nil
 }
+
+// Every command is pinned (valkey-go then never returns it to its pool).
+// When a connection breaks, valkey-go retries a read-only command on a new
+// connection while the dead connection's writer may still be reading it; a
+// pooled command could be handed to another request meanwhile. The race
+// detector caught this under the connection-reset fault test.
 
 // acquire returns the client to send a command with and the current outage
 // epoch, or ErrUnavailable at once while Redis is known to be down.

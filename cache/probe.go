@@ -104,7 +104,7 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 	}
 	dc, release := reachable.Dedicate()
 	defer release()
-	if text, err := dc.Do(ctx, dc.B().ClusterInfo().Build()).ToString(); err == nil {
+	if text, err := dc.Do(ctx, dc.B().ClusterInfo().Build().Pin()).ToString(); err == nil {
 		fields := infoFields(text)
 		p.cluster.State = fields["cluster_state"]
 		p.cluster.KnownNodes, _ = strconv.Atoi(fields["cluster_known_nodes"])
@@ -125,14 +125,14 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 
 func ping(ctx context.Context, c valkey.CoreClient) (time.Duration, error) {
 	start := time.Now()
-	if err := c.Do(ctx, c.B().Ping().Build()).Error(); err != nil {
+	if err := c.Do(ctx, c.B().Ping().Build().Pin()).Error(); err != nil {
 		return 0, err
 	}
 	return time.Since(start), nil
 }
 
 func serverInfo(ctx context.Context, c valkey.CoreClient) *ServerInfo {
-	text, err := c.Do(ctx, c.B().Info().Build()).ToString()
+	text, err := c.Do(ctx, c.B().Info().Build().Pin()).ToString()
 	if err != nil {
 		return nil
 	}
@@ -142,7 +142,7 @@ func serverInfo(ctx context.Context, c valkey.CoreClient) *ServerInfo {
 // respVersion asks the server which protocol this connection speaks
 // (CLIENT INFO, Redis 6.2 and later); 0 when it cannot tell.
 func respVersion(ctx context.Context, c valkey.CoreClient) int {
-	text, err := c.Do(ctx, c.B().ClientInfo().Build()).ToString()
+	text, err := c.Do(ctx, c.B().ClientInfo().Build().Pin()).ToString()
 	if err != nil {
 		return 0
 	}
