@@ -49,6 +49,7 @@ type redisHealth struct {
 	RESPVersion   *int         `json:"respVersion"`
 	Cluster       *clusterJSON `json:"cluster,omitempty"`
 	Breaker       string       `json:"breaker"`
+	ClientCache   string       `json:"clientCache"`
 	Fallback      fallbackJSON `json:"fallback"`
 }
 
@@ -68,7 +69,7 @@ type clusterJSON struct {
 
 func newRedisHealth(h cache.Health) redisHealth {
 	out := redisHealth{
-		Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr, TLS: h.TLS, Breaker: string(h.Breaker),
+		Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr, TLS: h.TLS, Breaker: string(h.Breaker), ClientCache: string(h.ClientCache),
 		Fallback: fallbackJSON{Mode: h.Fallback.Mode, Active: h.Fallback.Active, Entries: h.Fallback.Entries, Bytes: h.Fallback.Bytes},
 	}
 	if h.Mode != "" {

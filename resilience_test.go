@@ -298,3 +298,27 @@ func TestGETMutationIsRefused(t *testing.T) {
 		t.Error("a mutation over GET deleted the key")
 	}
 }
+
+func TestCacheGetManyThroughGraphQL(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	if _, err := srv.Do(t, "SET", "school-erp:x", `{"n":1}`); err != nil {
+		t.Fatal(err)
+	}
+	r := svc.graphql(t, `query($k: [String!]!) { cacheGetMany(keys: $k) }`, map[string]any{"k": []string{"x", "nope", "x"}})
+	if got := string(r.Data["cacheGetMany"]); got != `[{"n":1},null,{"n":1}]` {
+		t.Errorf("cacheGetMany = %s; want values in key order with null for the miss", got)
+	}
+	keys := make([]string, 101)
+	for i := range keys {
+		keys[i] = "k"
+	}
+	if r := svc.graphql(t, `query($k: [String!]!) { cacheGetMany(keys: $k) }`, map[string]any{"k": keys}); r.code() != "BAD_USER_INPUT" {
+		t.Errorf("cacheGetMany with 101 keys = %+v; want BAD_USER_INPUT", r)
+	}
+	r = svc.graphql(t, `{ redisHealth { clientCache } }`, nil)
+	if got := string(r.Data["redisHealth"]); got != `{"clientCache":"ON"}` {
+		t.Errorf("redisHealth.clientCache = %s; want ON", got)
+	}
+}

@@ -49,6 +49,8 @@ type Client struct {
 	// probing is true while the monitor probes Redis with the gate shut:
 	// the breaker's half-open state.
 	probing atomic.Bool
+	// clientCacheRefused is set when the server refused CLIENT TRACKING.
+	clientCacheRefused atomic.Bool
 	// epoch counts declared outages; an operation that began in an earlier
 	// epoch does not count its failure again.
 	epoch atomic.Uint64
@@ -152,6 +154,14 @@ func (c *Client) Close() {
 func (c *Client) Health() Health {
 	h := *c.health.Load()
 	h.Breaker = c.breaker()
+	switch {
+	case c.opts.DisableClientCache:
+		h.ClientCache = ClientCacheOff
+	case c.clientCacheRefused.Load():
+		h.ClientCache = ClientCacheUnsupported
+	default:
+		h.ClientCache = ClientCacheOn
+	}
 	h.Fallback = FallbackHealth{Mode: c.opts.Fallback}
 	if c.memory != nil {
 		h.Fallback.Active = !c.open.Load()
@@ -210,7 +220,9 @@ func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend,
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	b, err := vk.Do(ctx, vk.B().Get().Key(c.opts.KeyPrefix+key).Build().Pin()).AsBytes()
+	// DoCache answers from the local cache when it can; with client-side
+	// caching off it is a plain Do.
+	b, err := vk.DoCache(ctx, vk.B().Get().Key(c.opts.KeyPrefix+key).Cache().Pin(), c.opts.ClientCacheTTL).AsBytes()
 	if valkey.IsValkeyNil(err) {
 		c.succeeded()
 		return nil, BackendRedis, nil
@@ -223,6 +235,91 @@ func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend,
 		b, _ = json.Marshal(string(b))
 	}
 	return b, BackendRedis, nil
+}
+
+// GetMany reads several keys in one round trip per server (per slot group in
+// a cluster), from the local cache where it can. values[i] is the value of
+// keys[i], nil for a miss. When Redis could not answer for some keys, their
+// values are nil and err says why (ErrUnavailable or ErrNoReply); values
+// holds what was read.
+func (c *Client) GetMany(ctx context.Context, keys []string) (values []json.RawMessage, backend Backend, err error) {
+	start := time.Now()
+	values, backend, err = c.getMany(ctx, keys)
+	found := false
+	for _, v := range values {
+		found = found || v != nil
+	}
+	c.observe(OpGetMany, readOutcome(found, err), backend, start)
+	return values, backend, err
+}
+
+func (c *Client) getMany(ctx context.Context, keys []string) ([]json.RawMessage, Backend, error) {
+	if len(keys) > MaxGetManyKeys {
+		return nil, "", fmt.Errorf("%w: %d keys; the limit is %d", ErrInvalidInput, len(keys), MaxGetManyKeys)
+	}
+	for _, k := range keys {
+		if err := checkKey(k); err != nil {
+			return nil, "", err
+		}
+	}
+	values := make([]json.RawMessage, len(keys))
+	if len(keys) == 0 {
+		return values, BackendRedis, nil
+	}
+	vk, epoch, err := c.acquire()
+	if err != nil {
+		return c.fallbackGetMany(keys, values, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	defer cancel()
+	cmds := make([]valkey.CacheableTTL, len(keys))
+	for i, k := range keys {
+		cmds[i] = valkey.CT(vk.B().Get().Key(c.opts.KeyPrefix+k).Cache().Pin(), c.opts.ClientCacheTTL)
+	}
+	var firstErr error
+	for i, r := range vk.DoMultiCache(ctx, cmds...) {
+		b, err := r.AsBytes()
+		switch {
+		case valkey.IsValkeyNil(err):
+		case err != nil:
+			if firstErr == nil {
+				firstErr = err
+			}
+		default:
+			if !json.Valid(b) {
+				b, _ = json.Marshal(string(b))
+			}
+			values[i] = b
+		}
+	}
+	if firstErr != nil {
+		err := c.failed(ctx, epoch, OpGetMany, firstErr)
+		if errors.Is(err, ErrUnavailable) && c.memory != nil && allNil(values) {
+			return c.fallbackGetMany(keys, values, err)
+		}
+		return values, BackendRedis, err
+	}
+	c.succeeded()
+	return values, BackendRedis, nil
+}
+
+func allNil(values []json.RawMessage) bool {
+	for _, v := range values {
+		if v != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Client) fallbackGetMany(keys []string, values []json.RawMessage, cause error) ([]json.RawMessage, Backend, error) {
+	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
+		return values, "", cause
+	}
+	for i, k := range keys {
+		values[i], _ = c.memory.get(k)
+	}
+	return values, BackendMemory, nil
 }
 
 // Set stores value, which must be JSON text, at key. A ttl of zero keeps it
@@ -262,7 +359,7 @@ func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl
 	default:
 		cmd = set.Px(ttl).Build()
 	}
-	if err := vk.Do(ctx, cmd.Pin()).Error(); err != nil {
+	if err := c.writeFenced(ctx, vk, cmd, c.opts.KeyPrefix+key).Error(); err != nil {
 		return c.fallbackSet(key, value, ttl, c.failed(ctx, epoch, OpSet, err))
 	}
 	c.succeeded()
@@ -272,7 +369,9 @@ func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl
 // Delete removes key and reports whether it existed.
 func (c *Client) Delete(ctx context.Context, key string) (bool, Backend, error) {
 	start := time.Now()
-	deleted, backend, err := c.count(ctx, OpDelete, key, func(b valkey.Builder, k string) valkey.Completed { return b.Del().Key(k).Build() })
+	deleted, backend, err := c.count(ctx, OpDelete, key, func(vk *valkeyClient, ctx context.Context, k string) valkey.ValkeyResult {
+		return c.writeFenced(ctx, vk, vk.B().Del().Key(k).Build(), k)
+	})
 	c.observe(OpDelete, deleteOutcome(deleted, err), backend, start)
 	return deleted, backend, err
 }
@@ -280,13 +379,18 @@ func (c *Client) Delete(ctx context.Context, key string) (bool, Backend, error) 
 // Exists reports whether key holds a value.
 func (c *Client) Exists(ctx context.Context, key string) (bool, Backend, error) {
 	start := time.Now()
-	exists, backend, err := c.count(ctx, OpExists, key, func(b valkey.Builder, k string) valkey.Completed { return b.Exists().Key(k).Build() })
+	exists, backend, err := c.count(ctx, OpExists, key, func(vk *valkeyClient, ctx context.Context, k string) valkey.ValkeyResult {
+		// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
+		// read-only EXISTS converts to a Cacheable, and Redis tracks the key
+		// it reads like any other.
+		return vk.DoCache(ctx, valkey.Cacheable(vk.B().Arbitrary("EXISTS").Keys(k).ReadOnly()).Pin(), c.opts.ClientCacheTTL)
+	})
 	c.observe(OpExists, readOutcome(exists, err), backend, start)
 	return exists, backend, err
 }
 
 // count runs a one-key command whose integer reply counts the keys affected.
-func (c *Client) count(ctx context.Context, op Op, key string, build func(valkey.Builder, string) valkey.Completed) (bool, Backend, error) {
+func (c *Client) count(ctx context.Context, op Op, key string, do func(*valkeyClient, context.Context, string) valkey.ValkeyResult) (bool, Backend, error) {
 	if err := checkKey(key); err != nil {
 		return false, "", err
 	}
@@ -296,12 +400,28 @@ func (c *Client) count(ctx context.Context, op Op, key string, build func(valkey
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	n, err := vk.Do(ctx, build(vk.B(), c.opts.KeyPrefix+key).Pin()).AsInt64()
+	n, err := do(vk, ctx, c.opts.KeyPrefix+key).AsInt64()
 	if err != nil {
 		return c.fallbackCount(op, key, c.failed(ctx, epoch, op, err))
 	}
 	c.succeeded()
 	return n > 0, BackendRedis, nil
+}
+
+// writeFenced sends a write. With client-side caching on, Redis tells this
+// client to drop its own cached copy of the key only after the write's
+// reply; a read right after the write could still find the old value. So a
+// harmless read of the same key (PTTL) follows in the same pipeline: by the
+// time its reply arrives, the invalidation before it has been applied, and
+// the caller's next read sees the write. (Being on the key's slot, the fence
+// goes to the same node, and, with one pipelined connection per node, the
+// same connection as cached reads of the key.)
+func (c *Client) writeFenced(ctx context.Context, vk *valkeyClient, write valkey.Completed, prefixedKey string) valkey.ValkeyResult {
+	if c.opts.DisableClientCache || c.clientCacheRefused.Load() {
+		return vk.Do(ctx, write.Pin())
+	}
+	results := vk.DoMulti(ctx, write.Pin(), vk.B().Pttl().Key(prefixedKey).Build().Pin())
+	return results[0]
 }
 
 // GetValue reads key and decodes its JSON value into a T: the typed getter

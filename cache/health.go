@@ -47,14 +47,28 @@ type Health struct {
 	RESP int
 	// Cluster describes the cluster in ModeCluster; nil otherwise.
 	Cluster *ClusterInfo
-	// Breaker is the request gate's state; Fallback the fallback tier's.
-	// Both are read when Health is called.
-	Breaker  BreakerState
-	Fallback FallbackHealth
+	// Breaker is the request gate's state; Fallback the fallback tier's;
+	// ClientCache whether client-side caching is in use. They are read when
+	// Health is called.
+	Breaker     BreakerState
+	Fallback    FallbackHealth
+	ClientCache ClientCacheState
 	// Server holds what INFO reported; nil when INFO could not be read (for
 	// instance when the ACL user may not run it).
 	Server *ServerInfo
 }
+
+// ClientCacheState says whether server-assisted client-side caching is in
+// use.
+type ClientCacheState string
+
+const (
+	ClientCacheOn  ClientCacheState = "on"
+	ClientCacheOff ClientCacheState = "off"
+	// ClientCacheUnsupported: configured on, but the server refused CLIENT
+	// TRACKING, so reads go to Redis every time.
+	ClientCacheUnsupported ClientCacheState = "unsupported"
+)
 
 // ClusterInfo is the state of a Redis Cluster as the probe saw it.
 type ClusterInfo struct {

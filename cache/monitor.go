@@ -95,7 +95,16 @@ func (c *Client) connect(ctx context.Context) (valkey.Client, error) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		client, err := valkey.NewClient(c.clientOption())
+		opt := c.clientOption()
+		client, err := valkey.NewClient(opt)
+		if err != nil && !opt.DisableCache && errors.Is(err, valkey.ErrNoCache) {
+			// The server speaks RESP2 or refuses CLIENT TRACKING: connect
+			// with plain reads rather than not at all.
+			c.clientCacheRefused.Store(true)
+			c.log.Warn("redis refused client tracking (RESP2 or a managed service without it); client-side caching is off", slog.String("cause", describe(err)))
+			opt.DisableCache = true
+			client, err = valkey.NewClient(opt)
+		}
 		done <- result{client, err}
 	}()
 	select {
@@ -123,12 +132,15 @@ func (c *Client) clientOption() valkey.ClientOption {
 		Dialer:      netDialer(o.DialTimeout),
 		// A silent connection is detected after this long even when the
 		// kernel's keepalive would take far longer.
-		ConnWriteTimeout: o.DialTimeout + o.CommandTimeout,
-		// Client-side caching is not used by this wrapper; leaving tracking
-		// off keeps the handshake to what every Redis and Valkey accepts.
-		DisableCache: true,
-		RetryDelay:   c.retryDelay,
-		DisableRetry: o.MaxRetries < 0,
+		ConnWriteTimeout:  o.DialTimeout + o.CommandTimeout,
+		DisableCache:      o.DisableClientCache || c.clientCacheRefused.Load(),
+		CacheSizeEachConn: o.ClientCacheBytes,
+		// One pipelined connection per server: cached reads and writes of a
+		// key then share a connection, which writeFenced relies on (and
+		// valkey-go's auto-pipelining keeps one connection busy enough).
+		PipelineMultiplex: -1,
+		RetryDelay:        c.retryDelay,
+		DisableRetry:      o.MaxRetries < 0,
 	}
 	switch {
 	case len(o.ClusterAddrs) > 0:

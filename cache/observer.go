@@ -13,6 +13,9 @@ const (
 	OpExists Op = "exists"
 	OpSet    Op = "set"
 	OpDelete Op = "delete"
+	// OpGetMany counts one GetMany, whatever the number of keys; its
+	// outcome is hit when any key was found.
+	OpGetMany Op = "get_many"
 )
 
 // Outcome is what an operation came to, for observers.

@@ -22,6 +22,10 @@ const (
 	DefaultMaxTTL              = 30 * 24 * time.Hour
 	DefaultClientName          = "school-erp-cache"
 	DefaultFallbackMaxBytes    = 32 << 20
+	DefaultClientCacheBytes    = 4 << 20
+	DefaultClientCacheTTL      = time.Minute
+	// MaxGetManyKeys is the most keys one GetMany may ask for.
+	MaxGetManyKeys = 100
 
 	// MaxKeyBytes is the longest key a caller may pass, before the prefix.
 	MaxKeyBytes = 512
@@ -88,6 +92,19 @@ type Options struct {
 	MaxValueBytes int
 	// MaxTTL is the largest TTL Set accepts.
 	MaxTTL time.Duration
+
+	// DisableClientCache turns off server-assisted client-side caching.
+	// When on (the default), Get, Exists and GetMany keep what Redis
+	// returned in process memory, and Redis tells the client (RESP3 CLIENT
+	// TRACKING) the moment a key changes, by any client, so the next read
+	// sees it. A server that refuses tracking (RESP2, some managed
+	// services) gets plain reads, and Health says so.
+	DisableClientCache bool
+	// ClientCacheBytes bounds the local cache of each connection (valkey-go
+	// keeps one per connection); ClientCacheTTL bounds how long an entry is
+	// kept locally (never longer than the key's own TTL).
+	ClientCacheBytes int
+	ClientCacheTTL   time.Duration
 
 	// Fallback says what answers while Redis is unavailable: FallbackNone
 	// (the zero value) or FallbackMemory, bounded by FallbackMaxBytes.
@@ -174,6 +191,8 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.MaxTTL, DefaultMaxTTL)
 	setDefault(&o.Fallback, FallbackNone)
 	setDefault(&o.FallbackMaxBytes, DefaultFallbackMaxBytes)
+	setDefault(&o.ClientCacheBytes, DefaultClientCacheBytes)
+	setDefault(&o.ClientCacheTTL, DefaultClientCacheTTL)
 	if o.ReconnectMinBackoff > o.ReconnectMaxBackoff {
 		o.ReconnectMinBackoff = o.ReconnectMaxBackoff
 	}

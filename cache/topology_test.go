@@ -264,7 +264,8 @@ func TestCluster(t *testing.T) {
 // the client connects anyway and health says which protocol it got.
 func TestServerWithoutRESP3(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Password: "pw", Config: []string{`rename-command HELLO ""`}})
-	opts := fastOptions(srv.Addr, &logBuffer{})
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
 	opts.Password = "pw"
 	c := newClient(t, opts)
 	ready(t, c)
@@ -274,7 +275,10 @@ func TestServerWithoutRESP3(t *testing.T) {
 	if got, ok, err := get(context.Background(), c, "k"); err != nil || !ok || string(got) != "[1]" {
 		t.Errorf("Get() over RESP2 = %s, %v, %v", got, ok, err)
 	}
-	if h := waitStatus(t, c, cache.StatusConnected, 5*time.Second); h.RESP != 2 || h.Server == nil {
-		t.Errorf("Health() RESP %d, server %v; want 2 with INFO fields", h.RESP, h.Server)
+	if h := waitStatus(t, c, cache.StatusConnected, 5*time.Second); h.RESP != 2 || h.Server == nil || h.ClientCache != cache.ClientCacheUnsupported {
+		t.Errorf("Health() RESP %d, server %v, client cache %s; want 2 with INFO fields, client cache unsupported", h.RESP, h.Server, h.ClientCache)
+	}
+	if n := logs.count("refused client tracking"); n != 1 {
+		t.Errorf("%d lines about client tracking being refused; want 1", n)
 	}
 }

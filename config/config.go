@@ -80,6 +80,9 @@ type Redis struct {
 	ReconnectMaxBackoff time.Duration `env:"REDIS_RECONNECT_MAX_BACKOFF" env-default:"2s" env-description:"Cap on the delay between reconnect attempts" allowed:"a positive duration such as 2s"`
 	HealthInterval      time.Duration `env:"REDIS_HEALTH_INTERVAL" env-default:"5s" env-description:"How often the background probe PINGs Redis while it is up" allowed:"a positive duration such as 5s"`
 	DegradedLatency     time.Duration `env:"REDIS_DEGRADED_LATENCY" env-default:"100ms" env-description:"Probe round trip above which Redis is reported degraded" allowed:"a positive duration such as 100ms"`
+	ClientCache         bool          `env:"REDIS_CLIENT_CACHE" env-default:"true" env-description:"Server-assisted client-side caching of reads (RESP3 CLIENT TRACKING); off by itself where the server refuses tracking" allowed:"true or false"`
+	ClientCacheSizeMB   int           `env:"REDIS_CLIENT_CACHE_SIZE_MB" env-default:"4" env-description:"Local cache size per connection to each Redis server, in MiB (valkey-go keeps one cache per connection; the service opens one pipelined connection per server)" allowed:"an integer from 1 to 1024"`
+	ClientCacheTTL      time.Duration `env:"REDIS_CLIENT_CACHE_TTL" env-default:"60s" env-description:"Longest time a read is kept locally (never longer than the key's own TTL); invalidations from Redis drop it sooner" allowed:"a duration of at least 1s, such as 60s"`
 	Required            bool          `env:"REDIS_REQUIRED" env-default:"false" env-description:"Make GET /health answer 503 while Redis is disconnected" allowed:"true or false"`
 
 	// Source says where the connection settings came from: "REDIS_URL" or
@@ -234,6 +237,8 @@ func (c *Config) validate() error {
 		{"REDIS_RECONNECT_MIN_BACKOFF", r.ReconnectMinBackoff > 0 && r.ReconnectMinBackoff <= r.ReconnectMaxBackoff, r.ReconnectMinBackoff},
 		{"REDIS_HEALTH_INTERVAL", r.HealthInterval >= 50*time.Millisecond, r.HealthInterval},
 		{"REDIS_DEGRADED_LATENCY", r.DegradedLatency > 0, r.DegradedLatency},
+		{"REDIS_CLIENT_CACHE_SIZE_MB", r.ClientCacheSizeMB >= 1 && r.ClientCacheSizeMB <= 1024, r.ClientCacheSizeMB},
+		{"REDIS_CLIENT_CACHE_TTL", r.ClientCacheTTL >= time.Second, r.ClientCacheTTL},
 		{"CACHE_MAX_VALUE_BYTES", c.Cache.MaxValueBytes >= 1 && c.Cache.MaxValueBytes <= 512<<20, c.Cache.MaxValueBytes},
 		{"CACHE_MAX_TTL", c.Cache.MaxTTL >= time.Second && c.Cache.MaxTTL <= math.MaxInt32*time.Second, c.Cache.MaxTTL},
 		{"CACHE_FALLBACK", oneOf(c.Cache.Fallback, "", "none", "memory"), c.Cache.Fallback},

@@ -73,15 +73,17 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		CacheExists func(childComplexity int, key string) int
-		CacheGet    func(childComplexity int, key string) int
-		RedisHealth func(childComplexity int) int
+		CacheExists  func(childComplexity int, key string) int
+		CacheGet     func(childComplexity int, key string) int
+		CacheGetMany func(childComplexity int, keys []string) int
+		RedisHealth  func(childComplexity int) int
 	}
 
 	RedisHealth struct {
 		Addr          func(childComplexity int) int
 		Breaker       func(childComplexity int) int
 		CheckedAt     func(childComplexity int) int
+		ClientCache   func(childComplexity int) int
 		Cluster       func(childComplexity int) int
 		Fallback      func(childComplexity int) int
 		LastError     func(childComplexity int) int
@@ -110,6 +112,7 @@ type MutationResolver interface {
 type QueryResolver interface {
 	RedisHealth(ctx context.Context) (*model.RedisHealth, error)
 	CacheGet(ctx context.Context, key string) (model.JSON, error)
+	CacheGetMany(ctx context.Context, keys []string) ([]model.JSON, error)
 	CacheExists(ctx context.Context, key string) (bool, error)
 }
 
@@ -294,6 +297,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CacheGet(childComplexity, args["key"].(string)), true
+	case "Query.cacheGetMany":
+		if e.ComplexityRoot.Query.CacheGetMany == nil {
+			break
+		}
+
+		args, err := ec.field_Query_cacheGetMany_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CacheGetMany(childComplexity, args["keys"].([]string)), true
 
 	case "Query.redisHealth":
 		if e.ComplexityRoot.Query.RedisHealth == nil {
@@ -320,6 +334,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.CheckedAt(childComplexity), true
+	case "RedisHealth.clientCache":
+		if e.ComplexityRoot.RedisHealth.ClientCache == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.ClientCache(childComplexity), true
 	case "RedisHealth.cluster":
 		if e.ComplexityRoot.RedisHealth.Cluster == nil {
 			break
@@ -564,6 +584,18 @@ type RedisHealth {
   breaker: BreakerState!
   "The in-process fallback tier."
   fallback: FallbackHealth!
+  "Server-assisted client-side caching of reads (REDIS_CLIENT_CACHE)."
+  clientCache: ClientCacheState!
+}
+
+"Whether reads are cached in the service's memory, kept coherent by Redis's invalidation messages (RESP3 CLIENT TRACKING)."
+enum ClientCacheState {
+  "On: repeated reads of a key are answered locally until Redis says it changed."
+  ON
+  "Turned off by configuration."
+  OFF
+  "Configured on, but the server refused client tracking (RESP2 or a managed service without it): every read goes to Redis."
+  UNSUPPORTED
 }
 
 "State of the circuit breaker in front of Redis."
@@ -663,6 +695,17 @@ type Query {
     "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
     key: String!
   ): JSON
+
+  """
+  The values stored at several keys, in the order given: null for a miss, as
+  for cacheGet. At most 100 keys, read in one round trip per Redis server.
+  When Redis could not answer for some keys, their values are null and
+  extensions.warnings says why.
+  """
+  cacheGetMany(
+    "Keys within the service's namespace, 1 to 512 bytes of UTF-8 each; at most 100."
+    keys: [String!]!
+  ): [JSON]!
 
   """
   Whether key holds a value. False while Redis is unavailable (unless the
@@ -802,6 +845,8 @@ func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field g
 		return ec.fieldContext_RedisHealth_breaker(ctx, field)
 	case "fallback":
 		return ec.fieldContext_RedisHealth_fallback(ctx, field)
+	case "clientCache":
+		return ec.fieldContext_RedisHealth_clientCache(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RedisHealth", field.Name)
 }
@@ -991,6 +1036,20 @@ func (ec *executionContext) field_Query_cacheExists_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["key"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_cacheGetMany_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "keys",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["keys"] = arg0
 	return args, nil
 }
 
@@ -1683,6 +1742,50 @@ func (ec *executionContext) fieldContext_Query_cacheGet(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_cacheGetMany(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cacheGetMany(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CacheGetMany(ctx, fc.Args["keys"].([]string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []model.JSON) graphql.Marshaler {
+			return ec.marshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cacheGetMany(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type JSON does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_cacheGetMany_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_cacheExists(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2210,6 +2313,29 @@ func (ec *executionContext) fieldContext_RedisHealth_fallback(_ context.Context,
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _RedisHealth_clientCache(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_clientCache(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientCache, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.ClientCacheState) graphql.Marshaler {
+			return ec.marshalNClientCacheState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClientCacheState(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_clientCache(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "ClientCacheState")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -3581,6 +3707,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cacheGet(ctx, field)
 				})
+		case "cacheGetMany":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_cacheGetMany(ctx, field)
+				})
 		case "cacheExists":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -3711,6 +3843,11 @@ func (ec *executionContext) _RedisHealth(ctx context.Context, sel ast.SelectionS
 			}
 		case "fallback":
 			out.Values[i] = ec._RedisHealth_fallback(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "clientCache":
+			out.Values[i] = ec._RedisHealth_clientCache(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -4133,6 +4270,16 @@ func (ec *executionContext) marshalNCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑe
 	return ec._CacheSetPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNClientCacheState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClientCacheState(ctx context.Context, v any) (model.ClientCacheState, error) {
+	var res model.ClientCacheState
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNClientCacheState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClientCacheState(ctx context.Context, sel ast.SelectionSet, v model.ClientCacheState) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) marshalNFallbackHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐFallbackHealth(ctx context.Context, sel ast.SelectionSet, v *model.FallbackHealth) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "FallbackHealth!")
@@ -4179,6 +4326,29 @@ func (ec *executionContext) marshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑs
 	return v
 }
 
+func (ec *executionContext) unmarshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) ([]model.JSON, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.JSON, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, sel ast.SelectionSet, v []model.JSON) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, sel, v[i])
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalNRedisHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisHealth(ctx context.Context, sel ast.SelectionSet, v *model.RedisHealth) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "RedisHealth!")
@@ -4209,6 +4379,35 @@ func (ec *executionContext) marshalNString2string(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "String!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {

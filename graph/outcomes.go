@@ -108,6 +108,7 @@ func healthModel(h cache.Health) *model.RedisHealth {
 		m.Cluster = &model.ClusterHealth{State: nonEmpty(cl.State), KnownNodes: cl.KnownNodes, Nodes: cl.Nodes, Reachable: cl.Reachable}
 	}
 	m.Breaker = breakerStates[h.Breaker]
+	m.ClientCache = clientCacheStates[h.ClientCache]
 	m.Fallback = &model.FallbackHealth{
 		Mode:    model.FallbackModeNone,
 		Active:  h.Fallback.Active,
@@ -118,6 +119,12 @@ func healthModel(h cache.Health) *model.RedisHealth {
 		m.Fallback.Mode = model.FallbackModeMemory
 	}
 	return m
+}
+
+var clientCacheStates = map[cache.ClientCacheState]model.ClientCacheState{
+	cache.ClientCacheOn:          model.ClientCacheStateOn,
+	cache.ClientCacheOff:         model.ClientCacheStateOff,
+	cache.ClientCacheUnsupported: model.ClientCacheStateUnsupported,
 }
 
 var breakerStates = map[cache.BreakerState]model.BreakerState{

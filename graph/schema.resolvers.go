@@ -56,6 +56,24 @@ func (r *queryResolver) CacheGet(ctx context.Context, key string) (model.JSON, e
 	return model.JSON(value), nil
 }
 
+// CacheGetMany is the resolver for the cacheGetMany field.
+func (r *queryResolver) CacheGetMany(ctx context.Context, keys []string) ([]model.JSON, error) {
+	values, backend, err := r.Cache.GetMany(ctx, keys)
+	if err != nil {
+		// An outage is a warning, and the keys Redis did not answer for
+		// are nulls; anything else is an error.
+		if ferr := readFailure(ctx, err); ferr != nil {
+			return nil, ferr
+		}
+	}
+	warnIfFallback(ctx, backend)
+	out := make([]model.JSON, len(keys))
+	for i, v := range values {
+		out[i] = model.JSON(v)
+	}
+	return out, nil
+}
+
 // CacheExists is the resolver for the cacheExists field.
 func (r *queryResolver) CacheExists(ctx context.Context, key string) (bool, error) {
 	exists, backend, err := r.Cache.Exists(ctx, key)

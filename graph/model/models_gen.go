@@ -106,6 +106,8 @@ type RedisHealth struct {
 	Breaker BreakerState `json:"breaker"`
 	// The in-process fallback tier.
 	Fallback *FallbackHealth `json:"fallback"`
+	// Server-assisted client-side caching of reads (REDIS_CLIENT_CACHE).
+	ClientCache ClientCacheState `json:"clientCache"`
 }
 
 // State of the circuit breaker in front of Redis.
@@ -283,6 +285,67 @@ func (e *CacheWriteFailure) UnmarshalJSON(b []byte) error {
 }
 
 func (e CacheWriteFailure) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// Whether reads are cached in the service's memory, kept coherent by Redis's invalidation messages (RESP3 CLIENT TRACKING).
+type ClientCacheState string
+
+const (
+	// On: repeated reads of a key are answered locally until Redis says it changed.
+	ClientCacheStateOn ClientCacheState = "ON"
+	// Turned off by configuration.
+	ClientCacheStateOff ClientCacheState = "OFF"
+	// Configured on, but the server refused client tracking (RESP2 or a managed service without it): every read goes to Redis.
+	ClientCacheStateUnsupported ClientCacheState = "UNSUPPORTED"
+)
+
+var AllClientCacheState = []ClientCacheState{
+	ClientCacheStateOn,
+	ClientCacheStateOff,
+	ClientCacheStateUnsupported,
+}
+
+func (e ClientCacheState) IsValid() bool {
+	switch e {
+	case ClientCacheStateOn, ClientCacheStateOff, ClientCacheStateUnsupported:
+		return true
+	}
+	return false
+}
+
+func (e ClientCacheState) String() string {
+	return string(e)
+}
+
+func (e *ClientCacheState) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = ClientCacheState(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid ClientCacheState", str)
+	}
+	return nil
+}
+
+func (e ClientCacheState) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *ClientCacheState) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e ClientCacheState) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
