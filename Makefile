@@ -31,3 +31,9 @@ check-tidy:
 # Tests start their own redis-server processes (Debian's redis-server).
 test: lint check-generate check-tidy
 	go test -race -count=1 ./...
+
+# Load benchmark against the Redis limit; writes BENCHMARKS.md (bench/README.md).
+# Phony: bench/ is also a directory.
+.PHONY: bench
+bench:
+	bench/run

@@ -15,6 +15,17 @@ type healthHandlers struct {
 	cache         interface{ Health() cache.Health }
 	draining      *atomic.Bool
 	redisRequired bool
+	// details says whether the caller may see more than the status:
+	// latency, memory, version and errors tell an attacker about the
+	// deployment, so an anonymous caller outside development gets the
+	// status only.
+	details func(*http.Request) bool
+}
+
+// statusOnly is what an anonymous caller sees of Redis in staging and
+// production.
+type statusOnly struct {
+	Status cache.Status `json:"status"`
 }
 
 // envelope is the platform's API response format.
@@ -26,8 +37,8 @@ type envelope struct {
 type serviceHealth struct {
 	// Status is "ok" while Redis is connected, "degraded" while the service
 	// runs without a healthy cache, "shutting_down" while draining.
-	Status string      `json:"status"`
-	Redis  redisHealth `json:"redis"`
+	Status string `json:"status"`
+	Redis  any    `json:"redis"` // redisHealth, or statusOnly
 }
 
 // redisHealth is the seed story's format (status, latencyMs, memoryUsage,
@@ -107,9 +118,9 @@ func newRedisHealth(h cache.Health) redisHealth {
 // Redis down included (a shared Redis blip must not make a load balancer
 // pull every instance at once); 503 while shutting down, and whenever Redis
 // is not connected if REDIS_REQUIRED is set.
-func (h healthHandlers) service(w http.ResponseWriter, _ *http.Request) {
+func (h healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 	rh := h.cache.Health()
-	body := serviceHealth{Status: "ok", Redis: newRedisHealth(rh)}
+	body := serviceHealth{Status: "ok", Redis: h.view(r, rh)}
 	code := http.StatusOK
 	switch {
 	case h.draining.Load():
@@ -126,13 +137,20 @@ func (h healthHandlers) service(w http.ResponseWriter, _ *http.Request) {
 // redis answers GET /health/redis: 200 while Redis is connected or
 // degraded, 503 while it is disconnected, for monitors that watch Redis
 // itself. Load balancers should poll /health instead.
-func (h healthHandlers) redis(w http.ResponseWriter, _ *http.Request) {
+func (h healthHandlers) redis(w http.ResponseWriter, r *http.Request) {
 	rh := h.cache.Health()
 	code := http.StatusOK
 	if rh.Status == cache.StatusDisconnected {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, envelope{Success: true, Data: newRedisHealth(rh)})
+	writeJSON(w, code, envelope{Success: true, Data: h.view(r, rh)})
+}
+
+func (h healthHandlers) view(r *http.Request, rh cache.Health) any {
+	if h.details == nil || h.details(r) {
+		return newRedisHealth(rh)
+	}
+	return statusOnly{Status: rh.Status}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

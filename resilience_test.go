@@ -51,6 +51,7 @@ func TestFallbackDefaultsByEnvironment(t *testing.T) {
 		env := testEnv("127.0.0.1:1")
 		delete(env, "CACHE_FALLBACK")
 		env["APP_ENV"] = appEnv
+		env["API_TOKENS"] = testToken
 		svc := startService(t, env)
 		r := svc.graphql(t, `{ redisHealth { fallback { mode } } }`, nil)
 		if got := string(r.Data["redisHealth"]); got != `{"fallback":{"mode":"`+want+`"}}` {

@@ -19,12 +19,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/99designs/gqlgen/graphql/playground"
+	"github.com/rs/cors"
 
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/config"
 	"github.com/school-erp/cache-service/graph"
+	"github.com/school-erp/cache-service/internal/auth"
 	"github.com/school-erp/cache-service/internal/metrics"
+	"github.com/school-erp/cache-service/internal/playground"
+	"github.com/school-erp/cache-service/internal/ratelimit"
 )
 
 func main() {
@@ -87,8 +90,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
+	limiter, err := ratelimit.New(cfg.RateLimitRPS, cfg.RateLimitBurst)
+	if err != nil {
+		return err
+	}
+	defer limiter.Close()
+	authn := auth.New(authTokens(cfg.Tokens))
+	if authn.Open() {
+		logger.Warn("no API tokens configured: anyone who can reach the port may read and write the cache (allowed in development only; set API_TOKENS)")
+	}
 	var draining atomic.Bool
-	servers := []*http.Server{newHTTPServer(newServer(logger, cfg, client, m, &draining), logger)}
+	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining})
+	servers := []*http.Server{newHTTPServer(handler, logger)}
 	listeners := []net.Listener{ln}
 	if m != nil && cfg.MetricsPort != 0 {
 		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
@@ -137,6 +150,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+func authTokens(tokens []config.Token) []auth.Token {
+	out := make([]auth.Token, len(tokens))
+	for i, t := range tokens {
+		out[i] = auth.Token{Name: t.Name, Value: t.Value, Scope: auth.ScopeRead}
+		if t.Scope == "write" {
+			out[i].Scope = auth.ScopeWrite
+		}
+	}
+	return out
+}
+
 func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
@@ -148,40 +172,80 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
+// deps are what the routes need beyond the configuration.
+type deps struct {
+	cache    *cache.Client
+	metrics  *metrics.Metrics // nil: metrics off
+	auth     *auth.Authenticator
+	limiter  *ratelimit.Limiter // nil: no rate limiting
+	draining *atomic.Bool
+}
+
 // newServer wires the routes. Every dependency comes in as a parameter.
-func newServer(logger *slog.Logger, cfg *config.Config, c *cache.Client, m *metrics.Metrics, draining *atomic.Bool) http.Handler {
-	dev := cfg.AppEnv == config.EnvDevelopment
-	gql := graph.NewHandler(&graph.Resolver{Cache: c, Logger: logger}, graph.HandlerOptions{
-		Introspection: dev,
-		Logger:        logger,
+func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
+	var gql http.Handler = graph.NewHandler(&graph.Resolver{Cache: d.cache, Logger: logger}, graph.HandlerOptions{
+		Introspection: cfg.Introspection,
+		NoSuggestions: !cfg.FieldSuggestions,
+		Auth:          d.auth,
+		Limits: graph.Limits{
+			Complexity: cfg.GraphQLMaxComplexity,
+			Depth:      cfg.GraphQLMaxDepth,
+			Tokens:     cfg.GraphQLMaxTokens,
+			Aliases:    cfg.GraphQLMaxAliases,
+			Operations: cfg.GraphQLMaxOperations,
+		},
+		Logger: logger,
 	})
-	gql = limitBody(maxRequestBytes(cfg.Cache.MaxValueBytes), gql)
+	// Outermost first: refuse oversized bodies, answer CORS, identify the
+	// caller, then limit its rate.
+	gql = d.limiter.Middleware(rateKey, gql)
+	gql = d.auth.Middleware(gql)
+	if len(cfg.AllowedOrigins) > 0 {
+		// (rs/cors reads an empty list as "any origin": none means no
+		// CORS headers at all, so browsers refuse cross-origin calls.)
+		gql = cors.New(cors.Options{
+			AllowedOrigins: cfg.AllowedOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders: []string{"Content-Type", "Authorization"},
+			MaxAge:         600,
+		}).Handler(gql)
+	}
+	gql = limitBody(cfg.MaxRequestBytes, gql)
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /graphql", gql)
 	mux.Handle("GET /graphql", gql)
 	mux.Handle("OPTIONS /graphql", gql)
-	h := healthHandlers{cache: c, draining: draining, redisRequired: cfg.Redis.Required}
+	h := healthHandlers{
+		cache: d.cache, draining: d.draining, redisRequired: cfg.Redis.Required,
+		details: func(r *http.Request) bool {
+			return cfg.AppEnv == config.EnvDevelopment || d.auth.Open() || d.auth.Identify(r).Authenticated()
+		},
+	}
 	mux.HandleFunc("GET /health", h.service)
 	mux.HandleFunc("GET /health/redis", h.redis)
-	if dev {
-		mux.Handle("GET /{$}", playground.Handler("School ERP cache", "/graphql"))
+	if cfg.Playground {
+		playground.Mount(mux, "School ERP cache", "/graphql")
 	}
-	if m != nil && cfg.MetricsPort == 0 {
-		mux.Handle("GET /metrics", m.Handler())
+	if d.metrics != nil && cfg.MetricsPort == 0 {
+		mux.Handle("GET /metrics", d.metrics.Handler())
 	}
 	return mux
 }
 
-// maxRequestBytes bounds a GraphQL request body: room for the largest value
-// even when the client escapes every character, plus the query around it.
-func maxRequestBytes(maxValueBytes int) int64 {
-	return 4*int64(maxValueBytes) + 64<<10
+// rateKey names the caller a request counts against: its token, or for an
+// anonymous call its address.
+func rateKey(r *http.Request) string {
+	if c := auth.FromContext(r.Context()); c.Authenticated() {
+		return "token:" + c.Name
+	}
+	return "addr:" + ratelimit.ClientAddr(r)
 }
 
-// limitBody refuses bodies larger than limit with 413, whether the client
-// declares the length or streams it chunked: the body is read here, in full
-// and bounded, before gqlgen sees it.
+// limitBody refuses bodies larger than limit with 413. A declared length is
+// checked at once; a chunked body (length unknown) is read here, bounded,
+// so that gqlgen never sees a truncated one. Declared lengths within the
+// limit go through without a copy: the hot path.
 func limitBody(limit int64, next http.Handler) http.Handler {
 	tooLarge := func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
@@ -189,11 +253,11 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 		fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > limit {
+		switch {
+		case r.ContentLength > limit:
 			tooLarge(w)
 			return
-		}
-		if r.Body != nil && r.Body != http.NoBody {
+		case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 			var tooBig *http.MaxBytesError
 			switch {
@@ -207,6 +271,7 @@ func limitBody(limit int64, next http.Handler) http.Handler {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
 		}
 		next.ServeHTTP(w, r)
 	})

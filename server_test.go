@@ -74,22 +74,23 @@ type service struct {
 	url  string
 	logs *syncBuffer
 	stop func() error
+	// bearer is sent with GraphQL requests when the service has tokens.
+	bearer string
 }
 
 // clearEnv unsets every variable the service reads, so the shell running
 // the tests cannot leak into them.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		for _, prefix := range []string{"REDIS_", "CACHE_", "APP_ENV", "PORT", "LOG_", "SHUTDOWN_"} {
-			if strings.HasPrefix(name, prefix) && name != "REDIS_SERVER_BIN" {
-				t.Setenv(name, "")
-				os.Unsetenv(name)
-			}
-		}
+	for _, name := range config.Names() {
+		t.Setenv(name, "")
+		os.Unsetenv(name)
 	}
 }
+
+// testToken is a write token for tests that run in staging or production,
+// which refuse to start without one.
+const testToken = "tests:write:0123456789abcdef0123"
 
 // testEnv is the base environment: fast timings, JSON logs, a free port.
 func testEnv(redisAddr string) map[string]string {
@@ -109,6 +110,9 @@ func testEnv(redisAddr string) map[string]string {
 		"CACHE_FALLBACK": "none",
 		// Staging and production default to a 5s drain.
 		"SHUTDOWN_DRAIN_DELAY": "0s",
+		// The load tests send thousands of requests a second from one
+		// address; rate limiting has tests of its own.
+		"RATE_LIMIT_RPS": "0",
 	}
 }
 
@@ -149,6 +153,9 @@ func startService(t *testing.T, env map[string]string) *service {
 	var once sync.Once
 	var runErr error
 	s := &service{url: "http://127.0.0.1:" + port, logs: logs}
+	if env["API_TOKENS"] == testToken {
+		s.bearer = strings.SplitN(testToken, ":", 3)[2]
+	}
 	s.stop = func() error {
 		once.Do(func() {
 			cancel()
@@ -196,7 +203,12 @@ func (r gqlResponse) code() string {
 func (s *service) graphql(t *testing.T, query string, vars map[string]any) gqlResponse {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	resp, err := http.Post(s.url+"/graphql", "application/json", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/graphql", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if s.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+s.bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("POST /graphql: %v", err)
 	}
@@ -259,7 +271,7 @@ func (s *service) waitRedisStatus(t *testing.T, want string, within time.Duratio
 }
 
 const (
-	setQuery    = `mutation($k: String!, $v: JSON!, $ttl: Int) { cacheSet(key: $k, value: $v, ttlSeconds: $ttl) { key stored ttlSeconds failure message } }`
+	setQuery    = `mutation($k: String!, $v: JSON!, $ttl: Int) { cacheSet(key: $k, value: $v, ttlSeconds: $ttl) { key stored backend ttlSeconds failure message } }`
 	getQuery    = `query($k: String!) { cacheGet(key: $k) }`
 	existsQuery = `query($k: String!) { cacheExists(key: $k) }`
 	deleteQuery = `mutation($k: String!) { cacheDelete(key: $k) { key deleted failure } }`
@@ -268,6 +280,7 @@ const (
 type setPayload struct {
 	Key        string  `json:"key"`
 	Stored     bool    `json:"stored"`
+	Backend    *string `json:"backend"`
 	TTLSeconds *int    `json:"ttlSeconds"`
 	Failure    *string `json:"failure"`
 	Message    *string `json:"message"`
@@ -667,6 +680,7 @@ func TestPlaygroundOnlyInDevelopment(t *testing.T) {
 	}{{"development", http.StatusOK}, {"production", http.StatusNotFound}} {
 		env := testEnv(srv.Addr)
 		env["APP_ENV"] = tt.appEnv
+		env["API_TOKENS"] = testToken
 		svc := startService(t, env)
 		resp, err := http.Get(svc.url + "/")
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/valkey-io/valkey-go"
@@ -551,6 +552,14 @@ func checkKey(key string) error {
 		return fmt.Errorf("%w: key is %d bytes; the limit is %d", ErrInvalidInput, len(key), MaxKeyBytes)
 	case !utf8.ValidString(key):
 		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidInput)
+	}
+	// Printable characters other than whitespace: no control characters
+	// (which could confuse logs and tools reading keys), no invisible
+	// format characters, no spaces.
+	for i, r := range key {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("%w: key has a control, whitespace or invisible character (%U) at byte %d", ErrInvalidInput, r, i)
+		}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -109,5 +110,60 @@ func TestFallbackNoneReportsUnavailable(t *testing.T) {
 	}
 	if h := c.Health(); h.Fallback.Mode != cache.FallbackNone || h.Fallback.Active {
 		t.Errorf("Health().Fallback = %+v; want none, inactive", h.Fallback)
+	}
+}
+
+// recorder is an Observer that keeps the outcomes it saw.
+type recorder struct {
+	mu       sync.Mutex
+	outcomes []cache.Outcome
+}
+
+func (r *recorder) ObserveOperation(_ cache.Op, o cache.Outcome, _ cache.Backend, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.outcomes = append(r.outcomes, o)
+}
+func (r *recorder) ObserveTransition(cache.Status, cache.Status) {}
+func (r *recorder) ObserveReconnectAttempt()                     {}
+func (r *recorder) ObserveProbe(time.Duration, error)            {}
+
+func TestCallerGoneIsNotARedisFailure(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	rec := &recorder{}
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.Observer = rec
+	opts.DisableClientCache = true
+	c := newClient(t, opts)
+	ready(t, c)
+	// Freeze Redis so reads are in flight when their callers give up.
+	go func() { _, _ = srv.Do(t, "DEBUG", "SLEEP", "0.3") }()
+	time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	var wg sync.WaitGroup
+	canceled := 0
+	var mu sync.Mutex
+	for range 8 { // concurrent, so valkey-go queues them and honours ctx
+		wg.Go(func() {
+			if _, _, err := c.Get(ctx, "k"); errors.Is(err, context.Canceled) {
+				mu.Lock()
+				canceled++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	counts := map[cache.Outcome]int{}
+	for _, o := range rec.outcomes {
+		counts[o]++
+	}
+	if canceled == 0 || counts[cache.OutcomeCanceled] != canceled || counts[cache.OutcomeUnavailable] != 0 {
+		t.Errorf("%d reads cancelled; outcomes %v; want each cancelled read counted as canceled, none as unavailable", canceled, counts)
+	}
+	if h := c.Health(); h.Status == cache.StatusDisconnected {
+		t.Error("callers going away made Redis disconnected")
 	}
 }

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -38,6 +39,9 @@ const (
 	OutcomeError Outcome = "error"
 	// OutcomeInvalid: the input was refused before anything was sent.
 	OutcomeInvalid Outcome = "invalid"
+	// OutcomeCanceled: the caller went away (a client disconnected)
+	// before Redis answered; nothing is known about Redis from it.
+	OutcomeCanceled Outcome = "canceled"
 )
 
 // BreakerState is the state of the request gate seen as a circuit breaker.
@@ -106,6 +110,8 @@ func failureOutcome(err error, redisFailure Outcome) Outcome {
 	switch {
 	case errors.Is(err, ErrInvalidInput):
 		return OutcomeInvalid
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled
 	case errors.Is(err, ErrRejected) && redisFailure == OutcomeUnavailable:
 		return OutcomeError
 	}

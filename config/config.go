@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/ilyakaznacheev/cleanenv"
 	"github.com/joho/godotenv"
@@ -38,15 +39,55 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" env-default:"10s" env-description:"How long in-flight requests may take to finish after SIGINT/SIGTERM" allowed:"a positive duration such as 10s"`
 	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" env-description:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
 
+	APITokens     string `env:"API_TOKENS" env-description:"Bearer tokens as comma-separated name:scope:token entries; scope is read (redisHealth, cacheGet, cacheGetMany, cacheExists) or write (also cacheSet, cacheDelete); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
+	APITokensFile string `env:"API_TOKENS_FILE" env-description:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment" allowed:"a readable file of name:scope:token lines"`
+
+	GraphQLMaxComplexity int    `env:"GRAPHQL_MAX_COMPLEXITY" env-default:"250" env-description:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`
+	GraphQLMaxDepth      int    `env:"GRAPHQL_MAX_DEPTH" env-default:"8" env-description:"Deepest selection nesting in an operation" allowed:"an integer from 1 to 100"`
+	GraphQLMaxTokens     int    `env:"GRAPHQL_MAX_TOKENS" env-default:"5000" env-description:"Most lexical tokens the parser reads in a query document" allowed:"an integer from 100 to 1000000"`
+	GraphQLMaxAliases    int    `env:"GRAPHQL_MAX_ALIASES" env-default:"20" env-description:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
+	GraphQLMaxOperations int    `env:"GRAPHQL_MAX_OPERATIONS" env-default:"10" env-description:"Most operations in one query document" allowed:"an integer from 1 to 100"`
+	GraphQLMaxBodyBytes  int    `env:"GRAPHQL_MAX_BODY_BYTES" env-description:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
+	GraphQLIntrospection string `env:"GRAPHQL_INTROSPECTION" env-description:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
+	GraphQLPlayground    string `env:"GRAPHQL_PLAYGROUND" env-description:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
+
+	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" env-description:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
+
+	RateLimitRPS   float64 `env:"RATE_LIMIT_RPS" env-default:"1000" env-description:"Requests per second each token (or, for anonymous calls, each client address) may make to /graphql on this instance; 0 turns limiting off" allowed:"a number of 0 or more"`
+	RateLimitBurst int     `env:"RATE_LIMIT_BURST" env-default:"2000" env-description:"Requests a token or address may make at once above the steady rate" allowed:"an integer from 1 to 1000000"`
+
 	MetricsEnabled bool `env:"METRICS_ENABLED" env-default:"true" env-description:"Serve Prometheus metrics at /metrics" allowed:"true or false"`
 	MetricsPort    int  `env:"METRICS_PORT" env-description:"Serve /metrics on this port instead of PORT (empty: on PORT)" allowed:"empty, or an integer from 1 to 65535 other than PORT"`
 
 	Redis Redis
 	Cache Cache
 
-	// ShutdownDrainDelay is SHUTDOWN_DRAIN_DELAY resolved; set by Load.
+	// Set by Load, not read from the environment: SHUTDOWN_DRAIN_DELAY,
+	// GRAPHQL_* and CORS_ALLOWED_ORIGINS resolved for APP_ENV, and the
+	// tokens from API_TOKENS and API_TOKENS_FILE.
 	ShutdownDrainDelay time.Duration
+	Introspection      bool
+	Playground         bool
+	FieldSuggestions   bool
+	MaxRequestBytes    int64
+	AllowedOrigins     []string
+	Tokens             []Token
 }
+
+// Token is one API bearer token. Its LogValue shows the name and scope,
+// never the token.
+type Token struct {
+	Name  string
+	Scope string // "read" or "write"
+	Value string
+}
+
+// LogValue hides the token's value.
+func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
+
+// String hides the token's value too, so %v of a Token (or of a slice of
+// them, where slog does not call LogValue) shows only its name and scope.
+func (t Token) String() string { return t.Name + " (" + t.Scope + ")" }
 
 // Redis describes where Redis is and how the client treats it.
 type Redis struct {
@@ -120,6 +161,9 @@ func (e *Error) shownValue() string {
 	if !e.secret {
 		return strconv.Quote(e.Value)
 	}
+	if e.Value == "" {
+		return `""`
+	}
 	// Everything between the scheme and the last "@" may be credentials,
 	// whatever a URL parser makes of a password with "#" or "?" in it.
 	scheme, rest, ok := strings.Cut(e.Value, "://")
@@ -178,6 +222,16 @@ func invalid(name, value string) *Error {
 		return &Error{Var: name, Value: value, Allowed: "a valid value"}
 	}
 	return &Error{Var: name, Value: value, Allowed: f.allowed, secret: f.secret}
+}
+
+// Names lists every environment variable Config reads.
+func Names() []string {
+	var out []string
+	for name := range fields() {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
 }
 
 type fieldInfo struct {
@@ -243,6 +297,16 @@ func (c *Config) validate() error {
 		{"CACHE_MAX_TTL", c.Cache.MaxTTL >= time.Second && c.Cache.MaxTTL <= math.MaxInt32*time.Second, c.Cache.MaxTTL},
 		{"CACHE_FALLBACK", oneOf(c.Cache.Fallback, "", "none", "memory"), c.Cache.Fallback},
 		{"CACHE_FALLBACK_MAX_BYTES", c.Cache.FallbackMaxBytes >= 1024 && c.Cache.FallbackMaxBytes <= 1<<30, c.Cache.FallbackMaxBytes},
+		{"GRAPHQL_MAX_COMPLEXITY", c.GraphQLMaxComplexity >= 1 && c.GraphQLMaxComplexity <= 100000, c.GraphQLMaxComplexity},
+		{"GRAPHQL_MAX_DEPTH", c.GraphQLMaxDepth >= 1 && c.GraphQLMaxDepth <= 100, c.GraphQLMaxDepth},
+		{"GRAPHQL_MAX_TOKENS", c.GraphQLMaxTokens >= 100 && c.GraphQLMaxTokens <= 1000000, c.GraphQLMaxTokens},
+		{"GRAPHQL_MAX_ALIASES", c.GraphQLMaxAliases >= 0 && c.GraphQLMaxAliases <= 1000, c.GraphQLMaxAliases},
+		{"GRAPHQL_MAX_OPERATIONS", c.GraphQLMaxOperations >= 1 && c.GraphQLMaxOperations <= 100, c.GraphQLMaxOperations},
+		{"GRAPHQL_MAX_BODY_BYTES", c.GraphQLMaxBodyBytes == 0 || c.GraphQLMaxBodyBytes >= 1024, c.GraphQLMaxBodyBytes},
+		{"GRAPHQL_INTROSPECTION", oneOf(c.GraphQLIntrospection, "", "true", "false"), c.GraphQLIntrospection},
+		{"GRAPHQL_PLAYGROUND", oneOf(c.GraphQLPlayground, "", "true", "false"), c.GraphQLPlayground},
+		{"RATE_LIMIT_RPS", c.RateLimitRPS >= 0, c.RateLimitRPS},
+		{"RATE_LIMIT_BURST", c.RateLimitBurst >= 1 && c.RateLimitBurst <= 1000000, c.RateLimitBurst},
 		{"METRICS_PORT", c.MetricsPort >= 0 && c.MetricsPort <= 65535 && (c.MetricsPort == 0 || c.MetricsPort != c.Port), c.MetricsPort},
 	}
 	for _, ch := range checks {
@@ -269,6 +333,9 @@ func (c *Config) validate() error {
 	case !dev:
 		c.ShutdownDrainDelay = 5 * time.Second
 	}
+	if err := c.resolveAPI(dev); err != nil {
+		return err
+	}
 	if c.LogFormat == "" {
 		c.LogFormat = "json"
 		if c.AppEnv == EnvDevelopment {
@@ -288,6 +355,112 @@ func (c *Config) validate() error {
 		return err
 	}
 	return c.validateTLS(tlsSet)
+}
+
+// resolveAPI applies the environment-dependent API defaults and reads the
+// tokens. Staging and production refuse to start without tokens.
+func (c *Config) resolveAPI(dev bool) error {
+	orDev := func(v string) bool { return v == "true" || v == "" && dev }
+	c.Introspection = orDev(c.GraphQLIntrospection)
+	c.Playground = orDev(c.GraphQLPlayground)
+	c.FieldSuggestions = c.AppEnv != EnvProduction
+	c.MaxRequestBytes = int64(c.GraphQLMaxBodyBytes)
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = 4*int64(c.Cache.MaxValueBytes) + 64<<10
+	}
+
+	c.AllowedOrigins = trimAll(c.CORSAllowedOrigins)
+	if c.AllowedOrigins == nil && dev {
+		c.AllowedOrigins = []string{"*"}
+	}
+	for _, o := range c.AllowedOrigins {
+		u, err := url.Parse(o)
+		valid := o == "*" && c.AppEnv != EnvProduction ||
+			err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && (u.Path == "" || u.Path == "/") && u.RawQuery == ""
+		if !valid {
+			return invalid("CORS_ALLOWED_ORIGINS", strings.Join(c.CORSAllowedOrigins, ","))
+		}
+	}
+
+	tokens, err := ParseTokens(c.APITokens)
+	if err != nil {
+		return &Error{Var: "API_TOKENS", Value: c.APITokens, Allowed: err.Error(), secret: true}
+	}
+	if c.APITokensFile != "" {
+		b, err := os.ReadFile(c.APITokensFile)
+		if err != nil {
+			return &Error{Var: "API_TOKENS_FILE", Value: c.APITokensFile, Allowed: "a readable file (" + err.Error() + ")"}
+		}
+		more, err := ParseTokens(string(b))
+		if err != nil {
+			return &Error{Var: "API_TOKENS_FILE", Value: c.APITokensFile, Allowed: "name:scope:token lines: " + err.Error()}
+		}
+		tokens = append(tokens, more...)
+	}
+	if err := checkDistinct(tokens); err != nil {
+		return &Error{Var: "API_TOKENS", Value: c.APITokens, Allowed: err.Error(), secret: true}
+	}
+	if len(tokens) == 0 && !dev {
+		return &Error{Var: "API_TOKENS", Value: "", Allowed: "at least one token in " + c.AppEnv + " (API_TOKENS or API_TOKENS_FILE): without one, anyone who reaches the port could read and overwrite the cache"}
+	}
+	c.Tokens = tokens
+	return nil
+}
+
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// MinTokenLength is the shortest token accepted: shorter ones are too easy
+// to guess.
+const MinTokenLength = 16
+
+// ParseTokens reads name:scope:token entries separated by commas or new
+// lines; blank lines and lines starting with # are skipped. Errors name the
+// entry by position and name, never by its token.
+func ParseTokens(s string) ([]Token, error) {
+	var out []Token
+	n := 0
+	for _, line := range strings.Split(s, "\n") {
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		for _, entry := range strings.Split(line, ",") {
+			entry = strings.TrimSpace(entry)
+			if entry == "" {
+				continue
+			}
+			n++
+			name, rest, ok1 := strings.Cut(entry, ":")
+			scope, value, ok2 := strings.Cut(rest, ":")
+			switch {
+			case !ok1 || !ok2:
+				return nil, fmt.Errorf("entry %d: want name:scope:token", n)
+			case !tokenName.MatchString(name):
+				return nil, fmt.Errorf("entry %d: name must be 1-64 letters, digits, '.', '_' or '-'", n)
+			case scope != "read" && scope != "write":
+				return nil, fmt.Errorf("entry %d (%s): scope must be read or write", n, name)
+			case len(value) < MinTokenLength:
+				return nil, fmt.Errorf("entry %d (%s): token must be at least %d characters", n, name, MinTokenLength)
+			case strings.ContainsFunc(value, unicode.IsSpace):
+				return nil, fmt.Errorf("entry %d (%s): token must not contain spaces", n, name)
+			}
+			out = append(out, Token{Name: name, Scope: scope, Value: value})
+		}
+	}
+	return out, nil
+}
+
+func checkDistinct(tokens []Token) error {
+	names, values := map[string]bool{}, map[string]bool{}
+	for _, t := range tokens {
+		if names[t.Name] {
+			return fmt.Errorf("token name %s appears twice", t.Name)
+		}
+		if values[t.Value] {
+			return fmt.Errorf("token %s has the same value as another", t.Name)
+		}
+		names[t.Name], values[t.Value] = true, true
+	}
+	return nil
 }
 
 // validateTopology picks standalone, Sentinel or Cluster and checks that the
@@ -494,7 +667,16 @@ func (c Config) LogValue() slog.Value {
 			slog.Duration("commandTimeout", r.CommandTimeout),
 			slog.Duration("healthInterval", r.HealthInterval),
 			slog.Bool("required", r.Required),
+			slog.Bool("clientCache", r.ClientCache),
 		),
+		slog.Group("api",
+			slog.String("tokens", fmt.Sprint(c.Tokens)),
+			slog.Bool("introspection", c.Introspection),
+			slog.Bool("playground", c.Playground),
+			slog.Any("corsOrigins", c.AllowedOrigins),
+			slog.Float64("rateLimitRPS", c.RateLimitRPS),
+		),
+		slog.String("fallback", c.Cache.Fallback),
 	)
 }
 

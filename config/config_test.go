@@ -11,6 +11,9 @@ import (
 	"time"
 )
 
+// testToken lets staging and production configurations load.
+const testToken = "ops:read:0123456789abcdef"
+
 // setEnv makes the environment hold exactly vars among the variables Config
 // knows, whatever the shell running the tests had set.
 func setEnv(t *testing.T, vars map[string]string) {
@@ -59,7 +62,7 @@ func TestLoadDefaults(t *testing.T) {
 
 func TestLoadLogFormatFollowsAppEnv(t *testing.T) {
 	for env, want := range map[string]string{"development": "text", "staging": "json", "production": "json"} {
-		setEnv(t, map[string]string{"APP_ENV": env})
+		setEnv(t, map[string]string{"APP_ENV": env, "API_TOKENS": testToken})
 		cfg, err := Load("")
 		if err != nil {
 			t.Fatalf("APP_ENV=%s: Load() error = %v", env, err)
@@ -261,13 +264,13 @@ func TestProductionTLSRules(t *testing.T) {
 		wantErr string // variable named in the error; empty: loads
 		wantTLS bool
 	}{
-		{"production defaults to TLS", map[string]string{"APP_ENV": "production"}, "", true},
-		{"production with TLS explicitly off", map[string]string{"APP_ENV": "production", "REDIS_TLS": "false"}, "REDIS_TLS", false},
-		{"production with a redis:// URL", map[string]string{"APP_ENV": "production", "REDIS_URL": "redis://h:1"}, "REDIS_URL", false},
-		{"production plaintext allowed", map[string]string{"APP_ENV": "production", "REDIS_TLS": "false", "REDIS_TLS_ALLOW_PLAINTEXT": "true"}, "", false},
-		{"production with rediss://", map[string]string{"APP_ENV": "production", "REDIS_URL": "rediss://h:1"}, "", true},
-		{"production skip-verify", map[string]string{"APP_ENV": "production", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "REDIS_TLS_INSECURE_SKIP_VERIFY", true},
-		{"staging skip-verify allowed", map[string]string{"APP_ENV": "staging", "REDIS_TLS": "true", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "", true},
+		{"production defaults to TLS", map[string]string{"API_TOKENS": testToken, "APP_ENV": "production"}, "", true},
+		{"production with TLS explicitly off", map[string]string{"API_TOKENS": testToken, "APP_ENV": "production", "REDIS_TLS": "false"}, "REDIS_TLS", false},
+		{"production with a redis:// URL", map[string]string{"API_TOKENS": testToken, "APP_ENV": "production", "REDIS_URL": "redis://h:1"}, "REDIS_URL", false},
+		{"production plaintext allowed", map[string]string{"API_TOKENS": testToken, "APP_ENV": "production", "REDIS_TLS": "false", "REDIS_TLS_ALLOW_PLAINTEXT": "true"}, "", false},
+		{"production with rediss://", map[string]string{"API_TOKENS": testToken, "APP_ENV": "production", "REDIS_URL": "rediss://h:1"}, "", true},
+		{"production skip-verify", map[string]string{"API_TOKENS": testToken, "APP_ENV": "production", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "REDIS_TLS_INSECURE_SKIP_VERIFY", true},
+		{"staging skip-verify allowed", map[string]string{"API_TOKENS": testToken, "APP_ENV": "staging", "REDIS_TLS": "true", "REDIS_TLS_INSECURE_SKIP_VERIFY": "true"}, "", true},
 		{"development defaults to plaintext", nil, "", false},
 		{"CA file without TLS", map[string]string{"REDIS_TLS_CA_FILE": caFile}, "REDIS_TLS_CA_FILE", false},
 		{"CA file missing", map[string]string{"REDIS_TLS": "true", "REDIS_TLS_CA_FILE": "/nonexistent/ca.pem"}, "REDIS_TLS_CA_FILE", true},
@@ -336,5 +339,95 @@ func TestTopology(t *testing.T) {
 	cfg, _ := Load("")
 	if got := strings.Join(cfg.Redis.ClusterAddrs, ","); got != "a:7000,b:7001" {
 		t.Errorf("ClusterAddrs from URL = %s; want a:7000,b:7001", got)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "tokens")
+	if err := os.WriteFile(file, []byte("# ops tokens\nbackup:read:fedcba9876543210fedc\n\nadmin:write:AAAAbbbbCCCCdddd1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantNames string
+		wantErr   string // variable named; empty: loads
+		secret    string // must not appear in the error
+	}{
+		{"none in development", nil, "", "", ""},
+		{"list", map[string]string{"API_TOKENS": "erp:write:s3cr3t-t0ken-abcdef, reports:read:r3p0rts-t0ken-xyz1"}, "erp,reports", "", ""},
+		{"file and list", map[string]string{"API_TOKENS": "erp:write:s3cr3t-t0ken-abcdef", "API_TOKENS_FILE": file}, "erp,backup,admin", "", ""},
+		{"token with colons", map[string]string{"API_TOKENS": "erp:read:abc:def:ghi:jkl:mnop"}, "erp", "", ""},
+		{"none in production", map[string]string{"APP_ENV": "production"}, "", "API_TOKENS", ""},
+		{"bad scope", map[string]string{"API_TOKENS": "erp:admin:s3cr3t-t0ken-abcdef"}, "", "API_TOKENS", "s3cr3t-t0ken-abcdef"},
+		{"short token", map[string]string{"API_TOKENS": "erp:read:short"}, "", "API_TOKENS", "short"},
+		{"missing part", map[string]string{"API_TOKENS": "erp-s3cr3t-t0ken-abcdef"}, "", "API_TOKENS", "s3cr3t-t0ken-abcdef"},
+		{"bad name", map[string]string{"API_TOKENS": "e r p:read:s3cr3t-t0ken-abcdef"}, "", "API_TOKENS", "s3cr3t-t0ken-abcdef"},
+		{"duplicate name", map[string]string{"API_TOKENS": "erp:read:s3cr3t-t0ken-abcdef,erp:write:0th3r-t0ken-abcdefg"}, "", "API_TOKENS", "s3cr3t-t0ken-abcdef"},
+		{"duplicate value", map[string]string{"API_TOKENS": "a:read:s3cr3t-t0ken-abcdef,b:write:s3cr3t-t0ken-abcdef"}, "", "API_TOKENS", "s3cr3t-t0ken-abcdef"},
+		{"missing file", map[string]string{"API_TOKENS_FILE": filepath.Join(dir, "nope")}, "", "API_TOKENS_FILE", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			cfg, err := Load("")
+			if tt.wantErr != "" {
+				var cerr *Error
+				if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
+					t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
+				}
+				if tt.secret != "" && strings.Contains(err.Error(), tt.secret) {
+					t.Errorf("error %q reveals the token", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Load() error = %v", err)
+			}
+			var names []string
+			for _, tok := range cfg.Tokens {
+				names = append(names, tok.Name)
+			}
+			if got := strings.Join(names, ","); got != tt.wantNames {
+				t.Errorf("token names = %q; want %q", got, tt.wantNames)
+			}
+			if v := cfg.LogValue().String(); strings.Contains(v, "s3cr3t") || strings.Contains(v, "fedcba") {
+				t.Errorf("LogValue() = %s; reveals a token", v)
+			}
+		})
+	}
+}
+
+func TestAPIDefaultsByEnvironment(t *testing.T) {
+	tests := []struct {
+		env                             map[string]string
+		introspection, playground, hint bool
+		origins                         string
+	}{
+		{map[string]string{}, true, true, true, "*"},
+		{map[string]string{"APP_ENV": "staging", "API_TOKENS": testToken}, false, false, true, ""},
+		{map[string]string{"APP_ENV": "production", "API_TOKENS": testToken}, false, false, false, ""},
+		{map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "GRAPHQL_INTROSPECTION": "true", "CORS_ALLOWED_ORIGINS": "https://erp.example.com"}, true, false, false, "https://erp.example.com"},
+	}
+	for _, tt := range tests {
+		setEnv(t, tt.env)
+		cfg, err := Load("")
+		if err != nil {
+			t.Fatalf("%v: %v", tt.env, err)
+		}
+		if cfg.Introspection != tt.introspection || cfg.Playground != tt.playground || cfg.FieldSuggestions != tt.hint || strings.Join(cfg.AllowedOrigins, ",") != tt.origins {
+			t.Errorf("%v: introspection %v playground %v suggestions %v origins %q", tt.env, cfg.Introspection, cfg.Playground, cfg.FieldSuggestions, cfg.AllowedOrigins)
+		}
+	}
+	for _, bad := range []string{"erp.example.com", "https://erp.example.com/path", "ftp://x"} {
+		setEnv(t, map[string]string{"CORS_ALLOWED_ORIGINS": bad})
+		if _, err := Load(""); err == nil {
+			t.Errorf("CORS_ALLOWED_ORIGINS=%q loaded; want it refused", bad)
+		}
+	}
+	setEnv(t, map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "CORS_ALLOWED_ORIGINS": "*"})
+	if _, err := Load(""); err == nil {
+		t.Error("CORS_ALLOWED_ORIGINS=* loaded in production; want it refused")
 	}
 }

@@ -40,14 +40,18 @@ const (
 	WarningServedFromMemory = "SERVED_FROM_MEMORY"
 )
 
-// errBadInput is a client mistake, shown with its message and
-// BAD_USER_INPUT.
-type errBadInput struct{ msg string }
+// codedError is an error written for the client, shown with its message
+// and code.
+type codedError struct{ code, msg string }
 
-func (e errBadInput) Error() string { return e.msg }
+func (e codedError) Error() string { return e.msg }
+
+func coded(code, format string, args ...any) error {
+	return codedError{code: code, msg: fmt.Sprintf(format, args...)}
+}
 
 func badInput(format string, args ...any) error {
-	return errBadInput{msg: fmt.Sprintf(format, args...)}
+	return coded(CodeBadUserInput, format, args...)
 }
 
 // presentError decides what a client sees for an error: its own mistakes in
@@ -56,17 +60,19 @@ func badInput(format string, args ...any) error {
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
-		var bad errBadInput
+		var ce codedError
 		switch {
-		case errors.As(err, &bad):
-			gqlErr.Message = bad.msg
-			setCode(gqlErr, CodeBadUserInput)
+		case errors.As(err, &ce):
+			gqlErr.Message = ce.msg
+			setCode(gqlErr, ce.code)
 		case errors.Is(err, cache.ErrInvalidInput):
 			gqlErr.Message = strings.TrimPrefix(unwrapGQL(err).Error(), cache.ErrInvalidInput.Error()+": ")
 			setCode(gqlErr, CodeBadUserInput)
 		case errors.Is(err, cache.ErrRejected):
 			gqlErr.Message = "Redis rejected the command"
 			setCode(gqlErr, CodeRedisRejected)
+		case strings.Contains(gqlErr.Message, "exceeded token limit"):
+			setCode(gqlErr, CodeTokenLimit)
 		case hasCode(gqlErr):
 			// gqlgen's own parse, validation and argument errors: already
 			// written for the client.

@@ -33,6 +33,7 @@ type ResolverRoot interface {
 }
 
 type DirectiveRoot struct {
+	Auth func(ctx context.Context, obj any, next graphql.Resolver, scope model.Scope) (res any, err error)
 }
 
 type ComplexityRoot struct {
@@ -510,6 +511,25 @@ func newExecutionContext(
 
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `"""
+Who may resolve a root field. Every field of Query and Mutation carries it,
+so a new field cannot be added without deciding its scope. With API tokens
+configured, a request without a known bearer token gets UNAUTHENTICATED, and
+a READ token on a WRITE field gets FORBIDDEN.
+"""
+directive @auth(
+  "The scope a token needs."
+  scope: Scope!
+) on FIELD_DEFINITION
+
+"What an API token allows."
+enum Scope {
+  "Queries: redisHealth, cacheGet, cacheGetMany, cacheExists."
+  READ
+  "Queries and mutations: also cacheSet and cacheDelete."
+  WRITE
+}
+
+"""
 Any JSON value: object, array, string, number, boolean or null. Stored in
 Redis as JSON text and returned exactly as stored.
 """
@@ -682,7 +702,7 @@ type CacheDeletePayload {
 
 type Query {
   "Health of the Redis connection, from the last background probe (no command is sent to Redis)."
-  redisHealth: RedisHealth!
+  redisHealth: RedisHealth! @auth(scope: READ)
 
   """
   The value stored at key, or null on a miss, after expiry, or while Redis is
@@ -692,9 +712,9 @@ type Query {
   the warning's code is SERVED_FROM_MEMORY.
   """
   cacheGet(
-    "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
+    "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-  ): JSON
+  ): JSON @auth(scope: READ)
 
   """
   The values stored at several keys, in the order given: null for a miss, as
@@ -703,9 +723,9 @@ type Query {
   extensions.warnings says why.
   """
   cacheGetMany(
-    "Keys within the service's namespace, 1 to 512 bytes of UTF-8 each; at most 100."
+    "Keys within the service's namespace, each as for cacheGet; at most 100."
     keys: [String!]!
-  ): [JSON]!
+  ): [JSON]! @auth(scope: READ)
 
   """
   Whether key holds a value. False while Redis is unavailable (unless the
@@ -713,9 +733,9 @@ type Query {
   cacheGet.
   """
   cacheExists(
-    "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
+    "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-  ): Boolean!
+  ): Boolean! @auth(scope: READ)
 }
 
 type Mutation {
@@ -725,19 +745,19 @@ type Mutation {
   a write that was not confirmed is never reported as stored.
   """
   cacheSet(
-    "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
+    "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
     "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text."
     value: JSON!
     "Seconds until the value expires: from 1 to CACHE_MAX_TTL (default 2592000, 30 days). Omit for no expiry."
     ttlSeconds: Int
-  ): CacheSetPayload!
+  ): CacheSetPayload! @auth(scope: WRITE)
 
   "Remove key. The payload says whether a value was removed."
   cacheDelete(
-    "Key within the service's namespace: 1 to 512 bytes of UTF-8. The server adds its prefix."
+    "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-  ): CacheDeletePayload!
+  ): CacheDeletePayload! @auth(scope: WRITE)
 }
 `, BuiltIn: false},
 }
@@ -966,6 +986,20 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 // endregion ************************** internal!.gotpl ***************************
 
 // region    ***************************** args.gotpl *****************************
+
+func (ec *executionContext) dir_auth_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "scope",
+		func(ctx context.Context, v any) (model.Scope, error) {
+			return ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["scope"] = arg0
+	return args, nil
+}
 
 func (ec *executionContext) field_Mutation_cacheDelete_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
@@ -1590,7 +1624,25 @@ func (ec *executionContext) _Mutation_cacheSet(ctx context.Context, field graphq
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().CacheSet(ctx, fc.Args["key"].(string), fc.Args["value"].(model.JSON), fc.Args["ttlSeconds"].(*int))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal *model.CacheSetPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheSetPayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheSetPayload) graphql.Marshaler {
 			return ec.marshalNCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx, selections, v)
 		},
@@ -1634,7 +1686,25 @@ func (ec *executionContext) _Mutation_cacheDelete(ctx context.Context, field gra
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Mutation().CacheDelete(ctx, fc.Args["key"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal *model.CacheDeletePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheDeletePayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheDeletePayload) graphql.Marshaler {
 			return ec.marshalNCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx, selections, v)
 		},
@@ -1677,7 +1747,25 @@ func (ec *executionContext) _Query_redisHealth(ctx context.Context, field graphq
 		func(ctx context.Context) (any, error) {
 			return ec.Resolvers.Query().RedisHealth(ctx)
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal *model.RedisHealth
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.RedisHealth
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.RedisHealth) graphql.Marshaler {
 			return ec.marshalNRedisHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisHealth(ctx, selections, v)
 		},
@@ -1710,7 +1798,25 @@ func (ec *executionContext) _Query_cacheGet(ctx context.Context, field graphql.C
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CacheGet(ctx, fc.Args["key"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal model.JSON
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal model.JSON
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
 			return ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
 		},
@@ -1754,7 +1860,25 @@ func (ec *executionContext) _Query_cacheGetMany(ctx context.Context, field graph
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CacheGetMany(ctx, fc.Args["keys"].([]string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal []model.JSON
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []model.JSON
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v []model.JSON) graphql.Marshaler {
 			return ec.marshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
 		},
@@ -1798,7 +1922,25 @@ func (ec *executionContext) _Query_cacheExists(ctx context.Context, field graphq
 			fc := graphql.GetFieldContext(ctx)
 			return ec.Resolvers.Query().CacheExists(ctx, fc.Args["key"].(string))
 		},
-		nil,
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal bool
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal bool
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
 		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
 			return ec.marshalNBoolean2bool(ctx, selections, v)
 		},
@@ -4364,6 +4506,16 @@ func (ec *executionContext) unmarshalNRedisStatus2githubᚗcomᚋschoolᚑerpᚋ
 }
 
 func (ec *executionContext) marshalNRedisStatus2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisStatus(ctx context.Context, sel ast.SelectionSet, v model.RedisStatus) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx context.Context, v any) (model.Scope, error) {
+	var res model.Scope
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx context.Context, sel ast.SelectionSet, v model.Scope) graphql.Marshaler {
 	return v
 }
 

@@ -9,6 +9,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/school-erp/cache-service/internal/auth"
 )
 
 // Sizes of the per-process caches gqlgen keeps.
@@ -26,6 +28,13 @@ type HandlerOptions struct {
 	// Introspection allows __schema and __type queries (the playground
 	// needs them).
 	Introspection bool
+	// NoSuggestions drops "did you mean" hints from validation errors,
+	// which would tell an anonymous caller the schema's field names.
+	NoSuggestions bool
+	// Auth decides who may resolve each field (@auth); nil allows all.
+	Auth *auth.Authenticator
+	// Limits bound each request.
+	Limits Limits
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
 }
@@ -39,7 +48,15 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	srv := handler.New(NewExecutableSchema(Config{Resolvers: r}))
+	cfg := Config{Resolvers: r}
+	cfg.Directives.Auth = authDirective(opts.Auth)
+	// A cacheGetMany costs what its keys cost.
+	cfg.Complexity.Query.CacheGetMany = func(child int, keys []string) int { return 1 + len(keys) }
+	srv := handler.New(NewExecutableSchema(cfg))
+	// Only these transports: JSON POST, GET for queries (gqlgen refuses
+	// mutations over GET), OPTIONS. No form or multipart transports, so a
+	// browser cannot be made to send a cross-site write without a CORS
+	// preflight.
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
@@ -47,6 +64,14 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
 	}
+	srv.SetDisableSuggestion(opts.NoSuggestions)
+	if opts.Limits.Tokens > 0 {
+		srv.SetParserTokenLimit(opts.Limits.Tokens)
+	}
+	if opts.Limits.Complexity > 0 {
+		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
+	}
+	srv.Use(shapeLimits{opts.Limits})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](PersistedQueryCacheSize)})
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))

@@ -129,7 +129,9 @@ func (s *Server) start() error {
 		"logfile " + filepath.Join(s.dir, "redis.log"),
 	}
 	if !s.opts.Sentinel {
-		lines = append(lines, `save ""`, "appendonly no")
+		// DEBUG SLEEP freezes the server for tests of in-flight requests;
+		// Redis 7 refuses DEBUG unless enabled.
+		lines = append(lines, `save ""`, "appendonly no", "enable-debug-command local")
 	}
 	if tc := s.opts.TLS; tc != nil {
 		lines = append(lines,

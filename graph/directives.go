@@ -1,0 +1,42 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/school-erp/cache-service/graph/model"
+	"github.com/school-erp/cache-service/internal/auth"
+)
+
+// Codes for who-may-do-what.
+const (
+	CodeUnauthenticated = "UNAUTHENTICATED"
+	CodeForbidden       = "FORBIDDEN"
+)
+
+var scopes = map[model.Scope]auth.Scope{
+	model.ScopeRead:  auth.ScopeRead,
+	model.ScopeWrite: auth.ScopeWrite,
+}
+
+// authDirective implements @auth: it runs before the field's resolver, so
+// a refused mutation stores nothing. With no tokens configured (allowed in
+// development only) every field is open.
+func authDirective(a *auth.Authenticator) func(ctx context.Context, obj any, next graphql.Resolver, scope model.Scope) (any, error) {
+	return func(ctx context.Context, _ any, next graphql.Resolver, scope model.Scope) (any, error) {
+		if a == nil || a.Open() {
+			return next(ctx)
+		}
+		caller := auth.FromContext(ctx)
+		switch {
+		case !caller.Authenticated() && caller.Presented:
+			return nil, coded(CodeUnauthenticated, "the bearer token is not valid")
+		case !caller.Authenticated():
+			return nil, coded(CodeUnauthenticated, "this field needs a bearer token (Authorization: Bearer <token>)")
+		case !caller.Scope.Allows(scopes[scope]):
+			return nil, coded(CodeForbidden, "token %q has read scope; this field needs write", caller.Name)
+		}
+		return next(ctx)
+	}
+}

@@ -1,0 +1,92 @@
+package graph
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Limits bound what one request may ask, against a client exhausting the
+// service. Zero fields mean no limit.
+type Limits struct {
+	// Complexity is the largest query complexity: one per field, plus one
+	// per key for cacheGetMany.
+	Complexity int
+	// Depth is the deepest selection nesting.
+	Depth int
+	// Tokens is the most lexical tokens the parser reads.
+	Tokens int
+	// Aliases is the most aliased fields in an operation.
+	Aliases int
+	// Operations is the most operations in one document.
+	Operations int
+}
+
+// Error codes for limits.
+const (
+	CodeComplexityLimit = "COMPLEXITY_LIMIT_EXCEEDED" // gqlgen's own code
+	CodeDepthLimit      = "DEPTH_LIMIT_EXCEEDED"
+	CodeAliasLimit      = "ALIAS_LIMIT_EXCEEDED"
+	CodeOperationLimit  = "OPERATION_LIMIT_EXCEEDED"
+	CodeTokenLimit      = "TOKEN_LIMIT_EXCEEDED"
+)
+
+// shapeLimits checks depth, aliases and operations once the document is
+// parsed and validated, before anything is resolved.
+type shapeLimits struct{ Limits }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = shapeLimits{}
+
+func (shapeLimits) ExtensionName() string                   { return "ShapeLimits" }
+func (shapeLimits) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	if l.Operations > 0 && len(oc.Doc.Operations) > l.Operations {
+		return limitError(CodeOperationLimit, "the document has %d operations; the limit is %d", len(oc.Doc.Operations), l.Operations)
+	}
+	depth, aliases := shape(oc.Operation.SelectionSet, oc.Doc.Fragments, 1)
+	if l.Depth > 0 && depth > l.Depth {
+		return limitError(CodeDepthLimit, "the operation nests %d levels deep; the limit is %d", depth, l.Depth)
+	}
+	if l.Aliases > 0 && aliases > l.Aliases {
+		return limitError(CodeAliasLimit, "the operation has %d aliased fields; the limit is %d", aliases, l.Aliases)
+	}
+	return nil
+}
+
+// shape returns the depth of a selection set and how many aliased fields it
+// holds, following fragments (validation has already refused cycles).
+func shape(set ast.SelectionSet, fragments ast.FragmentDefinitionList, level int) (depth, aliases int) {
+	depth = level - 1
+	for _, sel := range set {
+		var d, a int
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Alias != "" && s.Alias != s.Name {
+				aliases++
+			}
+			d, a = level, 0
+			if len(s.SelectionSet) > 0 {
+				d, a = shape(s.SelectionSet, fragments, level+1)
+			}
+		case *ast.InlineFragment:
+			d, a = shape(s.SelectionSet, fragments, level)
+		case *ast.FragmentSpread:
+			if f := fragments.ForName(s.Name); f != nil {
+				d, a = shape(f.SelectionSet, fragments, level)
+			}
+		}
+		depth, aliases = max(depth, d), aliases+a
+	}
+	return depth, aliases
+}
+
+func limitError(code, format string, args ...any) *gqlerror.Error {
+	return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
+}

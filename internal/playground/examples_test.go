@@ -1,0 +1,130 @@
+package playground
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vektah/gqlparser/v2"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/school-erp/cache-service/graph"
+)
+
+// loadExamples validates Examples against the service's schema.
+func loadExamples(t *testing.T) (*ast.Schema, *ast.QueryDocument) {
+	t.Helper()
+	schema := graph.NewExecutableSchema(graph.Config{Resolvers: &graph.Resolver{}}).Schema()
+	doc, errs := gqlparser.LoadQueryWithRules(schema, Examples, nil) // nil: the default rules
+	if len(errs) > 0 {
+		t.Fatalf("Examples do not validate against the schema: %v", errs)
+	}
+	return schema, doc
+}
+
+// TestExamplesCoverEveryRootField fails when a root field is added to the
+// schema without an example for it.
+func TestExamplesCoverEveryRootField(t *testing.T) {
+	schema, doc := loadExamples(t)
+	selected := make(map[string]bool)
+	for _, op := range doc.Operations {
+		if op.Name == "" {
+			t.Errorf("an example operation has no name; the run button's menu lists operations by name")
+		}
+		for _, sel := range op.SelectionSet {
+			if f, ok := sel.(*ast.Field); ok {
+				selected[string(op.Operation)+"."+f.Name] = true
+			}
+		}
+	}
+	for _, root := range []struct {
+		op  ast.Operation
+		def *ast.Definition
+	}{
+		{ast.Query, schema.Query},
+		{ast.Mutation, schema.Mutation},
+		{ast.Subscription, schema.Subscription},
+	} {
+		if root.def == nil {
+			continue
+		}
+		for _, f := range root.def.Fields {
+			if strings.HasPrefix(f.Name, "__") {
+				continue // introspection
+			}
+			if !selected[string(root.op)+"."+f.Name] {
+				t.Errorf("no example %s uses the root field %s", root.op, f.Name)
+			}
+		}
+	}
+}
+
+// TestExamplesRunAgainstService runs every example operation, in the order
+// the editor lists them, against the real endpoint and Redis.
+func TestExamplesRunAgainstService(t *testing.T) {
+	_, doc := loadExamples(t)
+	ts, _ := startService(t)
+
+	tests := []struct {
+		operation string
+		field     string
+		check     func(t *testing.T, data json.RawMessage)
+	}{
+		{"RedisHealth", "redisHealth", func(t *testing.T, data json.RawMessage) {
+			var h struct{ Status string }
+			if err := json.Unmarshal(data, &h); err != nil {
+				t.Fatal(err)
+			}
+			if h.Status != "CONNECTED" {
+				t.Errorf("status = %q, want CONNECTED", h.Status)
+			}
+		}},
+		{"CacheSet", "cacheSet", wantJSON(`{"key":"greeting","stored":true,"backend":"REDIS","ttlSeconds":300,"failure":null,"message":null}`)},
+		{"CacheGet", "cacheGet", wantJSON(`{"hello":"world"}`)},
+		{"CacheGetMany", "cacheGetMany", wantJSON(`[{"hello":"world"},null]`)},
+		{"CacheExists", "cacheExists", wantJSON(`true`)},
+		{"CacheDelete", "cacheDelete", wantJSON(`{"key":"greeting","deleted":true,"backend":"REDIS","failure":null,"message":null}`)},
+	}
+
+	var inDoc, inTable []string
+	for _, op := range doc.Operations {
+		inDoc = append(inDoc, op.Name)
+	}
+	for _, tt := range tests {
+		inTable = append(inTable, tt.operation)
+	}
+	if !slices.Equal(inDoc, inTable) {
+		t.Fatalf("example operations %v, but the test checks %v: keep them in step", inDoc, inTable)
+	}
+
+	for _, tt := range tests {
+		// In order, not in parallel: later examples read what CacheSet wrote.
+		t.Run(tt.operation, func(t *testing.T) {
+			resp := postGraphQL(t, ts.URL+"/graphql", Examples, tt.operation)
+			if len(resp.Errors) > 0 {
+				t.Fatalf("errors: %+v", resp.Errors)
+			}
+			tt.check(t, resp.Data[tt.field])
+		})
+	}
+}
+
+// wantJSON checks a field's value against want, ignoring formatting.
+func wantJSON(want string) func(t *testing.T, data json.RawMessage) {
+	return func(t *testing.T, data json.RawMessage) {
+		t.Helper()
+		var got, w any
+		if err := json.Unmarshal(data, &got); err != nil {
+			t.Fatalf("value %s: %v", data, err)
+		}
+		if err := json.Unmarshal([]byte(want), &w); err != nil {
+			t.Fatalf("want %s: %v", want, err)
+		}
+		g, _ := json.Marshal(got)
+		ww, _ := json.Marshal(w)
+		if string(g) != string(ww) {
+			t.Errorf("got %s, want %s", g, ww)
+		}
+	}
+}
