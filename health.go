@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -120,18 +121,22 @@ func newRedisHealth(h cache.Health) redisHealth {
 // is not connected if REDIS_REQUIRED is set.
 func (h healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 	rh := h.cache.Health()
-	body := serviceHealth{Status: "ok", Redis: h.view(r, rh)}
-	code := http.StatusOK
+	status, code := "ok", http.StatusOK
+	draining := h.draining.Load()
 	switch {
-	case h.draining.Load():
-		body.Status, code = "shutting_down", http.StatusServiceUnavailable
+	case draining:
+		status, code = "shutting_down", http.StatusServiceUnavailable
 	case rh.Status != cache.StatusConnected:
-		body.Status = "degraded"
+		status = "degraded"
 		if h.redisRequired {
 			code = http.StatusServiceUnavailable
 		}
 	}
-	writeJSON(w, code, envelope{Success: true, Data: body})
+	if strings.Contains(r.Header.Get("Accept"), "application/health+json") {
+		h.healthDraft(w, r, rh, code, draining)
+		return
+	}
+	writeJSON(w, code, envelope{Success: true, Data: serviceHealth{Status: status, Redis: h.view(r, rh)}})
 }
 
 // redis answers GET /health/redis: 200 while Redis is connected or
@@ -151,6 +156,96 @@ func (h healthHandlers) view(r *http.Request, rh cache.Health) any {
 		return newRedisHealth(rh)
 	}
 	return statusOnly{Status: rh.Status}
+}
+
+// livez answers GET /livez: the process is alive and serving HTTP. It
+// never looks at Redis, so an orchestrator does not restart instances
+// because a shared Redis is down.
+func (h healthHandlers) livez(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, envelope{Success: true, Data: map[string]string{"status": "alive"}})
+}
+
+// readyz answers GET /readyz: 503 while starting (until the first attempt
+// to reach Redis has finished, so traffic does not arrive before the cache
+// had its chance), while draining on shutdown, and, only with
+// REDIS_REQUIRED, while Redis is not connected.
+func (h healthHandlers) readyz(w http.ResponseWriter, _ *http.Request) {
+	rh := h.cache.Health()
+	status, code := "ready", http.StatusOK
+	switch {
+	case h.draining.Load():
+		status, code = "shutting_down", http.StatusServiceUnavailable
+	case rh.Status == cache.StatusDisconnected && rh.Reason == cache.ReasonConnecting:
+		status, code = "starting", http.StatusServiceUnavailable
+	case h.redisRequired && rh.Status != cache.StatusConnected:
+		status, code = "redis_"+string(rh.Status), http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, envelope{Success: true, Data: map[string]string{"status": status}})
+}
+
+// healthJSON is the IETF "Health Check Response Format for HTTP APIs"
+// draft (application/health+json), which some probers and dashboards read.
+type healthJSON struct {
+	Status      string                   `json:"status"` // pass, warn, fail
+	ServiceID   string                   `json:"serviceId"`
+	Description string                   `json:"description"`
+	Output      string                   `json:"output,omitempty"`
+	Checks      map[string][]healthCheck `json:"checks,omitempty"`
+}
+
+type healthCheck struct {
+	ComponentType string   `json:"componentType"`
+	ObservedValue *float64 `json:"observedValue,omitempty"`
+	ObservedUnit  string   `json:"observedUnit,omitempty"`
+	Status        string   `json:"status"`
+	Time          string   `json:"time,omitempty"`
+	Output        string   `json:"output,omitempty"`
+}
+
+var draftStatus = map[cache.Status]string{
+	cache.StatusConnected:    "pass",
+	cache.StatusDegraded:     "warn",
+	cache.StatusDisconnected: "fail",
+}
+
+// healthDraft renders /health in the draft format: the service passes
+// while Redis is connected, warns while it serves without a healthy cache,
+// fails while draining (or, with REDIS_REQUIRED, whenever Redis is not
+// connected). The HTTP status is the same as for the default format.
+func (h healthHandlers) healthDraft(w http.ResponseWriter, r *http.Request, rh cache.Health, code int, draining bool) {
+	body := healthJSON{Status: "pass", ServiceID: "school-erp-cache", Description: "School ERP cache API"}
+	switch {
+	case draining:
+		body.Status, body.Output = "fail", "shutting down"
+	case code != http.StatusOK:
+		body.Status, body.Output = "fail", "redis is required and not connected"
+	case rh.Status != cache.StatusConnected:
+		body.Status = "warn"
+	}
+	check := healthCheck{ComponentType: "datastore", Status: draftStatus[rh.Status]}
+	if h.details == nil || h.details(r) {
+		if rh.Latency > 0 {
+			ms := rh.LatencyMs()
+			check.ObservedValue, check.ObservedUnit = &ms, "ms"
+		}
+		if !rh.CheckedAt.IsZero() {
+			check.Time = rh.CheckedAt.UTC().Format(time.RFC3339Nano)
+		}
+		check.Output = rh.Reason
+		if body.Output == "" && rh.Reason != "" {
+			body.Output = "redis " + string(rh.Status) + ": " + rh.Reason
+		}
+	}
+	body.Checks = map[string][]healthCheck{"redis:responseTime": {check}}
+	b, err := json.Marshal(body)
+	if err != nil {
+		http.Error(w, `{"status":"fail"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/health+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

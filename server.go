@@ -48,12 +48,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
+	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it (secrets redacted), try one connection to Redis, report what was negotiated, and exit: 0 only if all is well")
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*envFile)
 	if err != nil {
 		return err
+	}
+	if *checkConfig {
+		return checkConfiguration(ctx, cfg, stdout)
 	}
 	logger := newLogger(cfg, stdout)
 	logger.Info("starting", slog.Any("config", cfg))
@@ -150,6 +154,43 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// checkConfiguration is --check-config: the configuration has loaded and
+// validated; print it, then try Redis once.
+func checkConfiguration(ctx context.Context, cfg *config.Config, stdout io.Writer) error {
+	out := slog.New(slog.NewTextHandler(stdout, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey || a.Key == slog.LevelKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+	out.Info("configuration valid", slog.Any("config", cfg))
+	opts := cacheOptions(cfg, slog.New(slog.DiscardHandler))
+	report, err := cache.Check(ctx, opts)
+	h := report.Health
+	if err != nil {
+		out.Info("redis check failed", slog.String("addr", h.Addr), slog.String("cause", h.Reason))
+		return fmt.Errorf("redis check failed: %w", err)
+	}
+	attrs := []any{
+		slog.String("status", string(h.Status)), slog.String("addr", h.Addr), slog.String("mode", string(h.Mode)),
+		slog.Int("resp", h.RESP), slog.String("clientCache", string(h.ClientCache)), slog.Bool("tls", h.TLS),
+		slog.Duration("latency", h.Latency),
+	}
+	if report.TLSVersion != "" {
+		attrs = append(attrs, slog.String("tlsVersion", report.TLSVersion))
+	}
+	if h.Server != nil {
+		attrs = append(attrs, slog.String("server", h.Server.Version))
+	}
+	if h.Cluster != nil {
+		attrs = append(attrs, slog.String("clusterState", h.Cluster.State), slog.Int("clusterNodes", h.Cluster.Nodes))
+	}
+	out.Info("redis check passed", attrs...)
+	return nil
+}
+
 func authTokens(tokens []config.Token) []auth.Token {
 	out := make([]auth.Token, len(tokens))
 	for i, t := range tokens {
@@ -224,6 +265,8 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 	}
 	mux.HandleFunc("GET /health", h.service)
 	mux.HandleFunc("GET /health/redis", h.redis)
+	mux.HandleFunc("GET /livez", h.livez)
+	mux.HandleFunc("GET /readyz", h.readyz)
 	if cfg.Playground {
 		playground.Mount(mux, "School ERP cache", "/graphql")
 	}

@@ -122,7 +122,7 @@ func New(opts Options) (*Client, error) {
 	}
 	c.rejected = throttle{every: opts.OutageReminder}
 	c.states = stateLog{reminder: opts.OutageReminder}
-	c.health.Store(&Health{Status: StatusDisconnected, Since: time.Now(), Reason: "connecting", Addr: addrs, TLS: tlsConfig != nil})
+	c.health.Store(&Health{Status: StatusDisconnected, Since: time.Now(), Reason: ReasonConnecting, Addr: addrs, TLS: tlsConfig != nil})
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.monitor(ctx)

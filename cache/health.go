@@ -20,6 +20,10 @@ const (
 	StatusDisconnected Status = "disconnected"
 )
 
+// ReasonConnecting is Health.Reason until the first attempt to reach Redis
+// has finished.
+const ReasonConnecting = "connecting"
+
 // Health is a snapshot of what the background probe last saw. Reading it
 // sends nothing to Redis.
 type Health struct {

@@ -256,7 +256,7 @@ func (c *Client) markUp(p probeResult) {
 	}
 	switch status {
 	case StatusConnected:
-		if prev.Status == StatusDisconnected && prev.Reason != "connecting" {
+		if prev.Status == StatusDisconnected && prev.Reason != ReasonConnecting {
 			attrs = append(attrs, slog.Duration("downFor", now.Sub(prev.Since).Round(time.Millisecond)))
 		}
 		c.log.Info("redis connected", attrs...)
