@@ -136,7 +136,13 @@ func (h healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 		h.healthDraft(w, r, rh, code, draining)
 		return
 	}
-	writeJSON(w, code, envelope{Success: true, Data: serviceHealth{Status: status, Redis: h.view(r, rh)}})
+	if !h.showDetails(r) {
+		// What load balancers poll: a handful of possible bodies, rendered
+		// once.
+		writeBody(w, code, statusBodies[[2]string{status, string(rh.Status)}])
+		return
+	}
+	writeJSON(w, code, envelope{Success: true, Data: serviceHealth{Status: status, Redis: newRedisHealth(rh)}})
 }
 
 // redis answers GET /health/redis: 200 while Redis is connected or
@@ -152,11 +158,28 @@ func (h healthHandlers) redis(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h healthHandlers) view(r *http.Request, rh cache.Health) any {
-	if h.details == nil || h.details(r) {
+	if h.showDetails(r) {
 		return newRedisHealth(rh)
 	}
 	return statusOnly{Status: rh.Status}
 }
+
+func (h healthHandlers) showDetails(r *http.Request) bool {
+	return h.details == nil || h.details(r)
+}
+
+// statusBodies are the anonymous GET /health bodies, by service status and
+// Redis status.
+var statusBodies = func() map[[2]string][]byte {
+	out := map[[2]string][]byte{}
+	for _, service := range []string{"ok", "degraded", "shutting_down"} {
+		for _, redis := range []cache.Status{cache.StatusConnected, cache.StatusDegraded, cache.StatusDisconnected} {
+			b, _ := json.Marshal(envelope{Success: true, Data: serviceHealth{Status: service, Redis: statusOnly{Status: redis}}})
+			out[[2]string{service, string(redis)}] = b
+		}
+	}
+	return out
+}()
 
 // livez answers GET /livez: the process is alive and serving HTTP. It
 // never looks at Redis, so an orchestrator does not restart instances
@@ -254,8 +277,19 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 		http.Error(w, `{"success":false}`, http.StatusInternalServerError)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	writeBody(w, code, b)
+}
+
+var (
+	contentJSON = []string{"application/json"}
+	noStore     = []string{"no-store"}
+)
+
+func writeBody(w http.ResponseWriter, code int, body []byte) {
+	// Assigning shared slices spares Header().Set an allocation per call;
+	// net/http only reads them.
+	w.Header()["Content-Type"] = contentJSON
+	w.Header()["Cache-Control"] = noStore
 	w.WriteHeader(code)
-	_, _ = w.Write(b)
+	_, _ = w.Write(body)
 }

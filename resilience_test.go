@@ -2,6 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -321,5 +324,38 @@ func TestCacheGetManyThroughGraphQL(t *testing.T) {
 	r = svc.graphql(t, `{ redisHealth { clientCache } }`, nil)
 	if got := string(r.Data["redisHealth"]); got != `{"clientCache":"ON"}` {
 		t.Errorf("redisHealth.clientCache = %s; want ON", got)
+	}
+}
+
+func TestAutomaticPersistedQueries(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	const query = `query($k: String!) { cacheExists(key: $k) }`
+	sum := sha256.Sum256([]byte(query))
+	ext := map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}
+	post := func(withQuery bool) gqlResponse {
+		body := map[string]any{"variables": map[string]any{"k": "apq"}, "extensions": ext}
+		if withQuery {
+			body["query"] = query
+		}
+		b, _ := json.Marshal(body)
+		resp, err := http.Post(svc.url+"/graphql", "application/json", bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r gqlResponse
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return r
+	}
+	if r := post(false); len(r.Errors) == 0 || !strings.Contains(r.Errors[0].Message, "PersistedQueryNotFound") {
+		t.Errorf("hash of an unknown query = %+v; want PersistedQueryNotFound", r)
+	}
+	if r := post(true); string(r.Data["cacheExists"]) != "false" {
+		t.Errorf("query with its hash = %+v", r)
+	}
+	if r := post(false); string(r.Data["cacheExists"]) != "false" || len(r.Errors) > 0 {
+		t.Errorf("hash alone after registration = %+v; want the query run", r)
 	}
 }
