@@ -19,6 +19,24 @@ const (
 	writeToken = "0123456789-write-token"
 )
 
+// send makes one request with an optional bearer token and JSON body, and
+// returns the response headers and body.
+func send(t *testing.T, method, url, bearer, body string) (http.Header, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.Header, string(b)
+}
+
 // request sends one GraphQL POST with an optional bearer token.
 func request(t *testing.T, svc *service, bearer, query string, vars map[string]any) (int, gqlResponse) {
 	t.Helper()
@@ -105,19 +123,11 @@ func TestHealthDetailsNeedATokenInProduction(t *testing.T) {
 	svc := startService(t, productionEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second) // waitRedisStatus reads only the status
 	get := func(path, bearer string) map[string]any {
-		req, _ := http.NewRequest(http.MethodGet, svc.url+path, nil)
-		if bearer != "" {
-			req.Header.Set("Authorization", "Bearer "+bearer)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
 		var body struct {
 			Data map[string]any `json:"data"`
 		}
-		_ = json.NewDecoder(resp.Body).Decode(&body)
+		_, raw := send(t, http.MethodGet, svc.url+path, bearer, "")
+		_ = json.Unmarshal([]byte(raw), &body)
 		return body.Data
 	}
 	if d := get("/health/redis", ""); len(d) != 1 || d["status"] != "connected" {
@@ -373,29 +383,17 @@ func TestSecretsNeverShow(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a few failed connection attempts
 
 	var responses []string
-	record := func(resp *http.Response, err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		responses = append(responses, fmt.Sprint(resp.Header)+string(b))
-	}
+	record := func(h http.Header, body string) { responses = append(responses, fmt.Sprint(h)+body) }
 	for _, bearer := range []string{"", tokenValue, tokenValue + "x", redisPassword} {
 		for _, q := range []string{getQuery, setQuery, `{ redisHealth { status reason lastError addr } }`, `{ nope }`} {
 			body, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"k": "s", "v": 1}})
-			req, _ := http.NewRequest(http.MethodPost, svc.url+"/graphql", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+bearer)
-			record(http.DefaultClient.Do(req))
+			record(send(t, http.MethodPost, svc.url+"/graphql", bearer, string(body)))
 		}
-		for _, path := range []string{"/health", "/health/redis", "/metrics"} {
-			req, _ := http.NewRequest(http.MethodGet, svc.url+path, nil)
-			req.Header.Set("Authorization", "Bearer "+bearer)
-			record(http.DefaultClient.Do(req))
+		for _, path := range []string{"/health", "/health/redis", "/metrics", "/readyz"} {
+			record(send(t, http.MethodGet, svc.url+path, bearer, ""))
 		}
 	}
-	record(http.Post(svc.url+"/graphql", "application/json", strings.NewReader(`{"query": "`+tokenValue+`"`)))
+	record(send(t, http.MethodPost, svc.url+"/graphql", "", `{"query": "`+tokenValue+`"`))
 	if err := svc.stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -224,7 +224,7 @@ type deps struct {
 
 // newServer wires the routes. Every dependency comes in as a parameter.
 func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
-	var gql http.Handler = graph.NewHandler(&graph.Resolver{Cache: d.cache, Logger: logger}, graph.HandlerOptions{
+	var gql http.Handler = graph.NewHandler(&graph.Resolver{Cache: d.cache}, graph.HandlerOptions{
 		Introspection: cfg.Introspection,
 		NoSuggestions: !cfg.FieldSuggestions,
 		Auth:          d.auth,

@@ -60,10 +60,9 @@ type Options struct {
 	// service's connections apart in CLIENT LIST.
 	ClientName string
 
-	// KeyPrefix is put in front of every key. The zero value means
-	// DefaultKeyPrefix; set NoKeyPrefix to use keys as given.
-	KeyPrefix   string
-	NoKeyPrefix bool
+	// KeyPrefix is put in front of every key, always; the zero value means
+	// DefaultKeyPrefix.
+	KeyPrefix string
 
 	// DialTimeout bounds opening one connection (TCP, TLS, HELLO/AUTH).
 	DialTimeout time.Duration
@@ -173,9 +172,7 @@ func (o Options) describeAddrs() string {
 }
 
 func (o Options) withDefaults() Options {
-	if o.KeyPrefix == "" && !o.NoKeyPrefix {
-		o.KeyPrefix = DefaultKeyPrefix
-	}
+	setDefault(&o.KeyPrefix, DefaultKeyPrefix)
 	if o.ClientName == "" {
 		o.ClientName = DefaultClientName
 	}

@@ -5,7 +5,6 @@ package graph
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"time"
 
 	"github.com/school-erp/cache-service/cache"
@@ -26,6 +25,5 @@ var _ Cache = (*cache.Client)(nil)
 
 // Resolver holds the resolvers' dependencies.
 type Resolver struct {
-	Cache  Cache
-	Logger *slog.Logger
+	Cache Cache
 }
