@@ -347,3 +347,35 @@ func TestFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestDeadlineBoundsManyFields: mutation fields run one after
+// another, each with its own command deadline; the request's deadline must
+// still bound the whole request.
+func TestRequestDeadlineBoundsManyFields(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	proxy := faultproxy.Start(t, srv.Addr)
+	env := faultEnv(proxy.Addr)
+	env["GRAPHQL_REQUEST_TIMEOUT"] = "600ms"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	proxy.SetLatency(250 * time.Millisecond) // every command times out (300ms)
+	var q strings.Builder
+	q.WriteString("mutation {")
+	for i := range 10 {
+		fmt.Fprintf(&q, ` s%d: cacheSet(key: "k%d", value: %d) { stored failure }`, i, i, i)
+	}
+	q.WriteString(" }")
+	start := time.Now()
+	r := svc.graphql(t, q.String(), nil)
+	took := time.Since(start)
+	if took > 600*time.Millisecond+faultCommandTimeout+faultSlack {
+		t.Errorf("10 slow writes took %s; want the request deadline (600ms) to bound them", took)
+	}
+	for i := range 10 {
+		var p setPayload
+		_ = json.Unmarshal(r.Data[fmt.Sprintf("s%d", i)], &p)
+		if p.Stored || p.Failure == nil {
+			t.Errorf("field s%d = %s; want not stored with a failure", i, r.Data[fmt.Sprintf("s%d", i)])
+		}
+	}
+}

@@ -128,6 +128,8 @@ func TestCheckConfig(t *testing.T) {
 	pair := ca.Server("redis", testcert.CertOptions{})
 	tlsSrv := redistest.Start(t, redistest.Options{Password: "check-secret-pw", TLS: &redistest.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile, CAFile: ca.CertFile}})
 	plain := redistest.Start(t, redistest.Options{})
+	readOnly := redistest.Start(t, redistest.Options{Config: []string{"user default off", "user viewer on >viewer-secret-pw ~* +@read +ping +hello +client|setname +client|info +info"}})
+	rhost, rport, _ := strings.Cut(readOnly.Addr, ":")
 	host, port, _ := strings.Cut(tlsSrv.Addr, ":")
 	phost, pport, _ := strings.Cut(plain.Addr, ":")
 	tests := []struct {
@@ -143,6 +145,7 @@ func TestCheckConfig(t *testing.T) {
 		{"good plain configuration", map[string]string{"REDIS_HOST": phost, "REDIS_PORT": pport}, 0, []string{"redis check passed", "tls=false"}},
 		{"bad value", map[string]string{"REDIS_PORT": "abc"}, 1, []string{`invalid REDIS_PORT="abc"`}},
 		{"unreachable redis", map[string]string{"REDIS_HOST": "127.0.0.1", "REDIS_PORT": "1"}, 1, []string{"redis check failed", "connection refused"}},
+		{"user that may not write", map[string]string{"REDIS_HOST": rhost, "REDIS_PORT": rport, "REDIS_USERNAME": "viewer", "REDIS_PASSWORD": "viewer-secret-pw"}, 1, []string{"redis check failed", "write a test key"}},
 		{"wrong password", map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "REDIS_PASSWORD": "wrong-secret-pw", "REDIS_TLS": "true", "REDIS_TLS_CA_FILE": ca.CertFile}, 1, []string{"authentication failed"}},
 	}
 	for _, tt := range tests {

@@ -413,3 +413,64 @@ func TestSecretsNeverShow(t *testing.T) {
 		t.Error("the log does not say the Redis password was refused")
 	}
 }
+
+func TestOutOfRangeNumbersAreBadInputNotPanics(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, productionEnv(srv.Addr))
+	for _, q := range []string{
+		`mutation { cacheSet(key: "n", value: 1e400) { stored } }`,
+		`mutation { cacheSet(key: "n", value: 123456789012345678901234567890) { stored } }`,
+		`mutation { cacheSet(key: "n", value: {deep: [1, {x: -1e999}]}) { stored } }`,
+	} {
+		for range 3 { // anonymous, repeated: no 5xx, no log line each time
+			body, _ := json.Marshal(map[string]any{"query": q})
+			resp, err := http.Post(svc.url+"/graphql", "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r gqlResponse
+			_ = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if resp.StatusCode >= 500 || r.code() != "BAD_USER_INPUT" {
+				t.Errorf("%s = HTTP %d %+v; want BAD_USER_INPUT, no 5xx", q, resp.StatusCode, r.Errors)
+			}
+		}
+	}
+	if strings.Contains(svc.logs.String(), "panic") || strings.Contains(svc.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("out-of-range literals reached the log:\n%.2000s", svc.logs.String())
+	}
+}
+
+func TestIntrospectionDisabledHasItsOwnCode(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, productionEnv(srv.Addr))
+	_, r := request(t, svc, readToken, `{ __schema { queryType { name } } }`, nil)
+	if r.code() != "INTROSPECTION_DISABLED" {
+		t.Errorf("introspection in production = %+v; want INTROSPECTION_DISABLED", r.Errors)
+	}
+	if strings.Contains(svc.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("a refused introspection query was logged as an error:\n%s", svc.logs.String())
+	}
+}
+
+func TestMetricsNeedATokenOnTheAPIPortInProduction(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, productionEnv(srv.Addr))
+	for _, tt := range []struct {
+		bearer string
+		want   int
+	}{{"", http.StatusUnauthorized}, {"not-a-token-at-all", http.StatusUnauthorized}, {readToken, http.StatusOK}} {
+		req, _ := http.NewRequest(http.MethodGet, svc.url+"/metrics", nil)
+		if tt.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+tt.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("GET /metrics with bearer %q = %d; want %d", tt.bearer, resp.StatusCode, tt.want)
+		}
+	}
+}

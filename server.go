@@ -167,10 +167,11 @@ func checkConfiguration(ctx context.Context, cfg *config.Config, stdout io.Write
 	}))
 	out.Info("configuration valid", slog.Any("config", cfg))
 	opts := cacheOptions(cfg, slog.New(slog.DiscardHandler))
+	opts.Fallback = cache.FallbackNone // the check is about Redis, not the fallback
 	report, err := cache.Check(ctx, opts)
 	h := report.Health
 	if err != nil {
-		out.Info("redis check failed", slog.String("addr", h.Addr), slog.String("cause", h.Reason))
+		out.Info("redis check failed", slog.String("addr", h.Addr), slog.String("status", string(h.Status)), slog.String("cause", err.Error()))
 		return fmt.Errorf("redis check failed: %w", err)
 	}
 	attrs := []any{
@@ -237,8 +238,11 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		},
 		Logger: logger,
 	})
-	// Outermost first: refuse oversized bodies, answer CORS, identify the
-	// caller, then limit its rate.
+	// Outermost first: answer CORS, identify the caller, limit its rate,
+	// refuse oversized bodies (a chunked body is read only once the caller
+	// passed the limiter), then bound the whole request in time.
+	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
+	gql = limitBody(cfg.MaxRequestBytes, gql)
 	gql = d.limiter.Middleware(rateKey, gql)
 	gql = d.auth.Middleware(gql)
 	if len(cfg.AllowedOrigins) > 0 {
@@ -251,7 +255,6 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 			MaxAge:         600,
 		}).Handler(gql)
 	}
-	gql = limitBody(cfg.MaxRequestBytes, gql)
 
 	mux := http.NewServeMux()
 	mux.Handle("POST /graphql", gql)
@@ -271,9 +274,40 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		playground.Mount(mux, "School ERP cache", "/graphql")
 	}
 	if d.metrics != nil && cfg.MetricsPort == 0 {
-		mux.Handle("GET /metrics", d.metrics.Handler())
+		metrics := d.metrics.Handler()
+		if cfg.AppEnv != config.EnvDevelopment && !d.auth.Open() {
+			// On the API port, metrics (Redis state, latencies, traffic)
+			// are for token holders, like health details; METRICS_PORT
+			// puts them on a port of their own instead.
+			metrics = requireToken(d.auth, metrics)
+		}
+		mux.Handle("GET /metrics", metrics)
 	}
 	return mux
+}
+
+// requireToken answers 401 unless the request carries a known token (of
+// any scope).
+func requireToken(a *auth.Authenticator, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.Identify(r).Authenticated() {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, "a bearer token is required", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requestDeadline bounds a whole GraphQL request: mutation fields run one
+// after another, and each cache operation has its own deadline, so without
+// this a request of many fields could wait many deadlines.
+func requestDeadline(d time.Duration, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // rateKey names the caller a request counts against: its token, or for an

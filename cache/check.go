@@ -17,7 +17,9 @@ type CheckReport struct {
 }
 
 // Check connects with opts once, waits for Redis to answer (bounded by the
-// dial and command timeouts), and reports what was negotiated. It is for
+// dial and command timeouts), writes, reads and deletes a test key under the
+// prefix (so credentials that connect but may not do the service's work
+// fail), and reports what was negotiated. It is for
 // checking a configuration before rolling it out, not for the service's
 // request path. The error says why Redis could not be used.
 func Check(ctx context.Context, opts Options) (CheckReport, error) {
@@ -41,6 +43,21 @@ func Check(ctx context.Context, opts Options) (CheckReport, error) {
 			return CheckReport{Health: c.Health()}, fmt.Errorf("%w: no answer within %s", ErrUnavailable, wait)
 		case <-time.After(10 * time.Millisecond):
 		}
+	}
+	// Connected is not enough: the credentials must allow what the service
+	// does. A throwaway key under the prefix is written, read and deleted.
+	const key = "cache-service:check-config"
+	if _, err := c.Set(ctx, key, []byte(`"check"`), 10*time.Second); err != nil {
+		return CheckReport{Health: c.Health()}, fmt.Errorf("write a test key under the prefix: %w", err)
+	}
+	if v, _, err := c.Get(ctx, key); err != nil || string(v) != `"check"` {
+		return CheckReport{Health: c.Health()}, fmt.Errorf("read the test key back: got %q, %v", v, err)
+	}
+	if _, _, err := c.Exists(ctx, key); err != nil {
+		return CheckReport{Health: c.Health()}, fmt.Errorf("check the test key exists: %w", err)
+	}
+	if _, _, err := c.Delete(ctx, key); err != nil {
+		return CheckReport{Health: c.Health()}, fmt.Errorf("delete the test key: %w", err)
 	}
 	r := CheckReport{Health: c.Health()}
 	if c.tlsConfig != nil {

@@ -215,21 +215,21 @@ func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend,
 	if err := checkKey(key); err != nil {
 		return nil, "", err
 	}
-	vk, epoch, err := c.acquire()
+	vk, epoch, err := c.acquire(ctx)
 	if err != nil {
 		return c.fallbackGet(key, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	// DoCache answers from the local cache when it can; with client-side
 	// caching off it is a plain Do.
-	b, err := vk.DoCache(ctx, vk.B().Get().Key(c.opts.KeyPrefix+key).Cache().Pin(), c.opts.ClientCacheTTL).AsBytes()
+	b, err := vk.DoCache(opCtx, vk.B().Get().Key(c.opts.KeyPrefix+key).Cache().Pin(), c.opts.ClientCacheTTL).AsBytes()
 	if valkey.IsValkeyNil(err) {
 		c.succeeded()
 		return nil, BackendRedis, nil
 	}
 	if err != nil {
-		return c.fallbackGet(key, c.failed(ctx, epoch, OpGet, err))
+		return c.fallbackGet(key, c.failed(ctx, opCtx, epoch, OpGet, err))
 	}
 	c.succeeded()
 	if !json.Valid(b) {
@@ -267,18 +267,18 @@ func (c *Client) getMany(ctx context.Context, keys []string) ([]json.RawMessage,
 	if len(keys) == 0 {
 		return values, BackendRedis, nil
 	}
-	vk, epoch, err := c.acquire()
+	vk, epoch, err := c.acquire(ctx)
 	if err != nil {
 		return c.fallbackGetMany(keys, values, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	cmds := make([]valkey.CacheableTTL, len(keys))
 	for i, k := range keys {
 		cmds[i] = valkey.CT(vk.B().Get().Key(c.opts.KeyPrefix+k).Cache().Pin(), c.opts.ClientCacheTTL)
 	}
 	var firstErr error
-	for i, r := range vk.DoMultiCache(ctx, cmds...) {
+	for i, r := range vk.DoMultiCache(opCtx, cmds...) {
 		b, err := r.AsBytes()
 		switch {
 		case valkey.IsValkeyNil(err):
@@ -294,7 +294,7 @@ func (c *Client) getMany(ctx context.Context, keys []string) ([]json.RawMessage,
 		}
 	}
 	if firstErr != nil {
-		err := c.failed(ctx, epoch, OpGetMany, firstErr)
+		err := c.failed(ctx, opCtx, epoch, OpGetMany, firstErr)
 		if errors.Is(err, ErrUnavailable) && c.memory != nil && allNil(values) {
 			return c.fallbackGetMany(keys, values, err)
 		}
@@ -344,11 +344,11 @@ func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl
 	if err := c.checkTTL(ttl); err != nil {
 		return "", err
 	}
-	vk, epoch, err := c.acquire()
+	vk, epoch, err := c.acquire(ctx)
 	if err != nil {
 		return c.fallbackSet(key, value, ttl, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	set := vk.B().Set().Key(c.opts.KeyPrefix + key).Value(valkey.BinaryString(value))
 	var cmd valkey.Completed
@@ -360,8 +360,8 @@ func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl
 	default:
 		cmd = set.Px(ttl).Build()
 	}
-	if err := c.writeFenced(ctx, vk, cmd, c.opts.KeyPrefix+key).Error(); err != nil {
-		return c.fallbackSet(key, value, ttl, c.failed(ctx, epoch, OpSet, err))
+	if err := c.writeFenced(opCtx, vk, cmd, c.opts.KeyPrefix+key).Error(); err != nil {
+		return c.fallbackSet(key, value, ttl, c.failed(ctx, opCtx, epoch, OpSet, err))
 	}
 	c.succeeded()
 	return BackendRedis, nil
@@ -395,15 +395,15 @@ func (c *Client) count(ctx context.Context, op Op, key string, do func(*valkeyCl
 	if err := checkKey(key); err != nil {
 		return false, "", err
 	}
-	vk, epoch, err := c.acquire()
+	vk, epoch, err := c.acquire(ctx)
 	if err != nil {
 		return c.fallbackCount(op, key, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	n, err := do(vk, ctx, c.opts.KeyPrefix+key).AsInt64()
+	n, err := do(vk, opCtx, c.opts.KeyPrefix+key).AsInt64()
 	if err != nil {
-		return c.fallbackCount(op, key, c.failed(ctx, epoch, op, err))
+		return c.fallbackCount(op, key, c.failed(ctx, opCtx, epoch, op, err))
 	}
 	c.succeeded()
 	return n > 0, BackendRedis, nil
@@ -463,7 +463,9 @@ func (c *Client) fallbackSet(key string, value json.RawMessage, ttl time.Duratio
 	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
 		return "", cause
 	}
-	c.memory.set(key, value, ttl)
+	if !c.memory.set(key, value, ttl) {
+		return "", fmt.Errorf("%w; the value is also too large for the fallback tier (%d bytes)", cause, c.opts.FallbackMaxBytes)
+	}
 	return BackendMemory, nil
 }
 
@@ -485,8 +487,14 @@ func (c *Client) fallbackCount(op Op, key string, cause error) (bool, Backend, e
 // detector caught this under the connection-reset fault test.
 
 // acquire returns the client to send a command with and the current outage
-// epoch, or ErrUnavailable at once while Redis is known to be down.
-func (c *Client) acquire() (*valkeyClient, uint64, error) {
+// epoch, or ErrUnavailable at once while Redis is known to be down, or
+// ErrNoReply when the caller's context is already done.
+func (c *Client) acquire(ctx context.Context) (*valkeyClient, uint64, error) {
+	if err := ctx.Err(); err != nil {
+		// The caller has given up (its request's deadline passed, or it
+		// went away): send nothing, and let no fallback answer either.
+		return nil, 0, fmt.Errorf("%w: %w", ErrNoReply, err)
+	}
 	epoch := c.epoch.Load()
 	if !c.open.Load() {
 		return nil, 0, fmt.Errorf("%w: %s", ErrUnavailable, c.health.Load().Reason)
@@ -506,8 +514,13 @@ func (c *Client) succeeded() {
 // connection failures closes the gate at once; a run of timeouts asks the
 // monitor to probe now, and the probe tells a slow Redis (degraded, gate
 // stays open) from a hung one (disconnected).
-func (c *Client) failed(ctx context.Context, epoch uint64, op Op, err error) error {
-	kind, classified := classify(ctx, err)
+func (c *Client) failed(caller, opCtx context.Context, epoch uint64, op Op, err error) error {
+	kind, classified := classify(opCtx, err)
+	if caller.Err() != nil {
+		// The caller's own deadline or cancellation, not ours: it says
+		// nothing about Redis.
+		kind = notAnOutage
+	}
 	switch {
 	case kind == notAnOutage:
 		if errors.Is(classified, ErrRejected) {

@@ -101,6 +101,24 @@ func TestFallbackMemoryIsBounded(t *testing.T) {
 	}
 }
 
+func TestFallbackRefusesWhatItCannotHold(t *testing.T) {
+	opts := fastOptions("127.0.0.1:1", &logBuffer{}) // nothing listens there
+	opts.Fallback = cache.FallbackMemory
+	opts.FallbackMaxBytes = 1024
+	c := newClient(t, opts)
+	ctx := context.Background()
+	if _, err := c.Set(ctx, "big", json.RawMessage(`"small first"`), 0); err != nil {
+		t.Fatal(err)
+	}
+	big := json.RawMessage(`"` + strings.Repeat("x", 2000) + `"`)
+	if b, err := c.Set(ctx, "big", big, 0); err == nil || !errors.Is(err, cache.ErrUnavailable) {
+		t.Errorf("Set(2 KB) into a 1 KB fallback = %s, %v; want not stored (ErrUnavailable)", b, err)
+	}
+	if v, _, _ := c.Get(ctx, "big"); v != nil {
+		t.Errorf("Get(big) = %s; want a miss: the older value must not stand in for the refused write", v)
+	}
+}
+
 func TestFallbackNoneReportsUnavailable(t *testing.T) {
 	opts := fastOptions("127.0.0.1:1", &logBuffer{})
 	opts.Fallback = cache.FallbackNone

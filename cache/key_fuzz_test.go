@@ -26,5 +26,21 @@ func FuzzCheckKey(f *testing.F) {
 		case !valid && !errors.Is(err, ErrInvalidInput):
 			t.Fatalf("checkKey(%q) = %v; want ErrInvalidInput", key, err)
 		}
+		if err != nil {
+			return
+		}
+		// Whatever the rule, an accepted key never holds what the issue
+		// forbids: ASCII control characters, DEL, spaces, or zero-width
+		// and other invisible characters.
+		for i := 0; i < len(key); i++ {
+			if b := key[i]; b < 0x20 || b == 0x7f || b == ' ' {
+				t.Fatalf("checkKey accepted %q with byte %#x at %d", key, b, i)
+			}
+		}
+		for _, r := range key {
+			if r == '\u200b' || r == '\u200c' || r == '\u200d' || r == '\ufeff' || r == '\u00a0' || r == '\u2028' || (r >= 0x80 && r <= 0x9f) {
+				t.Fatalf("checkKey accepted %q with %U", key, r)
+			}
+		}
 	})
 }

@@ -37,7 +37,8 @@ const entryOverhead = 64
 // memoryTier is the bounded in-process store behind FallbackMemory: otter
 // evicts by weight (bytes) and expires each entry after its own TTL.
 type memoryTier struct {
-	cache *otter.Cache[string, memoryEntry]
+	cache     *otter.Cache[string, memoryEntry]
+	maxWeight int
 }
 
 type memoryEntry struct {
@@ -52,7 +53,7 @@ func newMemoryTier(maxBytes int) (*memoryTier, error) {
 	c, err := otter.New(&otter.Options[string, memoryEntry]{
 		MaximumWeight: uint64(maxBytes),
 		Weigher: func(key string, e memoryEntry) uint32 {
-			return uint32(min(len(key)+len(e.value)+entryOverhead, 1<<32-1))
+			return uint32(min(weight(key, e.value), 1<<32-1))
 		},
 		ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, memoryEntry]) time.Duration {
 			if e.Value.ttl == 0 {
@@ -64,7 +65,11 @@ func newMemoryTier(maxBytes int) (*memoryTier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &memoryTier{cache: c}, nil
+	return &memoryTier{cache: c, maxWeight: maxBytes}, nil
+}
+
+func weight(key string, value json.RawMessage) int {
+	return len(key) + len(value) + entryOverhead
 }
 
 func (m *memoryTier) get(key string) (json.RawMessage, bool) {
@@ -72,9 +77,16 @@ func (m *memoryTier) get(key string) (json.RawMessage, bool) {
 	return e.value, ok
 }
 
-func (m *memoryTier) set(key string, value json.RawMessage, ttl time.Duration) {
+// set stores value unless it alone outweighs the whole tier (otter would
+// evict it at once, and the write would be reported stored for nothing).
+func (m *memoryTier) set(key string, value json.RawMessage, ttl time.Duration) bool {
+	if weight(key, value) > m.maxWeight {
+		m.cache.Invalidate(key) // an older value must not stand in for this write
+		return false
+	}
 	// Copy: the caller's slice may be reused after Set returns.
 	m.cache.Set(key, memoryEntry{value: append(json.RawMessage(nil), value...), ttl: ttl})
+	return true
 }
 
 func (m *memoryTier) delete(key string) bool {

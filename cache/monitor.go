@@ -97,13 +97,29 @@ func (c *Client) connect(ctx context.Context) (valkey.Client, error) {
 	go func() {
 		opt := c.clientOption()
 		client, err := valkey.NewClient(opt)
-		if err != nil && !opt.DisableCache && errors.Is(err, valkey.ErrNoCache) {
-			// The server speaks RESP2 or refuses CLIENT TRACKING: connect
-			// with plain reads rather than not at all.
-			c.clientCacheRefused.Store(true)
-			c.log.Warn("redis refused client tracking (RESP2 or a managed service without it); client-side caching is off", slog.String("cause", describe(err)))
-			opt.DisableCache = true
-			client, err = valkey.NewClient(opt)
+		if !opt.DisableCache {
+			// Refused at the handshake (ErrNoCache), or connected but a
+			// cached read fails (checkClientCache); any other error is
+			// the connection's, for the monitor to handle.
+			var cause error
+			switch {
+			case err != nil && errors.Is(err, valkey.ErrNoCache):
+				cause = err
+			case err == nil:
+				cause = c.checkClientCache(client)
+			}
+			if cause != nil {
+				// The server speaks RESP2, refuses CLIENT TRACKING, or the
+				// ACL user may not run what a cached read needs: connect
+				// with plain reads rather than not at all.
+				if client != nil {
+					client.Close()
+				}
+				c.clientCacheRefused.Store(true)
+				c.log.Warn("client-side caching unavailable, reads go to Redis every time: the server refused client tracking or a command a cached read needs (RESP2, a managed service without tracking, or an ACL user without CLIENT TRACKING, CLIENT CACHING, MULTI, EXEC and PTTL)", slog.String("cause", describe(cause)))
+				opt.DisableCache = true
+				client, err = valkey.NewClient(opt)
+			}
 		}
 		done <- result{client, err}
 	}()
@@ -118,6 +134,37 @@ func (c *Client) connect(ctx context.Context) (valkey.Client, error) {
 		}()
 		return nil, ctx.Err()
 	}
+}
+
+// checkClientCache makes one cached read, as Get does: the handshake only
+// turns tracking on, and an ACL user may be allowed that but not the
+// commands valkey-go sends for a cached read (CLIENT CACHING, MULTI, PTTL,
+// EXEC). The read needs a key that exists (valkey-go answers a missing one
+// without them), so a short-lived one is written first; a user that may
+// not write it cannot be checked, and keeps the cache. The key is deleted
+// right after. Network trouble
+// returns nil: that is for the monitor to handle.
+func (c *Client) checkClientCache(client valkey.Client) error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.DialTimeout+c.opts.CommandTimeout)
+	defer cancel()
+	key := c.opts.KeyPrefix + "cache-service:tracking-check"
+	if err := client.Do(ctx, client.B().Set().Key(key).Value(`"tracking check"`).Ex(10*time.Second).Build().Pin()).Error(); err != nil {
+		return nil
+	}
+	err := client.DoCache(ctx, client.B().Get().Key(key).Cache().Pin(), time.Second).Error()
+	// Leave nothing behind (the TTL covers a user that may not delete).
+	_ = client.Do(ctx, client.B().Del().Key(key).Build().Pin()).Error()
+	if errors.Is(err, valkey.ErrDoCacheAborted) || err != nil && isReply(err) {
+		return err
+	}
+	return nil
+}
+
+// isReply reports whether err is an error reply from the server (NOPERM,
+// ERR unknown command, ...), as opposed to a network failure.
+func isReply(err error) bool {
+	_, ok := valkey.IsValkeyErr(err)
+	return ok
 }
 
 func (c *Client) clientOption() valkey.ClientOption {

@@ -43,18 +43,25 @@ func infoField(t *testing.T, srv *redistest.Server, section, field string) strin
 
 func TestACLUser(t *testing.T) {
 	base := "user cache-svc on >svc-pw ~school-erp:* +get +set +del +exists +ping +hello +client|setname +client|info"
+	cached := " +client|tracking +client|caching +multi +exec +pttl"
 	tests := []struct {
-		name     string
-		acl      string
-		wantInfo bool
+		name        string
+		acl         string
+		wantInfo    bool
+		clientCache cache.ClientCacheState
 	}{
-		{"minimal commands and INFO", base + " +info", true},
-		{"minimal commands without INFO", base, false},
+		{"minimal commands and INFO", base + " +info", true, cache.ClientCacheUnsupported},
+		{"minimal commands without INFO", base, false, cache.ClientCacheUnsupported},
+		// Tracking allowed, but not what a cached read sends: reads must
+		// still work, without the cache.
+		{"tracking without MULTI and EXEC", base + " +client|tracking", false, cache.ClientCacheUnsupported},
+		{"everything client-side caching needs", base + cached + " +info", true, cache.ClientCacheOn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := redistest.Start(t, redistest.Options{Config: []string{"user default off", tt.acl}})
-			opts := fastOptions(srv.Addr, &logBuffer{})
+			logs := &logBuffer{}
+			opts := fastOptions(srv.Addr, logs)
 			opts.Username, opts.Password = "cache-svc", "svc-pw"
 			c := newClient(t, opts)
 			ready(t, c)
@@ -62,8 +69,10 @@ func TestACLUser(t *testing.T) {
 			if err := set(ctx, c, "k", json.RawMessage(`{"ok":1}`), time.Minute); err != nil {
 				t.Fatalf("Set() error = %v", err)
 			}
-			if got, ok, err := get(ctx, c, "k"); err != nil || !ok || string(got) != `{"ok":1}` {
-				t.Errorf("Get() = %s, %v, %v", got, ok, err)
+			for range 5 {
+				if got, ok, err := get(ctx, c, "k"); err != nil || !ok || string(got) != `{"ok":1}` {
+					t.Fatalf("Get() = %s, %v, %v", got, ok, err)
+				}
 			}
 			if ok, err := exists(ctx, c, "k"); err != nil || !ok {
 				t.Errorf("Exists() = %v, %v", ok, err)
@@ -75,8 +84,11 @@ func TestACLUser(t *testing.T) {
 			if (h.Server != nil) != tt.wantInfo {
 				t.Errorf("Health().Server = %v; want INFO fields %v", h.Server, tt.wantInfo)
 			}
-			if h.RESP != 3 {
-				t.Errorf("Health().RESP = %d; want 3 from CLIENT INFO", h.RESP)
+			if h.RESP != 3 || h.ClientCache != tt.clientCache {
+				t.Errorf("Health() RESP %d, client cache %s; want 3, %s", h.RESP, h.ClientCache, tt.clientCache)
+			}
+			if n := logs.count("redis unreachable"); n != 0 {
+				t.Errorf("%d outage lines for a reachable Redis:\n%s", n, strings.Join(logs.Lines(), "\n"))
 			}
 		})
 	}

@@ -42,14 +42,15 @@ type Config struct {
 	APITokens     string `env:"API_TOKENS" env-description:"Bearer tokens as comma-separated name:scope:token entries; scope is read (redisHealth, cacheGet, cacheGetMany, cacheExists) or write (also cacheSet, cacheDelete); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
 	APITokensFile string `env:"API_TOKENS_FILE" env-description:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment" allowed:"a readable file of name:scope:token lines"`
 
-	GraphQLMaxComplexity int    `env:"GRAPHQL_MAX_COMPLEXITY" env-default:"250" env-description:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`
-	GraphQLMaxDepth      int    `env:"GRAPHQL_MAX_DEPTH" env-default:"8" env-description:"Deepest selection nesting in an operation" allowed:"an integer from 1 to 100"`
-	GraphQLMaxTokens     int    `env:"GRAPHQL_MAX_TOKENS" env-default:"5000" env-description:"Most lexical tokens the parser reads in a query document" allowed:"an integer from 100 to 1000000"`
-	GraphQLMaxAliases    int    `env:"GRAPHQL_MAX_ALIASES" env-default:"20" env-description:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
-	GraphQLMaxOperations int    `env:"GRAPHQL_MAX_OPERATIONS" env-default:"10" env-description:"Most operations in one query document" allowed:"an integer from 1 to 100"`
-	GraphQLMaxBodyBytes  int    `env:"GRAPHQL_MAX_BODY_BYTES" env-description:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
-	GraphQLIntrospection string `env:"GRAPHQL_INTROSPECTION" env-description:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
-	GraphQLPlayground    string `env:"GRAPHQL_PLAYGROUND" env-description:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
+	GraphQLMaxComplexity  int           `env:"GRAPHQL_MAX_COMPLEXITY" env-default:"250" env-description:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`
+	GraphQLMaxDepth       int           `env:"GRAPHQL_MAX_DEPTH" env-default:"8" env-description:"Deepest selection nesting in an operation" allowed:"an integer from 1 to 100"`
+	GraphQLMaxTokens      int           `env:"GRAPHQL_MAX_TOKENS" env-default:"5000" env-description:"Most lexical tokens the parser reads in a query document" allowed:"an integer from 100 to 1000000"`
+	GraphQLMaxAliases     int           `env:"GRAPHQL_MAX_ALIASES" env-default:"20" env-description:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
+	GraphQLMaxOperations  int           `env:"GRAPHQL_MAX_OPERATIONS" env-default:"10" env-description:"Most operations in one query document" allowed:"an integer from 1 to 100"`
+	GraphQLMaxBodyBytes   int           `env:"GRAPHQL_MAX_BODY_BYTES" env-description:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
+	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" env-description:"Deadline for a whole GraphQL request: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
+	GraphQLIntrospection  string        `env:"GRAPHQL_INTROSPECTION" env-description:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
+	GraphQLPlayground     string        `env:"GRAPHQL_PLAYGROUND" env-description:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" env-description:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
 
@@ -144,6 +145,10 @@ type Cache struct {
 	FallbackMaxBytes int           `env:"CACHE_FALLBACK_MAX_BYTES" env-default:"33554432" env-description:"Size bound of the in-process fallback tier, in bytes" allowed:"an integer from 1024 to 1073741824"`
 }
 
+// MaxKeyAllowance is room for a key and per-entry overhead beside the largest
+// value in the fallback tier.
+const MaxKeyAllowance = 1024
+
 // Error is a configuration value that cannot be used. Its message names the
 // variable, the value (redacted for secrets) and what is allowed.
 type Error struct {
@@ -171,9 +176,15 @@ func (e *Error) shownValue() string {
 		return "(value hidden: it may hold a secret)"
 	}
 	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		rest = "xxxxx" + rest[at:]
+		return strconv.Quote(scheme + "://xxxxx" + rest[at:])
 	}
-	return strconv.Quote(scheme + "://" + rest)
+	// No "@": shown only if what follows the scheme is plainly host[:port]
+	// (redis://user:password with the host forgotten must not be echoed).
+	authority, _, _ := strings.Cut(rest, "/")
+	if host, port, err := net.SplitHostPort(authority); err == nil && host != "" && isDigits(port) || err != nil && !strings.Contains(authority, ":") {
+		return strconv.Quote(e.Value)
+	}
+	return strconv.Quote(scheme + "://(hidden)")
 }
 
 // Load reads dotenvPath (when it exists; "" skips it) into the process
@@ -304,6 +315,7 @@ func (c *Config) validate() error {
 		{"GRAPHQL_MAX_OPERATIONS", c.GraphQLMaxOperations >= 1 && c.GraphQLMaxOperations <= 100, c.GraphQLMaxOperations},
 		{"GRAPHQL_MAX_BODY_BYTES", c.GraphQLMaxBodyBytes == 0 || c.GraphQLMaxBodyBytes >= 1024, c.GraphQLMaxBodyBytes},
 		{"GRAPHQL_INTROSPECTION", oneOf(c.GraphQLIntrospection, "", "true", "false"), c.GraphQLIntrospection},
+		{"GRAPHQL_REQUEST_TIMEOUT", c.GraphQLRequestTimeout >= 0, c.GraphQLRequestTimeout},
 		{"GRAPHQL_PLAYGROUND", oneOf(c.GraphQLPlayground, "", "true", "false"), c.GraphQLPlayground},
 		{"RATE_LIMIT_RPS", c.RateLimitRPS >= 0, c.RateLimitRPS},
 		{"RATE_LIMIT_BURST", c.RateLimitBurst >= 1 && c.RateLimitBurst <= 1000000, c.RateLimitBurst},
@@ -322,6 +334,11 @@ func (c *Config) validate() error {
 			// go run . on a fresh machine gives a working API with no Redis.
 			c.Cache.Fallback = "memory"
 		}
+	}
+	if c.Cache.Fallback == "memory" && c.Cache.FallbackMaxBytes < c.Cache.MaxValueBytes+MaxKeyAllowance {
+		e := invalid("CACHE_FALLBACK_MAX_BYTES", strconv.Itoa(c.Cache.FallbackMaxBytes))
+		e.Allowed = fmt.Sprintf("at least CACHE_MAX_VALUE_BYTES + %d (%d) with CACHE_FALLBACK=memory, so the largest value fits", MaxKeyAllowance, c.Cache.MaxValueBytes+MaxKeyAllowance)
+		return e
 	}
 	switch {
 	case c.DrainDelay != "":
@@ -364,6 +381,9 @@ func (c *Config) resolveAPI(dev bool) error {
 	c.Introspection = orDev(c.GraphQLIntrospection)
 	c.Playground = orDev(c.GraphQLPlayground)
 	c.FieldSuggestions = c.AppEnv != EnvProduction
+	if c.GraphQLRequestTimeout == 0 {
+		c.GraphQLRequestTimeout = 2 * c.Redis.CommandTimeout
+	}
 	c.MaxRequestBytes = int64(c.GraphQLMaxBodyBytes)
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = 4*int64(c.Cache.MaxValueBytes) + 64<<10
@@ -693,6 +713,10 @@ func (c Config) IgnoredByURL() []string {
 		}
 	}
 	return out
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
 }
 
 func oneOf(v string, allowed ...string) bool {

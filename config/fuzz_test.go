@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -45,7 +46,7 @@ func FuzzParseTokens(f *testing.F) {
 // FuzzRedisURL: applying any REDIS_URL either fails with a config error
 // that does not repeat the password, or yields a usable address.
 func FuzzRedisURL(f *testing.F) {
-	for _, seed := range []string{"redis://h:6379/0", "rediss://u:p@h:1/2", "redis://:pw@[::1]:7000", "redis://h?addr=a:1&addr=b:2", "http://x", "redis://u@h", "redis://:p#q@h", "::"} {
+	for _, seed := range []string{"redis://u:SECRETPW-XYZZY", "redis://h:6379/0", "rediss://u:p@h:1/2", "redis://:pw@[::1]:7000", "redis://h?addr=a:1&addr=b:2", "http://x", "redis://u@h", "redis://:p#q@h", "::"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -58,9 +59,22 @@ func FuzzRedisURL(f *testing.F) {
 			if r.Password != "" && len(r.Password) > 3 && strings.Contains(err.Error(), r.Password) {
 				t.Fatalf("error %q repeats the password", err)
 			}
+			// The scheme is shown; what follows it must not be, where it
+			// may be credentials.
+			scheme, _, _ := strings.Cut(raw, "://")
+			quoted := strconv.Quote(scheme + "://") // as the error shows it
+			shown := strings.ReplaceAll(err.Error(), quoted[1:len(quoted)-1], "")
 			if at := strings.LastIndex(raw, "@"); at > 0 {
-				if _, rest, ok := strings.Cut(raw[:at], "://"); ok && len(rest) > 3 && strings.Contains(err.Error(), rest) {
+				if _, rest, ok := strings.Cut(raw[:at], "://"); ok && len(rest) > 3 && strings.Contains(shown, rest) {
 					t.Fatalf("error %q repeats the user info %q", err, rest)
+				}
+			}
+			// user:password with no host: the part after the colon must
+			// not be echoed either.
+			if _, rest, ok := strings.Cut(raw, "://"); ok && !strings.Contains(rest, "@") {
+				authority, _, _ := strings.Cut(rest, "/")
+				if _, pw, ok := strings.Cut(authority, ":"); ok && len(pw) > 3 && !isDigits(pw) && strings.Contains(shown, pw) {
+					t.Fatalf("error %q repeats %q", err, pw)
 				}
 			}
 			return

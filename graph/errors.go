@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -26,6 +27,9 @@ const (
 	// CodeBadRequest: the request itself could not be read (a body that
 	// is not JSON, say).
 	CodeBadRequest = "BAD_REQUEST"
+	// CodeIntrospectionDisabled: __schema or __type while introspection is
+	// off (GRAPHQL_INTROSPECTION).
+	CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"
 	// CodeInternal: anything else; details are in the service log only.
 	CodeInternal = "INTERNAL_SERVER_ERROR"
 
@@ -58,6 +62,7 @@ func badInput(format string, args ...any) error {
 // full, Redis refusing a read as such, and anything else as a generic message
 // whose detail goes to the log only.
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+	var limit logThrottle
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		gqlErr := graphql.DefaultErrorPresenter(ctx, err)
 		var ce codedError
@@ -73,6 +78,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 			setCode(gqlErr, CodeRedisRejected)
 		case strings.Contains(gqlErr.Message, "exceeded token limit"):
 			setCode(gqlErr, CodeTokenLimit)
+		case strings.HasSuffix(gqlErr.Message, "introspection disabled"):
+			gqlErr.Message = "introspection is disabled on this service"
+			setCode(gqlErr, CodeIntrospectionDisabled)
 		case hasCode(gqlErr):
 			// gqlgen's own parse, validation and argument errors: already
 			// written for the client.
@@ -84,7 +92,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case isArgumentError(err):
 			setCode(gqlErr, CodeBadUserInput)
 		default:
-			log.ErrorContext(ctx, "graphql internal error", slog.String("path", gqlErr.Path.String()), slog.String("error", err.Error()))
+			if ok, repeats := limit.allow(err.Error()); ok {
+				log.ErrorContext(ctx, "graphql internal error", slog.String("path", gqlErr.Path.String()), slog.String("error", err.Error()), slog.Int("similarSinceLastLog", repeats))
+			}
 			gqlErr.Message = "internal server error"
 			setCode(gqlErr, CodeInternal)
 		}
@@ -126,13 +136,43 @@ func setCode(e *gqlerror.Error, code string) {
 	e.Extensions["code"] = code
 }
 
-// recoverPanic logs a resolver panic with its stack and shows the client a
-// generic error.
+// recoverPanic logs a panic with its stack and shows the client a generic
+// error. A client that can trigger one must not be able to flood the log
+// with stacks: each distinct panic is logged at most once a minute, with a
+// count of the repeats held back.
 func recoverPanic(log *slog.Logger) graphql.RecoverFunc {
+	var limit logThrottle
 	return func(ctx context.Context, p any) error {
-		log.ErrorContext(ctx, "graphql resolver panic", slog.Any("panic", p), slog.String("stack", string(debug.Stack())))
+		msg := fmt.Sprint(p)
+		if ok, repeats := limit.allow(msg); ok {
+			log.ErrorContext(ctx, "graphql panic", slog.String("panic", msg), slog.Int("similarSinceLastLog", repeats), slog.String("stack", string(debug.Stack())))
+		}
 		return errors.New("internal server error")
 	}
+}
+
+// logThrottle lets one line a minute through per key and counts the rest,
+// so that errors a client can provoke cannot flood the log.
+type logThrottle struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+	held map[string]int
+}
+
+func (l *logThrottle) allow(key string) (ok bool, repeats int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if t, seen := l.last[key]; seen && now.Sub(t) < time.Minute {
+		l.held[key]++
+		return false, 0
+	}
+	if l.last == nil || len(l.last) > 1000 { // bounded, whatever the keys
+		l.last, l.held = map[string]time.Time{}, map[string]int{}
+	}
+	l.last[key] = now
+	repeats, l.held[key] = l.held[key], 0
+	return true, repeats
 }
 
 // A warning tells the client that a field's value stands in for an answer

@@ -27,6 +27,7 @@ func TestPresentError(t *testing.T) {
 		{"redis rejected a read", fmt.Errorf("%w: WRONGTYPE Operation against a key", cache.ErrRejected), "Redis rejected the command", CodeRedisRejected, false},
 		{"gqlgen validation error", &gqlerror.Error{Message: "Cannot query field", Extensions: map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}}, "Cannot query field", "GRAPHQL_VALIDATION_FAILED", false},
 		{"anything else", errors.New("dial tcp 10.0.0.7:6379: secret detail"), "internal server error", CodeInternal, true},
+		{"introspection off", &gqlerror.Error{Message: "__schema introspection disabled"}, "introspection is disabled on this service", CodeIntrospectionDisabled, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,10 +47,19 @@ func TestPresentError(t *testing.T) {
 	}
 }
 
-func TestRecoveredPanicIsGeneric(t *testing.T) {
+func TestRecoveredPanicIsGenericAndThrottled(t *testing.T) {
 	var logs bytes.Buffer
-	err := recoverPanic(slog.New(slog.NewTextHandler(&logs, nil)))(context.Background(), "boom: internal state")
-	if err.Error() != "internal server error" || !strings.Contains(logs.String(), "boom: internal state") {
-		t.Errorf("recoverPanic = %v, log %q; want a generic error and the panic in the log", err, logs.String())
+	recover := recoverPanic(slog.New(slog.NewTextHandler(&logs, nil)))
+	for range 50 {
+		if err := recover(context.Background(), "boom: internal state"); err.Error() != "internal server error" {
+			t.Fatalf("recoverPanic = %v; want a generic error", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "boom: internal state"); n != 1 {
+		t.Errorf("50 identical panics logged %d times; want once (then held back for a minute)", n)
+	}
+	_ = recover(context.Background(), "another panic")
+	if !strings.Contains(logs.String(), "another panic") {
+		t.Error("a different panic was not logged")
 	}
 }

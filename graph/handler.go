@@ -68,10 +68,12 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if opts.Limits.Tokens > 0 {
 		srv.SetParserTokenLimit(opts.Limits.Tokens)
 	}
+	// Shape limits (and the literal check) run first: the complexity
+	// limit reads argument values.
+	srv.Use(shapeLimits{opts.Limits})
 	if opts.Limits.Complexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
 	}
-	srv.Use(shapeLimits{opts.Limits})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](PersistedQueryCacheSize)})
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -47,6 +48,11 @@ func (shapeLimits) ExtensionName() string                   { return "ShapeLimit
 func (shapeLimits) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	// Before anything reads argument values (the complexity limit does):
+	// gqlparser panics on a number literal it cannot represent.
+	if err := checkLiterals(oc.Operation.SelectionSet, oc.Doc.Fragments); err != nil {
+		return err
+	}
 	if l.Operations > 0 && len(oc.Doc.Operations) > l.Operations {
 		return limitError(CodeOperationLimit, "the document has %d operations; the limit is %d", len(oc.Doc.Operations), l.Operations)
 	}
@@ -85,6 +91,55 @@ func shape(set ast.SelectionSet, fragments ast.FragmentDefinitionList, level int
 		depth, aliases = max(depth, d), aliases+a
 	}
 	return depth, aliases
+}
+
+// checkLiterals refuses number literals that do not fit a float64 or int64
+// (1e400, or an integer of thirty digits), which gqlparser would panic on.
+func checkLiterals(set ast.SelectionSet, fragments ast.FragmentDefinitionList) *gqlerror.Error {
+	for _, sel := range set {
+		var err *gqlerror.Error
+		switch s := sel.(type) {
+		case *ast.Field:
+			for _, a := range s.Arguments {
+				if err = checkValue(a.Value); err != nil {
+					return err
+				}
+			}
+			err = checkLiterals(s.SelectionSet, fragments)
+		case *ast.InlineFragment:
+			err = checkLiterals(s.SelectionSet, fragments)
+		case *ast.FragmentSpread:
+			if f := fragments.ForName(s.Name); f != nil {
+				err = checkLiterals(f.SelectionSet, fragments)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkValue(v *ast.Value) *gqlerror.Error {
+	if v == nil {
+		return nil
+	}
+	var err error
+	switch v.Kind {
+	case ast.IntValue:
+		_, err = strconv.ParseInt(v.Raw, 10, 64)
+	case ast.FloatValue:
+		_, err = strconv.ParseFloat(v.Raw, 64)
+	}
+	if err != nil {
+		return &gqlerror.Error{Message: fmt.Sprintf("the number %.40s is out of range", v.Raw), Extensions: map[string]any{"code": CodeBadUserInput}}
+	}
+	for _, child := range v.Children {
+		if err := checkValue(child.Value); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func limitError(code, format string, args ...any) *gqlerror.Error {
