@@ -20,8 +20,8 @@ const (
 )
 
 // send makes one request with an optional bearer token and JSON body, and
-// returns the response headers and body.
-func send(t *testing.T, method, url, bearer, body string) (http.Header, string) {
+// returns the response status, headers and body.
+func send(t *testing.T, method, url, bearer, body string) (int, http.Header, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -34,26 +34,17 @@ func send(t *testing.T, method, url, bearer, body string) (http.Header, string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.Header, string(b)
+	return resp.StatusCode, resp.Header, string(b)
 }
 
 // request sends one GraphQL POST with an optional bearer token.
 func request(t *testing.T, svc *service, bearer, query string, vars map[string]any) (int, gqlResponse) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
-	req, _ := http.NewRequest(http.MethodPost, svc.url+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, _, raw := send(t, http.MethodPost, svc.url+"/graphql", bearer, string(body))
 	var r gqlResponse
-	_ = json.NewDecoder(resp.Body).Decode(&r)
-	return resp.StatusCode, r
+	_ = json.Unmarshal([]byte(raw), &r)
+	return code, r
 }
 
 func productionEnv(redisAddr string) map[string]string {
@@ -126,7 +117,7 @@ func TestHealthDetailsNeedATokenInProduction(t *testing.T) {
 		var body struct {
 			Data map[string]any `json:"data"`
 		}
-		_, raw := send(t, http.MethodGet, svc.url+path, bearer, "")
+		_, _, raw := send(t, http.MethodGet, svc.url+path, bearer, "")
 		_ = json.Unmarshal([]byte(raw), &body)
 		return body.Data
 	}
@@ -383,7 +374,7 @@ func TestSecretsNeverShow(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // a few failed connection attempts
 
 	var responses []string
-	record := func(h http.Header, body string) { responses = append(responses, fmt.Sprint(h)+body) }
+	record := func(_ int, h http.Header, body string) { responses = append(responses, fmt.Sprint(h)+body) }
 	for _, bearer := range []string{"", tokenValue, tokenValue + "x", redisPassword} {
 		for _, q := range []string{getQuery, setQuery, `{ redisHealth { status reason lastError addr } }`, `{ nope }`} {
 			body, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"k": "s", "v": 1}})

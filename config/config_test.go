@@ -14,6 +14,26 @@ import (
 // testToken lets staging and production configurations load.
 const testToken = "ops:read:0123456789abcdef"
 
+// loadExpecting loads env. With wantErr it requires an *Error naming that
+// variable and returns a nil Config with the error; otherwise it requires
+// success.
+func loadExpecting(t *testing.T, env map[string]string, wantErr string) (*Config, error) {
+	t.Helper()
+	setEnv(t, env)
+	cfg, err := Load("")
+	if wantErr != "" {
+		var cerr *Error
+		if !errors.As(err, &cerr) || cerr.Var != wantErr {
+			t.Fatalf("Load() error = %v; want one naming %s", err, wantErr)
+		}
+		return nil, err
+	}
+	if err != nil {
+		t.Fatalf("Load() error = %v", err)
+	}
+	return cfg, nil
+}
+
 // setEnv makes the environment hold exactly vars among the variables Config
 // knows, whatever the shell running the tests had set.
 func setEnv(t *testing.T, vars map[string]string) {
@@ -282,17 +302,9 @@ func TestProductionTLSRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.env)
-			cfg, err := Load("")
-			if tt.wantErr != "" {
-				var cerr *Error
-				if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
-					t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
-				}
+			cfg, _ := loadExpecting(t, tt.env, tt.wantErr)
+			if cfg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Load() error = %v", err)
 			}
 			if cfg.Redis.TLS != tt.wantTLS {
 				t.Errorf("Redis.TLS = %v; want %v", cfg.Redis.TLS, tt.wantTLS)
@@ -321,17 +333,9 @@ func TestTopology(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.env)
-			cfg, err := Load("")
-			if tt.wantErr != "" {
-				var cerr *Error
-				if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
-					t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
-				}
+			cfg, _ := loadExpecting(t, tt.env, tt.wantErr)
+			if cfg == nil {
 				return
-			}
-			if err != nil {
-				t.Fatalf("Load() error = %v", err)
 			}
 			if cfg.Redis.Mode != tt.wantMode {
 				t.Errorf("Mode = %q; want %q", cfg.Redis.Mode, tt.wantMode)
@@ -373,20 +377,12 @@ func TestTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.env)
-			cfg, err := Load("")
-			if tt.wantErr != "" {
-				var cerr *Error
-				if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
-					t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
-				}
+			cfg, err := loadExpecting(t, tt.env, tt.wantErr)
+			if cfg == nil {
 				if tt.secret != "" && strings.Contains(err.Error(), tt.secret) {
 					t.Errorf("error %q reveals the token", err)
 				}
 				return
-			}
-			if err != nil {
-				t.Fatalf("Load() error = %v", err)
 			}
 			var names []string
 			for _, tok := range cfg.Tokens {
