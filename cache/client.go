@@ -238,89 +238,123 @@ func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend,
 	return b, BackendRedis, nil
 }
 
-// GetMany reads several keys in one round trip per server (per slot group in
-// a cluster), from the local cache where it can. values[i] is the value of
-// keys[i], nil for a miss. When Redis could not answer for some keys, their
-// values are nil and err says why (ErrUnavailable or ErrNoReply); values
-// holds what was read.
-func (c *Client) GetMany(ctx context.Context, keys []string) (values []json.RawMessage, backend Backend, err error) {
-	start := time.Now()
-	values, backend, err = c.getMany(ctx, keys)
-	found := false
-	for _, v := range values {
-		found = found || v != nil
-	}
-	c.observe(OpGetMany, readOutcome(found, err), backend, start)
-	return values, backend, err
+// Read is one key's answer in a GetMany.
+type Read struct {
+	// Value is the key's JSON value; nil for a miss, and whenever Err is
+	// set.
+	Value json.RawMessage
+	// Backend says what answered for this key; empty when nothing did.
+	Backend Backend
+	// Err says why this key has no answer: ErrInvalidInput (the key itself
+	// is not acceptable), ErrRejected (Redis refused the read, for example
+	// a key holding a hash), ErrUnavailable or ErrNoReply. Other keys are
+	// not affected by it.
+	Err error
 }
 
-func (c *Client) getMany(ctx context.Context, keys []string) ([]json.RawMessage, Backend, error) {
+// GetMany reads several keys in one round trip per server (per slot group in
+// a cluster), from the local cache where it can. reads[i] answers keys[i];
+// one key's failure (a bad key, a key Redis refuses to read) never hides
+// the others' values. The error is non-nil only when the request as a
+// whole is refused (more than MaxGetManyKeys keys), and then nothing was
+// read.
+func (c *Client) GetMany(ctx context.Context, keys []string) ([]Read, error) {
+	start := time.Now()
 	if len(keys) > MaxGetManyKeys {
-		return nil, "", fmt.Errorf("%w: %d keys; the limit is %d", ErrInvalidInput, len(keys), MaxGetManyKeys)
+		err := fmt.Errorf("%w: %d keys; the limit is %d", ErrInvalidInput, len(keys), MaxGetManyKeys)
+		c.observe(OpGetMany, OutcomeInvalid, "", start)
+		return nil, err
 	}
-	for _, k := range keys {
-		if err := checkKey(k); err != nil {
-			return nil, "", err
+	reads := c.getMany(ctx, keys)
+	found, backend := false, Backend("")
+	var firstErr error
+	for _, r := range reads {
+		found = found || r.Value != nil
+		if backend == "" {
+			backend = r.Backend
+		}
+		if firstErr == nil {
+			firstErr = r.Err
 		}
 	}
-	values := make([]json.RawMessage, len(keys))
-	if len(keys) == 0 {
-		return values, BackendRedis, nil
+	c.observe(OpGetMany, readOutcome(found, firstErr), backend, start)
+	return reads, nil
+}
+
+func (c *Client) getMany(ctx context.Context, keys []string) []Read {
+	reads := make([]Read, len(keys))
+	// Only the keys that pass the key rules are sent; idx maps each sent
+	// command back to its key's position.
+	idx := make([]int, 0, len(keys))
+	for i, k := range keys {
+		if err := checkKey(k); err != nil {
+			reads[i].Err = err
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return reads
 	}
 	vk, epoch, err := c.acquire(ctx)
 	if err != nil {
-		return c.fallbackGetMany(keys, values, err)
+		c.fallbackGetMany(keys, idx, reads, err)
+		return reads
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	cmds := make([]valkey.CacheableTTL, len(keys))
-	for i, k := range keys {
-		cmds[i] = valkey.CT(vk.B().Get().Key(c.opts.KeyPrefix+k).Cache().Pin(), c.opts.ClientCacheTTL)
+	cmds := make([]valkey.CacheableTTL, len(idx))
+	for j, i := range idx {
+		cmds[j] = valkey.CT(vk.B().Get().Key(c.opts.KeyPrefix+keys[i]).Cache().Pin(), c.opts.ClientCacheTTL)
 	}
-	var firstErr error
-	for i, r := range vk.DoMultiCache(opCtx, cmds...) {
+	var outage error
+	for j, r := range vk.DoMultiCache(opCtx, cmds...) {
+		i := idx[j]
 		b, err := r.AsBytes()
 		switch {
 		case valkey.IsValkeyNil(err):
+			reads[i].Backend = BackendRedis
 		case err != nil:
-			if firstErr == nil {
-				firstErr = err
+			kind, classified := classify(opCtx, err)
+			if kind != notAnOutage && outage == nil {
+				outage = err
 			}
+			reads[i].Err = classified
 		default:
 			if !json.Valid(b) {
 				b, _ = json.Marshal(string(b))
 			}
-			values[i] = b
+			reads[i].Value, reads[i].Backend = b, BackendRedis
 		}
 	}
-	if firstErr != nil {
-		err := c.failed(ctx, opCtx, epoch, OpGetMany, firstErr)
-		if errors.Is(err, ErrUnavailable) && c.memory != nil && allNil(values) {
-			return c.fallbackGetMany(keys, values, err)
+	if outage != nil {
+		err := c.failed(ctx, opCtx, epoch, OpGetMany, outage)
+		if errors.Is(err, ErrUnavailable) && c.memory != nil {
+			var failedIdx []int
+			for _, i := range idx {
+				if reads[i].Err != nil && !errors.Is(reads[i].Err, ErrRejected) {
+					failedIdx = append(failedIdx, i)
+				}
+			}
+			c.fallbackGetMany(keys, failedIdx, reads, err)
 		}
-		return values, BackendRedis, err
+		return reads
 	}
 	c.succeeded()
-	return values, BackendRedis, nil
+	return reads
 }
 
-func allNil(values []json.RawMessage) bool {
-	for _, v := range values {
-		if v != nil {
-			return false
+// fallbackGetMany answers the keys at idx from the fallback tier, or
+// records cause for them when it may not answer.
+func (c *Client) fallbackGetMany(keys []string, idx []int, reads []Read, cause error) {
+	for _, i := range idx {
+		if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
+			reads[i] = Read{Err: cause}
+			continue
 		}
+		v, _ := c.memory.get(keys[i])
+		reads[i] = Read{Value: v, Backend: BackendMemory}
 	}
-	return true
-}
-
-func (c *Client) fallbackGetMany(keys []string, values []json.RawMessage, cause error) ([]json.RawMessage, Backend, error) {
-	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
-		return values, "", cause
-	}
-	for i, k := range keys {
-		values[i], _ = c.memory.get(k)
-	}
-	return values, BackendMemory, nil
 }
 
 // Set stores value, which must be JSON text, at key. A ttl of zero keeps it

@@ -8,6 +8,7 @@ package graph
 import (
 	"context"
 
+	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph/model"
 )
 
@@ -58,19 +59,26 @@ func (r *queryResolver) CacheGet(ctx context.Context, key string) (model.JSON, e
 
 // CacheGetMany is the resolver for the cacheGetMany field.
 func (r *queryResolver) CacheGetMany(ctx context.Context, keys []string) ([]model.JSON, error) {
-	values, backend, err := r.Cache.GetMany(ctx, keys)
+	reads, err := r.Cache.GetMany(ctx, keys)
 	if err != nil {
-		// An outage is a warning, and the keys Redis did not answer for
-		// are nulls; anything else is an error.
-		if ferr := readFailure(ctx, err); ferr != nil {
-			return nil, ferr
+		return nil, err
+	}
+	out := make([]model.JSON, len(keys))
+	var backend cache.Backend
+	for i, rd := range reads {
+		if rd.Err != nil {
+			// An outage is a warning, and the keys Redis did not answer for
+			// are nulls; anything else is an error.
+			if ferr := readFailure(ctx, rd.Err); ferr != nil {
+				return nil, ferr
+			}
 		}
+		if rd.Backend == cache.BackendMemory {
+			backend = cache.BackendMemory
+		}
+		out[i] = model.JSON(rd.Value)
 	}
 	warnIfFallback(ctx, backend)
-	out := make([]model.JSON, len(keys))
-	for i, v := range values {
-		out[i] = model.JSON(v)
-	}
 	return out, nil
 }
 
