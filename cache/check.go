@@ -34,7 +34,7 @@ func Check(ctx context.Context, opts Options) (CheckReport, error) {
 	defer cancel()
 	// One attempt: it ends with Redis answering (the gate opens) or with
 	// its cause recorded in place of "connecting".
-	for !c.open.Load() {
+	for c.avail.breaker() != closed {
 		if h := c.Health(); h.Reason != ReasonConnecting {
 			return CheckReport{Health: h}, fmt.Errorf("%w: %s", ErrUnavailable, h.Reason)
 		}
@@ -45,18 +45,19 @@ func Check(ctx context.Context, opts Options) (CheckReport, error) {
 		}
 	}
 	// Connected is not enough: the credentials must allow what the service
-	// does. A throwaway key under the prefix is written, read and deleted.
-	const key = "cache-service:check-config"
-	if _, err := c.Set(ctx, key, []byte(`"check"`), 10*time.Second); err != nil {
+	// does. A throwaway key under the prefix is written, read and deleted:
+	// an internal key, which no client's key can be (see internalKey).
+	key := c.internalKey(checkConfigKey)
+	if _, err := c.set(ctx, key, []byte(`"check"`), 10*time.Second); err != nil {
 		return CheckReport{Health: c.Health()}, fmt.Errorf("write a test key under the prefix: %w", err)
 	}
-	if v, _, err := c.Get(ctx, key); err != nil || string(v) != `"check"` {
+	if v, _, err := c.get(ctx, key); err != nil || string(v) != `"check"` {
 		return CheckReport{Health: c.Health()}, fmt.Errorf("read the test key back: got %q, %v", v, err)
 	}
-	if _, _, err := c.Exists(ctx, key); err != nil {
+	if _, _, err := c.exists(ctx, key); err != nil {
 		return CheckReport{Health: c.Health()}, fmt.Errorf("check the test key exists: %w", err)
 	}
-	if _, _, err := c.Delete(ctx, key); err != nil {
+	if _, _, err := c.del(ctx, key); err != nil {
 		return CheckReport{Health: c.Health()}, fmt.Errorf("delete the test key: %w", err)
 	}
 	r := CheckReport{Health: c.Health()}

@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -38,51 +36,25 @@ type Client struct {
 	addrs       string // for logs and health
 	log         *slog.Logger
 	obs         Observer
-	memory      *memoryTier // nil unless Options.Fallback is FallbackMemory
+	avail       *availability
 
 	// vk is nil until the first connection succeeds; valkey-go reconnects
 	// by itself after that.
 	vk atomic.Pointer[valkeyClient]
-	// open is the request path's gate (a circuit breaker that is closed
-	// while it is true): false while Redis is known to be unreachable, so
-	// operations fail fast, and only the monitor's probe tries Redis.
-	open atomic.Bool
-	// probing is true while the monitor probes Redis with the gate shut:
-	// the breaker's half-open state.
-	probing atomic.Bool
 	// clientCacheRefused is set when the server refused CLIENT TRACKING.
 	clientCacheRefused atomic.Bool
-	// epoch counts declared outages; an operation that began in an earlier
-	// epoch does not count its failure again.
-	epoch atomic.Uint64
-	// health is the snapshot health requests read.
-	health atomic.Pointer[Health]
 
-	// Failure counters the request path feeds and the monitor reads.
-	consecutiveFailures atomic.Int64
-	windowFailures      atomic.Int64
-	lastFailure         atomic.Pointer[failure]
-
-	// mu serialises state changes and their log lines; nothing on the
-	// request path takes it unless the state is changing.
 	mu     sync.Mutex
-	states stateLog
 	closed bool
 
 	rejected throttle
 
-	kick   chan struct{}
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // valkeyClient boxes the interface so it can sit in an atomic.Pointer.
 type valkeyClient struct{ valkey.Client }
-
-type failure struct {
-	err error
-	at  time.Time
-}
 
 // New returns a Client and starts connecting to Redis in the background. It
 // never blocks on Redis and never fails because Redis is down: until the
@@ -109,20 +81,21 @@ func New(opts Options) (*Client, error) {
 		addrs:       addrs,
 		log:         opts.Logger.With(slog.String("component", "redis"), slog.String("addr", addrs)),
 		obs:         opts.Observer,
-		kick:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
 	if c.obs == nil {
 		c.obs = nopObserver{}
 	}
+	var memory *memoryTier
 	if opts.Fallback == FallbackMemory {
-		if c.memory, err = newMemoryTier(opts.FallbackMaxBytes); err != nil {
-			return nil, fmt.Errorf("cache: fallback tier: %w", err)
-		}
+		memory = newMemoryTier(opts.FallbackMaxBytes)
 	}
+	c.avail = newAvailability(availabilityConfig{
+		addrs: addrs, tls: tlsConfig != nil,
+		degradedLatency: opts.DegradedLatency, reminder: opts.OutageReminder,
+		tripAfter: failuresToTrip,
+	}, c.log, c.obs, memory)
 	c.rejected = throttle{every: opts.OutageReminder}
-	c.states = stateLog{reminder: opts.OutageReminder}
-	c.health.Store(&Health{Status: StatusDisconnected, Since: time.Now(), Reason: ReasonConnecting, Addr: addrs, TLS: tlsConfig != nil})
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.monitor(ctx)
@@ -138,23 +111,20 @@ func (c *Client) Close() {
 		return
 	}
 	c.closed = true
-	c.open.Store(false)
 	c.mu.Unlock()
+	c.avail.stop()
 	c.cancel()
 	<-c.done
 	if vk := c.vk.Load(); vk != nil {
 		vk.Close()
 	}
-	if c.memory != nil {
-		c.memory.close()
-	}
 }
 
 // Health returns the last snapshot of Redis's availability, with the
-// fallback tier's state as of now.
+// breaker's and the fallback tier's state as of now. It sends nothing to
+// Redis.
 func (c *Client) Health() Health {
-	h := *c.health.Load()
-	h.Breaker = c.breaker()
+	h := c.avail.snapshot()
 	switch {
 	case c.opts.DisableClientCache:
 		h.ClientCache = ClientCacheOff
@@ -163,22 +133,8 @@ func (c *Client) Health() Health {
 	default:
 		h.ClientCache = ClientCacheOn
 	}
-	h.Fallback = FallbackHealth{Mode: c.opts.Fallback}
-	if c.memory != nil {
-		h.Fallback.Active = !c.open.Load()
-		h.Fallback.Entries, h.Fallback.Bytes = c.memory.size()
-	}
+	h.Fallback.Mode = c.opts.Fallback
 	return h
-}
-
-func (c *Client) breaker() BreakerState {
-	switch {
-	case c.open.Load():
-		return BreakerClosed
-	case c.probing.Load():
-		return BreakerHalfOpen
-	}
-	return BreakerOpen
 }
 
 // WaitReady blocks until Redis has answered a probe or ctx is done. The
@@ -187,10 +143,10 @@ func (c *Client) breaker() BreakerState {
 func (c *Client) WaitReady(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
-	for !c.open.Load() {
+	for c.avail.breaker() != closed {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w: %s", ErrUnavailable, c.health.Load().Reason)
+			return fmt.Errorf("%w: %s", ErrUnavailable, c.avail.health.Load().Reason)
 		case <-tick.C:
 		}
 	}
@@ -206,36 +162,73 @@ func (c *Client) KeyPrefix() string { return c.opts.KeyPrefix }
 // as a JSON string.
 func (c *Client) Get(ctx context.Context, key string) (json.RawMessage, Backend, error) {
 	start := time.Now()
-	value, backend, err := c.get(ctx, key)
+	var value json.RawMessage
+	var backend Backend
+	err := checkKey(key)
+	if err == nil {
+		value, backend, err = c.get(ctx, c.redisKey(key))
+	}
 	c.observe(OpGet, readOutcome(value != nil, err), backend, start)
 	return value, backend, err
 }
 
-func (c *Client) get(ctx context.Context, key string) (json.RawMessage, Backend, error) {
-	if err := checkKey(key); err != nil {
-		return nil, "", err
-	}
-	vk, epoch, err := c.acquire(ctx)
-	if err != nil {
-		return c.fallbackGet(key, err)
+func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, error) {
+	vk, epoch, refused := c.acquire(ctx)
+	if refused != nil {
+		return c.fallbackGet(rk, *refused)
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	// DoCache answers from the local cache when it can; with client-side
-	// caching off it is a plain Do.
-	b, err := vk.DoCache(opCtx, vk.B().Get().Key(c.opts.KeyPrefix+key).Cache().Pin(), c.opts.ClientCacheTTL).AsBytes()
-	if valkey.IsValkeyNil(err) {
-		c.succeeded()
+	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), vk.B().Get().Key(rk).Build().Pin())
+	b, err := res.AsBytes()
+	switch {
+	case valkey.IsValkeyNil(err):
+		c.answered(res)
 		return nil, BackendRedis, nil
+	case err != nil:
+		return c.fallbackGet(rk, c.failed(ctx, opCtx, epoch, OpGet, err))
 	}
-	if err != nil {
-		return c.fallbackGet(key, c.failed(ctx, opCtx, epoch, OpGet, err))
-	}
-	c.succeeded()
+	c.answered(res)
+	return asJSON(b), BackendRedis, nil
+}
+
+// asJSON returns b, or b as a JSON string when it is not JSON (a value
+// written by something other than this service).
+func asJSON(b []byte) json.RawMessage {
 	if !json.Valid(b) {
 		b, _ = json.Marshal(string(b))
 	}
-	return b, BackendRedis, nil
+	return b
+}
+
+// cachedRead sends a read through the local cache. Two refusals get one
+// plain read instead: an error reply to the cached read's wrapper (Redis
+// out of memory refuses the commands queued in the MULTI that valkey-go
+// wraps a tracked read in, though a plain GET is allowed), and
+// valkey.ErrDoCacheAborted, which valkey-go gives a read waiting on
+// another's fetch when the connection closes, and does not retry.
+func (c *Client) cachedRead(ctx context.Context, vk *valkeyClient, cached valkey.Cacheable, plain valkey.Completed) valkey.ValkeyResult {
+	res := vk.DoCache(ctx, cached, c.opts.ClientCacheTTL)
+	err := res.Error()
+	if err == nil || valkey.IsValkeyNil(err) || c.clientCacheOff() {
+		return res
+	}
+	if _, isReply := valkey.IsValkeyErr(err); isReply || errors.Is(err, valkey.ErrDoCacheAborted) {
+		return vk.Do(ctx, plain)
+	}
+	return res
+}
+
+func (c *Client) clientCacheOff() bool {
+	return c.opts.DisableClientCache || c.clientCacheRefused.Load()
+}
+
+// answered records that Redis answered a read; a read the local cache
+// answered tells nothing about Redis, and is not counted.
+func (c *Client) answered(res valkey.ValkeyResult) {
+	if !res.IsCacheHit() {
+		c.avail.succeeded()
+	}
 }
 
 // Read is one key's answer in a GetMany.
@@ -283,7 +276,7 @@ func (c *Client) GetMany(ctx context.Context, keys []string) ([]Read, error) {
 
 func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 	reads := make([]Read, len(keys))
-	// Only the keys that pass the key rules are sent; idx maps each sent
+	// Only keys that pass the key rules are sent; idx maps each sent
 	// command back to its key's position.
 	idx := make([]int, 0, len(keys))
 	for i, k := range keys {
@@ -296,64 +289,85 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 	if len(idx) == 0 {
 		return reads
 	}
-	vk, epoch, err := c.acquire(ctx)
-	if err != nil {
-		c.fallbackGetMany(keys, idx, reads, err)
+	vk, epoch, refused := c.acquire(ctx)
+	if refused != nil {
+		c.fallbackGetMany(keys, idx, reads, *refused)
 		return reads
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	cmds := make([]valkey.CacheableTTL, len(idx))
 	for j, i := range idx {
-		cmds[j] = valkey.CT(vk.B().Get().Key(c.opts.KeyPrefix+keys[i]).Cache().Pin(), c.opts.ClientCacheTTL)
+		cmds[j] = valkey.CT(vk.B().Get().Key(c.redisKey(keys[i])).Cache().Pin(), c.opts.ClientCacheTTL)
+	}
+	results := vk.DoMultiCache(opCtx, cmds...)
+	// As in cachedRead: keys whose cached read was refused are read once
+	// more, plainly.
+	var again []int
+	for j, r := range results {
+		err := r.Error()
+		if err == nil || valkey.IsValkeyNil(err) || c.clientCacheOff() {
+			continue
+		}
+		if _, isReply := valkey.IsValkeyErr(err); isReply || errors.Is(err, valkey.ErrDoCacheAborted) {
+			again = append(again, j)
+		}
+	}
+	if len(again) > 0 {
+		plain := make([]valkey.Completed, len(again))
+		for n, j := range again {
+			plain[n] = vk.B().Get().Key(c.redisKey(keys[idx[j]])).Build().Pin()
+		}
+		for n, r := range vk.DoMulti(opCtx, plain...) {
+			results[again[n]] = r
+		}
 	}
 	var outage error
-	for j, r := range vk.DoMultiCache(opCtx, cmds...) {
+	var unanswered []int
+	hitOnly := true
+	for j, r := range results {
 		i := idx[j]
 		b, err := r.AsBytes()
 		switch {
 		case valkey.IsValkeyNil(err):
 			reads[i].Backend = BackendRedis
 		case err != nil:
-			kind, classified := classify(opCtx, err)
-			if kind != notAnOutage && outage == nil {
+			if _, isReply := valkey.IsValkeyErr(err); !isReply && outage == nil {
 				outage = err
 			}
-			reads[i].Err = classified
-		default:
-			if !json.Valid(b) {
-				b, _ = json.Marshal(string(b))
+			o := classify(ctx, opCtx, err)
+			if errors.Is(o.err, ErrRejected) {
+				c.rejected.log(c.log, string(OpGetMany), err)
 			}
-			reads[i].Value, reads[i].Backend = b, BackendRedis
+			reads[i].Err = o.err
+			if !errors.Is(o.err, ErrRejected) {
+				unanswered = append(unanswered, i)
+			}
+			continue
+		default:
+			reads[i].Value, reads[i].Backend = asJSON(b), BackendRedis
 		}
+		hitOnly = hitOnly && r.IsCacheHit()
 	}
 	if outage != nil {
-		err := c.failed(ctx, opCtx, epoch, OpGetMany, outage)
-		if errors.Is(err, ErrUnavailable) && c.memory != nil {
-			var failedIdx []int
-			for _, i := range idx {
-				if reads[i].Err != nil && !errors.Is(reads[i].Err, ErrRejected) {
-					failedIdx = append(failedIdx, i)
-				}
-			}
-			c.fallbackGetMany(keys, failedIdx, reads, err)
+		o := c.failed(ctx, opCtx, epoch, OpGetMany, outage)
+		if o.fallback {
+			c.fallbackGetMany(keys, unanswered, reads, o)
 		}
 		return reads
 	}
-	c.succeeded()
+	if !hitOnly {
+		c.avail.succeeded()
+	}
 	return reads
 }
 
-// fallbackGetMany answers the keys at idx from the fallback tier, or
-// records cause for them when it may not answer.
-func (c *Client) fallbackGetMany(keys []string, idx []int, reads []Read, cause error) {
+// fallbackGetMany answers the keys at idx from the fallback tier, or gives
+// them the refusal when it may not answer.
+func (c *Client) fallbackGetMany(keys []string, idx []int, reads []Read, refused outcome) {
 	for _, i := range idx {
-		if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
-			reads[i] = Read{Err: cause}
-			continue
-		}
-		v, _ := c.memory.get(keys[i])
-		reads[i] = Read{Value: v, Backend: BackendMemory}
+		v, backend, err := c.fallbackGet(c.redisKey(keys[i]), refused)
+		reads[i] = Read{Value: v, Backend: backend, Err: err}
 	}
 }
 
@@ -363,84 +377,151 @@ func (c *Client) fallbackGetMany(keys []string, idx []int, reads []Read, cause e
 // fallback tier: the Backend says which.
 func (c *Client) Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (Backend, error) {
 	start := time.Now()
-	backend, err := c.set(ctx, key, value, ttl)
+	var backend Backend
+	err := c.checkSet(key, value, ttl)
+	if err == nil {
+		backend, err = c.set(ctx, c.redisKey(key), value, ttl)
+	}
 	c.observe(OpSet, writeOutcome(err), backend, start)
 	return backend, err
 }
 
-func (c *Client) set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (Backend, error) {
+func (c *Client) checkSet(key string, value json.RawMessage, ttl time.Duration) error {
 	if err := checkKey(key); err != nil {
-		return "", err
+		return err
 	}
 	if err := c.checkValue(value); err != nil {
-		return "", err
+		return err
 	}
-	if err := c.checkTTL(ttl); err != nil {
-		return "", err
-	}
-	vk, epoch, err := c.acquire(ctx)
-	if err != nil {
-		return c.fallbackSet(key, value, ttl, err)
+	return c.checkTTL(ttl)
+}
+
+func (c *Client) set(ctx context.Context, rk string, value json.RawMessage, ttl time.Duration) (Backend, error) {
+	vk, epoch, refused := c.acquire(ctx)
+	if refused != nil {
+		return c.fallbackSet(rk, value, ttl, *refused)
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	set := vk.B().Set().Key(c.opts.KeyPrefix + key).Value(valkey.BinaryString(value))
+	set := vk.B().Set().Key(rk).Value(valkey.BinaryString(value))
 	var cmd valkey.Completed
 	switch {
 	case ttl == 0:
-		cmd = set.Build()
+		cmd = set.Build().Pin()
 	case ttl%time.Second == 0:
-		cmd = set.Ex(ttl).Build()
+		cmd = set.Ex(ttl).Build().Pin()
 	default:
-		cmd = set.Px(ttl).Build()
+		cmd = set.Px(ttl).Build().Pin()
 	}
-	if err := c.writeFenced(opCtx, vk, cmd, c.opts.KeyPrefix+key).Error(); err != nil {
-		return c.fallbackSet(key, value, ttl, c.failed(ctx, opCtx, epoch, OpSet, err))
+	if _, failed := c.write(ctx, opCtx, epoch, OpSet, vk, cmd, rk); failed != nil {
+		return c.fallbackSet(rk, value, ttl, *failed)
 	}
-	c.succeeded()
 	return BackendRedis, nil
 }
 
 // Delete removes key and reports whether it existed.
 func (c *Client) Delete(ctx context.Context, key string) (bool, Backend, error) {
 	start := time.Now()
-	deleted, backend, err := c.count(ctx, OpDelete, key, func(vk *valkeyClient, ctx context.Context, k string) valkey.ValkeyResult {
-		return c.writeFenced(ctx, vk, vk.B().Del().Key(k).Build(), k)
-	})
+	var deleted bool
+	var backend Backend
+	err := checkKey(key)
+	if err == nil {
+		deleted, backend, err = c.del(ctx, c.redisKey(key))
+	}
 	c.observe(OpDelete, deleteOutcome(deleted, err), backend, start)
 	return deleted, backend, err
+}
+
+func (c *Client) del(ctx context.Context, rk string) (bool, Backend, error) {
+	vk, epoch, refused := c.acquire(ctx)
+	if refused != nil {
+		return c.fallbackDelete(rk, *refused)
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	defer cancel()
+	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, vk.B().Del().Key(rk).Build().Pin(), rk)
+	if failed != nil {
+		return c.fallbackDelete(rk, *failed)
+	}
+	n, err := res.AsInt64()
+	if err != nil {
+		return false, "", fmt.Errorf("%w: unexpected reply to DEL: %w", ErrRejected, err)
+	}
+	return n > 0, BackendRedis, nil
 }
 
 // Exists reports whether key holds a value.
 func (c *Client) Exists(ctx context.Context, key string) (bool, Backend, error) {
 	start := time.Now()
-	exists, backend, err := c.count(ctx, OpExists, key, func(vk *valkeyClient, ctx context.Context, k string) valkey.ValkeyResult {
-		// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
-		// read-only EXISTS converts to a Cacheable, and Redis tracks the key
-		// it reads like any other.
-		return vk.DoCache(ctx, valkey.Cacheable(vk.B().Arbitrary("EXISTS").Keys(k).ReadOnly()).Pin(), c.opts.ClientCacheTTL)
-	})
-	c.observe(OpExists, readOutcome(exists, err), backend, start)
-	return exists, backend, err
+	var found bool
+	var backend Backend
+	err := checkKey(key)
+	if err == nil {
+		found, backend, err = c.exists(ctx, c.redisKey(key))
+	}
+	c.observe(OpExists, readOutcome(found, err), backend, start)
+	return found, backend, err
 }
 
-// count runs a one-key command whose integer reply counts the keys affected.
-func (c *Client) count(ctx context.Context, op Op, key string, do func(*valkeyClient, context.Context, string) valkey.ValkeyResult) (bool, Backend, error) {
-	if err := checkKey(key); err != nil {
-		return false, "", err
-	}
-	vk, epoch, err := c.acquire(ctx)
-	if err != nil {
-		return c.fallbackCount(op, key, err)
+func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
+	vk, epoch, refused := c.acquire(ctx)
+	if refused != nil {
+		return c.fallbackExists(rk, *refused)
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	n, err := do(vk, opCtx, c.opts.KeyPrefix+key).AsInt64()
+	// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
+	// read-only EXISTS converts to a Cacheable, and Redis tracks the key it
+	// reads like any other.
+	cached := valkey.Cacheable(vk.B().Arbitrary("EXISTS").Keys(rk).ReadOnly()).Pin()
+	res := c.cachedRead(opCtx, vk, cached, vk.B().Exists().Key(rk).Build().Pin())
+	n, err := res.AsInt64()
 	if err != nil {
-		return c.fallbackCount(op, key, c.failed(ctx, opCtx, epoch, op, err))
+		return c.fallbackExists(rk, c.failed(ctx, opCtx, epoch, OpExists, err))
 	}
-	c.succeeded()
+	c.answered(res)
 	return n > 0, BackendRedis, nil
+}
+
+// maxResends bounds how often a write Redis certainly did not execute is
+// sent again within its deadline.
+const maxResends = 10
+
+// write sends a write, and sends it again, within the operation's
+// deadline, while Redis certainly did not execute it and may on another
+// try: the connection could not be opened (valkey-go opens a new one for
+// the next command), or the server said it cannot serve now (a replica
+// during a failover, a server loading its data). valkey-go retries only
+// read-only commands; a write it gave up on may have been applied, and is
+// never sent again here either: a second SET could overwrite a newer value
+// written by someone else in between.
+func (c *Client) write(caller, opCtx context.Context, epoch uint64, op Op, vk *valkeyClient, cmd valkey.Completed, rk string) (valkey.ValkeyResult, *outcome) {
+	for attempt := 0; ; attempt++ {
+		res := c.writeFenced(opCtx, vk, cmd, rk)
+		err := res.Error()
+		if err == nil {
+			c.avail.succeeded()
+			c.avail.confirmed(rk)
+			return res, nil
+		}
+		o := c.failed(caller, opCtx, epoch, op, err)
+		if !o.resend || o.fallback || attempt >= maxResends {
+			return res, &o
+		}
+		select {
+		case <-time.After(c.backoff(attempt)):
+		case <-opCtx.Done():
+			return res, &o
+		}
+		if e, ok := c.avail.allow(); !ok {
+			// The breaker opened meanwhile: not executed, and the fallback
+			// may answer.
+			o.fallback = true
+			return res, &o
+		} else {
+			epoch = e
+		}
+	}
 }
 
 // writeFenced sends a write. With client-side caching on, Redis tells this
@@ -451,11 +532,11 @@ func (c *Client) count(ctx context.Context, op Op, key string, do func(*valkeyCl
 // the caller's next read sees the write. (Being on the key's slot, the fence
 // goes to the same node, and, with one pipelined connection per node, the
 // same connection as cached reads of the key.)
-func (c *Client) writeFenced(ctx context.Context, vk *valkeyClient, write valkey.Completed, prefixedKey string) valkey.ValkeyResult {
-	if c.opts.DisableClientCache || c.clientCacheRefused.Load() {
-		return vk.Do(ctx, write.Pin())
+func (c *Client) writeFenced(ctx context.Context, vk *valkeyClient, write valkey.Completed, rk string) valkey.ValkeyResult {
+	if c.clientCacheOff() {
+		return vk.Do(ctx, write)
 	}
-	results := vk.DoMulti(ctx, write.Pin(), vk.B().Pttl().Key(prefixedKey).Build().Pin())
+	results := vk.DoMulti(ctx, write, vk.B().Pttl().Key(rk).Build().Pin())
 	return results[0]
 }
 
@@ -482,36 +563,48 @@ func (c *Client) SetValue(ctx context.Context, key string, v any, ttl time.Durat
 	return c.Set(ctx, key, b, ttl)
 }
 
-// The fallback tier answers only what Redis did not execute (ErrUnavailable):
-// after ErrNoReply a write may have reached Redis, and answering from
-// memory would hide that.
-func (c *Client) fallbackGet(key string, cause error) (json.RawMessage, Backend, error) {
-	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
-		return nil, "", cause
+// The fallback tier answers only a command Redis did not execute, while the
+// breaker refuses Redis (see fallback.go); otherwise the refusal stands.
+
+func (c *Client) fallbackGet(rk string, refused outcome) (json.RawMessage, Backend, error) {
+	var v json.RawMessage
+	if !refused.fallback || c.avail.withFallback(func(m *memoryTier) error {
+		v, _ = m.get(rk)
+		return nil
+	}) != nil {
+		return nil, "", refused.err
 	}
-	v, _ := c.memory.get(key)
 	return v, BackendMemory, nil
 }
 
-func (c *Client) fallbackSet(key string, value json.RawMessage, ttl time.Duration, cause error) (Backend, error) {
-	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
-		return "", cause
-	}
-	if !c.memory.set(key, value, ttl) {
-		return "", fmt.Errorf("%w; the value is also too large for the fallback tier (%d bytes)", cause, c.opts.FallbackMaxBytes)
-	}
-	return BackendMemory, nil
+func (c *Client) fallbackExists(rk string, refused outcome) (bool, Backend, error) {
+	v, backend, err := c.fallbackGet(rk, refused)
+	return v != nil, backend, err
 }
 
-func (c *Client) fallbackCount(op Op, key string, cause error) (bool, Backend, error) {
-	if c.memory == nil || !errors.Is(cause, ErrUnavailable) {
-		return false, "", cause
+func (c *Client) fallbackSet(rk string, value json.RawMessage, ttl time.Duration, refused outcome) (Backend, error) {
+	if !refused.fallback {
+		return "", refused.err
 	}
-	if op == OpDelete {
-		return c.memory.delete(key), BackendMemory, nil
+	err := c.avail.withFallback(func(m *memoryTier) error { return m.set(rk, value, ttl) })
+	switch {
+	case err == nil:
+		return BackendMemory, nil
+	case errors.Is(err, errFallbackFull):
+		return "", fmt.Errorf("%w; the fallback tier is full (%d bytes) and did not take the write either", refused.err, c.opts.FallbackMaxBytes)
 	}
-	_, ok := c.memory.get(key)
-	return ok, BackendMemory, nil
+	return "", refused.err
+}
+
+func (c *Client) fallbackDelete(rk string, refused outcome) (bool, Backend, error) {
+	var deleted bool
+	if !refused.fallback || c.avail.withFallback(func(m *memoryTier) error {
+		deleted = m.delete(rk)
+		return nil
+	}) != nil {
+		return false, "", refused.err
+	}
+	return deleted, BackendMemory, nil
 }
 
 // Every command is pinned (valkey-go then never returns it to its pool).
@@ -521,94 +614,42 @@ func (c *Client) fallbackCount(op Op, key string, cause error) (bool, Backend, e
 // detector caught this under the connection-reset fault test.
 
 // acquire returns the client to send a command with and the current outage
-// epoch, or ErrUnavailable at once while Redis is known to be down, or
-// ErrNoReply when the caller's context is already done.
-func (c *Client) acquire(ctx context.Context) (*valkeyClient, uint64, error) {
+// epoch, or the refusal when nothing may be sent: the breaker refuses Redis
+// (the fallback may answer), or the caller's context is already done
+// (nothing was sent, and no fallback answers for a caller that has gone).
+func (c *Client) acquire(ctx context.Context) (*valkeyClient, uint64, *outcome) {
 	if err := ctx.Err(); err != nil {
-		// The caller has given up (its request's deadline passed, or it
-		// went away): send nothing, and let no fallback answer either.
-		return nil, 0, fmt.Errorf("%w: %w", ErrNoReply, err)
+		return nil, 0, &outcome{err: fmt.Errorf("%w: %w: %w", ErrUnavailable, errDeadlineBeforeSend, err)}
 	}
-	epoch := c.epoch.Load()
-	if !c.open.Load() {
-		return nil, 0, fmt.Errorf("%w: %s", ErrUnavailable, c.health.Load().Reason)
+	epoch, ok := c.avail.allow()
+	if !ok {
+		return nil, 0, &outcome{err: fmt.Errorf("%w: %s", ErrUnavailable, c.avail.health.Load().Reason), fallback: true}
 	}
 	return c.vk.Load(), epoch, nil
 }
 
-func (c *Client) succeeded() {
-	// Load before store: under load most calls find zero and skip the write,
-	// which keeps the cache line shared across cores.
-	if c.consecutiveFailures.Load() != 0 {
-		c.consecutiveFailures.Store(0)
+// failed classifies a failed command, tells the availability owner, and
+// says whether the fallback may answer instead: only when Redis did not
+// execute the command and the breaker now refuses it.
+func (c *Client) failed(caller, opCtx context.Context, epoch uint64, op Op, err error) outcome {
+	o := classify(caller, opCtx, err)
+	if errors.Is(o.err, ErrRejected) {
+		c.rejected.log(c.log, string(op), err)
 	}
+	refusing := c.avail.failed(epoch, o.kind, err, c.cluster())
+	o.fallback = refusing && errors.Is(o.err, ErrUnavailable) && caller.Err() == nil
+	return o
 }
 
-// failed classifies err and feeds the availability counters. A run of
-// connection failures closes the gate at once; a run of timeouts asks the
-// monitor to probe now, and the probe tells a slow Redis (degraded, gate
-// stays open) from a hung one (disconnected).
-func (c *Client) failed(caller, opCtx context.Context, epoch uint64, op Op, err error) error {
-	kind, classified := classify(opCtx, err)
-	if caller.Err() != nil {
-		// The caller's own deadline or cancellation, not ours: it says
-		// nothing about Redis.
-		kind = notAnOutage
+func (c *Client) cluster() bool {
+	if len(c.opts.ClusterAddrs) > 0 {
+		return true
 	}
-	switch {
-	case kind == notAnOutage:
-		if errors.Is(classified, ErrRejected) {
-			c.rejected.log(c.log, string(op), err)
-		}
-		return classified
-	case epoch != c.epoch.Load():
-		// The outage this belongs to was already declared while the
-		// command was in flight or retrying: it adds nothing.
-		return classified
-	}
-	c.windowFailures.Add(1)
-	c.lastFailure.Store(&failure{err: err, at: time.Now()})
-	if c.consecutiveFailures.Add(1) < failuresToTrip {
-		return classified
-	}
-	// A cluster is not down because one node is: its other slots keep
-	// working, so there only the probe (which sees every node) decides.
-	if kind == connectionLost && c.health.Load().Mode != ModeCluster {
-		c.markDown(err)
-	}
-	c.poke()
-	return classified
-}
-
-func (c *Client) poke() {
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
+	return c.avail.health.Load().Mode == ModeCluster
 }
 
 func (c *Client) observe(op Op, outcome Outcome, backend Backend, start time.Time) {
 	c.obs.ObserveOperation(op, outcome, backend, time.Since(start))
-}
-
-func checkKey(key string) error {
-	switch {
-	case key == "":
-		return fmt.Errorf("%w: key must not be empty", ErrInvalidInput)
-	case len(key) > MaxKeyBytes:
-		return fmt.Errorf("%w: key is %d bytes; the limit is %d", ErrInvalidInput, len(key), MaxKeyBytes)
-	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: key is not valid UTF-8", ErrInvalidInput)
-	}
-	// Printable characters other than whitespace: no control characters
-	// (which could confuse logs and tools reading keys), no invisible
-	// format characters, no spaces.
-	for i, r := range key {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return fmt.Errorf("%w: key has a control, whitespace or invisible character (%U) at byte %d", ErrInvalidInput, r, i)
-		}
-	}
-	return nil
 }
 
 func (c *Client) checkTTL(ttl time.Duration) error {

@@ -4,21 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/valkey-io/valkey-go"
 )
 
-// Errors callers branch on. A miss is not an error: Get reports it as
-// found == false with a nil error.
+// Errors callers branch on. A miss is not an error: Get reports it as a nil
+// value with a nil error.
 var (
-	// ErrUnavailable means Redis could not be reached, so the command was
-	// not executed: a read found nothing, a write stored nothing.
+	// ErrUnavailable means the command was not executed: Redis could not be
+	// reached (the breaker is open, a connection could not be opened, or
+	// the server said it cannot serve now), or the caller's deadline passed
+	// before it was sent. A read found nothing, a write stored nothing.
 	ErrUnavailable = errors.New("redis unavailable")
-	// ErrNoReply means the command was sent but no reply came within the
-	// deadline, or the connection broke before it did. A write may or may
-	// not have been applied.
+	// ErrNoReply means the command may have reached Redis but no reply
+	// came: the deadline passed, or the connection broke under it. A write
+	// may or may not have been applied.
 	ErrNoReply = errors.New("no reply from redis")
 	// ErrRejected means Redis answered with an error (out of memory, wrong
 	// type, no permission, ...): the command was not applied.
@@ -28,48 +32,106 @@ var (
 	ErrInvalidInput = errors.New("invalid input")
 )
 
-// unavailableReplies are error replies that mean the server cannot serve
-// now, rather than that it refused this particular command.
-var unavailableReplies = []string{"LOADING", "BUSY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOAUTH", "WRONGPASS"}
+// dialError marks a failure to open a connection: whatever command was
+// waiting for that connection was never sent. The dialer (dial.go) wraps
+// every error it returns in one, so the classification below goes by type.
+type dialError struct{ err error }
 
-// failureKind says what a failed command tells about Redis's availability.
-type failureKind int
+func (e *dialError) Error() string { return "dial: " + e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
 
-const (
-	// notAnOutage: Redis answered (with an error), or the caller gave up.
-	notAnOutage failureKind = iota
-	// connectionLost: Redis could not be reached, or the connection broke.
-	connectionLost
-	// timedOut: no reply within the deadline. Redis may be slow or hung;
-	// only a probe can tell.
-	timedOut
-)
+// errDeadlineBeforeSend is the cause of ErrUnavailable when the caller's
+// context was done before a command could be sent.
+var errDeadlineBeforeSend = errors.New("the request's deadline passed before the command was sent")
 
-// classify turns an error from valkey-go into one of the sentinel errors,
-// keeping the cause, and says what it tells about availability. ctx is the
-// operation's own context, to tell our deadline from the caller giving up.
-func classify(ctx context.Context, err error) (failureKind, error) {
-	if verr, ok := valkey.IsValkeyErr(err); ok {
-		msg := verr.Error()
-		for _, prefix := range unavailableReplies {
-			if strings.HasPrefix(msg, prefix) {
-				return connectionLost, fmt.Errorf("%w: %w", ErrUnavailable, err)
-			}
-		}
-		return notAnOutage, fmt.Errorf("%w: %w", ErrRejected, err)
+// Error replies are classified by their code, the first word of the reply:
+// that is Redis's protocol, not a library's wording. notExecutedCodes are
+// replies meaning the server did not execute the command because it cannot
+// serve now; a command that got one may be sent again safely.
+var notExecutedCodes = map[string]bool{
+	"LOADING":     true, // restarting, loading its data set
+	"BUSY":        true, // a script is running
+	"MASTERDOWN":  true, // a replica that lost its master
+	"CLUSTERDOWN": true,
+	"TRYAGAIN":    true, // a cluster slot migrating
+	"READONLY":    true, // a demoted master during failover: the write must go to the new one
+}
+
+// refusedCodes are replies that say the server refuses this client: not an
+// outage of Redis, but nothing will work until the configuration is fixed.
+var refusedCodes = map[string]bool{"NOAUTH": true, "WRONGPASS": true}
+
+// replyCode is the error code of a Redis error reply, or "" when err is
+// not one.
+func replyCode(err error) string {
+	verr, ok := valkey.IsValkeyErr(err)
+	if !ok {
+		return ""
 	}
-	if errors.Is(err, context.Canceled) && ctx.Err() == context.Canceled {
+	code, _, _ := strings.Cut(verr.Error(), " ")
+	return code
+}
+
+// outcome is what a failed command came to.
+type outcome struct {
+	// err wraps one of the sentinel errors, keeping the cause.
+	err  error
+	kind failureKind
+	// resend says the command was certainly not executed and the server
+	// may take it on another try (a connection opened anew, a failover
+	// finished).
+	resend bool
+	// fallback says the fallback tier may answer instead: Redis did not
+	// execute the command and the breaker refuses it.
+	fallback bool
+}
+
+// classify turns an error from valkey-go into what it means for the caller
+// and for availability. opCtx is the operation's own context, caller the
+// caller's, to tell our deadline from the caller giving up.
+func classify(caller, opCtx context.Context, err error) outcome {
+	var o outcome
+	var dErr *dialError
+	code := replyCode(err)
+	switch {
+	case notExecutedCodes[code]:
+		o = outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err), kind: unreachable, resend: true}
+	case refusedCodes[code]:
+		o = outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err), kind: unreachable}
+	case code != "":
+		o = outcome{err: fmt.Errorf("%w: %w", ErrRejected, err), kind: notAnOutage}
+	case errors.As(err, &dErr), errors.Is(err, valkey.ErrClosing):
+		// Nothing was sent: the connection could not be opened (or the
+		// client is closing, or Sentinel named no master yet).
+		o = outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err), kind: unreachable, resend: true}
+	case errors.Is(err, context.Canceled) && opCtx.Err() == context.Canceled:
 		// The caller went away; that says nothing about Redis.
-		return notAnOutage, fmt.Errorf("%w: %w", ErrNoReply, err)
+		o = outcome{err: fmt.Errorf("%w: %w", ErrNoReply, err), kind: notAnOutage}
+	case isTimeout(err):
+		o = outcome{err: fmt.Errorf("%w: %w", ErrNoReply, err), kind: timedOut}
+	default:
+		// The connection broke under the command (EOF, reset): it may have
+		// run. The dialer has counted the reset and asked for a probe;
+		// valkey-go reconnects for the next command.
+		o = outcome{err: fmt.Errorf("%w: %w", ErrNoReply, err), kind: notAnOutage}
 	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" || errors.Is(err, valkey.ErrClosing) {
-		// Nothing was sent: the connection could not be opened.
-		return connectionLost, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if caller.Err() != nil && o.kind != notAnOutage {
+		// The caller's own deadline or cancellation, not ours: it says
+		// nothing about Redis, and there is no time to send again.
+		o.kind, o.resend = notAnOutage, false
 	}
-	if isTimeout(err) {
-		return timedOut, fmt.Errorf("%w: %w", ErrNoReply, err)
-	}
-	// A reset or EOF mid-command: the command may have run.
-	return connectionLost, fmt.Errorf("%w: %w", ErrNoReply, err)
+	return o
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// isConnectionBreak reports whether a read on a connection failed because
+// the peer or the network closed it (as opposed to this process closing
+// it, or a deadline).
+func isConnectionBreak(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED)
 }

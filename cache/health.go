@@ -12,8 +12,9 @@ type Status string
 const (
 	// StatusConnected: Redis answers, fast.
 	StatusConnected Status = "connected"
-	// StatusDegraded: Redis answers, but slower than Options.DegradedLatency
-	// or with commands failing since the last probe.
+	// StatusDegraded: Redis answers, but slower than Options.DegradedLatency,
+	// with commands timing out or failing since the last probe, or (in a
+	// cluster) with some nodes down.
 	StatusDegraded Status = "degraded"
 	// StatusDisconnected: Redis cannot be reached (or refuses us, as with a
 	// wrong password). Operations return at once without trying it.
@@ -51,12 +52,18 @@ type Health struct {
 	RESP int
 	// Cluster describes the cluster in ModeCluster; nil otherwise.
 	Cluster *ClusterInfo
-	// Breaker is the request gate's state; Fallback the fallback tier's;
+	// Breaker is the circuit breaker's state; Fallback the fallback tier's;
 	// ClientCache whether client-side caching is in use. They are read when
 	// Health is called.
 	Breaker     BreakerState
 	Fallback    FallbackHealth
 	ClientCache ClientCacheState
+	// ConnectionResets counts connections to Redis that the server or the
+	// network closed under the client since it started (valkey-go
+	// reconnects; a reset that Redis survives is not an outage).
+	// LastConnectionResetAt is when the last one happened; zero if none.
+	ConnectionResets      uint64
+	LastConnectionResetAt time.Time
 	// Server holds what INFO reported; nil when INFO could not be read (for
 	// instance when the ACL user may not run it).
 	Server *ServerInfo

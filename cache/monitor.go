@@ -17,8 +17,9 @@ import (
 )
 
 // monitor owns the connection: it dials until Redis answers, then probes it
-// at ProbeInterval while it is up and at the reconnect backoff while it is
-// down. It is the only goroutine that opens the request gate.
+// at ProbeInterval while it is connected, soon again while it is degraded,
+// and at the reconnect backoff while it is down. Its results go to the
+// availability owner, the only thing that closes the breaker.
 func (c *Client) monitor(ctx context.Context) {
 	defer close(c.done)
 	timer := time.NewTimer(0)
@@ -29,30 +30,51 @@ func (c *Client) monitor(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-c.kick:
+		case <-c.avail.kick:
 		}
-		if c.check(ctx) {
+		switch v := c.check(ctx); v {
+		case probeStale:
+			timer.Reset(0)
+		case probeConnected:
 			attempt = 0
 			timer.Reset(c.opts.ProbeInterval)
-		} else {
+		case probeDegradedByRequests:
+			// Requests failed since the last probe, but Redis answers: look
+			// again soon, so that once they stop failing Health says so
+			// within a backoff, not a probe interval.
+			attempt = 0
+			timer.Reset(c.backoff(0))
+		default: // slow, partly down, or down
 			timer.Reset(c.backoff(attempt))
 			attempt++
 		}
 		// Requests that failed while this probe ran asked for a probe; it
 		// has just happened.
 		select {
-		case <-c.kick:
+		case <-c.avail.kick:
 		default:
 		}
 	}
 }
 
-// check connects if need be, probes Redis and publishes the result. It
-// reports whether Redis answered.
-func (c *Client) check(ctx context.Context) bool {
-	if !c.open.Load() {
-		c.probing.Store(true)
-		defer c.probing.Store(false)
+// probeVerdict is what one round of check came to, for scheduling the next.
+type probeVerdict int
+
+const (
+	probeConnected probeVerdict = iota
+	probeDegradedByRequests
+	probeDegraded
+	probeDown
+	// probeStale: the breaker tripped while the probe ran; its answer says
+	// nothing about Redis now.
+	probeStale
+)
+
+// check connects if need be, probes Redis and hands the result to the
+// availability owner.
+func (c *Client) check(ctx context.Context) probeVerdict {
+	ticket := c.avail.probeStarted()
+	if c.avail.breaker() != closed {
 		c.obs.ObserveReconnectAttempt()
 	}
 	vk := c.vk.Load()
@@ -65,9 +87,9 @@ func (c *Client) check(ctx context.Context) bool {
 					// command and waits: the handshake just times out.
 					err = fmt.Errorf("no reply to the TLS handshake (does the server speak TLS on this port?): %w", err)
 				}
-				c.markDown(err)
+				c.avail.probeFailed(ticket, err)
 			}
-			return false
+			return probeDown
 		}
 		vk = &valkeyClient{client}
 		c.vk.Store(vk)
@@ -77,12 +99,21 @@ func (c *Client) check(ctx context.Context) bool {
 	c.obs.ObserveProbe(time.Since(start), p.err)
 	if p.err != nil {
 		if ctx.Err() == nil {
-			c.markDown(p.err)
+			c.avail.probeFailed(ticket, p.err)
 		}
-		return false
+		return probeDown
 	}
-	c.markUp(p)
-	return true
+	if !c.avail.probeSucceeded(ticket, p) {
+		return probeStale
+	}
+	h := c.avail.health.Load()
+	switch {
+	case h.Status == StatusConnected:
+		return probeConnected
+	case h.Reason == reasonRequestsFailed:
+		return probeDegradedByRequests
+	}
+	return probeDegraded
 }
 
 // connect opens the valkey-go client. valkey.NewClient takes no context and
@@ -147,7 +178,7 @@ func (c *Client) connect(ctx context.Context) (valkey.Client, error) {
 func (c *Client) checkClientCache(client valkey.Client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.DialTimeout+c.opts.CommandTimeout)
 	defer cancel()
-	key := c.opts.KeyPrefix + "cache-service:tracking-check"
+	key := c.internalKey(trackingCheckKey)
 	if err := client.Do(ctx, client.B().Set().Key(key).Value(`"tracking check"`).Ex(10*time.Second).Build().Pin()).Error(); err != nil {
 		return nil
 	}
@@ -177,6 +208,7 @@ func (c *Client) clientOption() valkey.ClientOption {
 		TLSConfig:   c.tlsConfig,
 		ClientName:  o.ClientName,
 		Dialer:      netDialer(o.DialTimeout),
+		DialCtxFn:   c.dial,
 		// A silent connection is detected after this long even when the
 		// kernel's keepalive would take far longer.
 		ConnWriteTimeout:  o.DialTimeout + o.CommandTimeout,
@@ -204,14 +236,13 @@ func (c *Client) clientOption() valkey.ClientOption {
 			TLSConfig:  c.sentinelTLS,
 			Dialer:     netDialer(o.DialTimeout),
 			ClientName: o.ClientName,
+			// Sentinel's +switch-master events are the fast path; this
+			// catches a missed one, which would otherwise leave the client
+			// on a demoted master (every write READONLY) until restarted.
+			TopologyRefreshInterval: o.ProbeInterval,
 		}
 	}
 	return opt
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
 }
 
 func netDialer(timeout time.Duration) net.Dialer {
@@ -219,13 +250,18 @@ func netDialer(timeout time.Duration) net.Dialer {
 }
 
 // retryDelay is valkey-go's retry policy for read-only commands: at most
-// MaxRetries retries, spaced like reconnects. valkey-go itself stops when
-// the next wait would pass the command's deadline.
+// MaxRetries retries. The first is at once (a read that failed because its
+// connection closed goes out on a fresh one), later ones are spaced like
+// reconnects. valkey-go itself stops when the next wait would pass the
+// command's deadline.
 func (c *Client) retryDelay(attempts int, _ valkey.Completed, _ error) time.Duration {
-	if attempts > c.opts.MaxRetries {
+	switch {
+	case attempts > c.opts.MaxRetries:
 		return -1
+	case attempts <= 1:
+		return 0
 	}
-	return c.backoff(attempts - 1)
+	return c.backoff(attempts - 2)
 }
 
 // backoff is the wait before reconnect attempt n (from 0): exponential from
@@ -240,138 +276,16 @@ func (c *Client) backoff(n int) time.Duration {
 	return half + rand.N(half+1)
 }
 
-// markUp publishes a successful probe: connected, or degraded when the PING
-// was slow or operations failed since the last probe.
-func (c *Client) markUp(p probeResult) {
-	failures := c.windowFailures.Swap(0)
-	c.consecutiveFailures.Store(0)
-	status, reason := StatusConnected, ""
-	switch {
-	case p.latency > c.opts.DegradedLatency:
-		status, reason = StatusDegraded, "slow: PING took "+p.latency.Round(time.Microsecond).String()+", above "+c.opts.DegradedLatency.String()
-	case p.partial != "":
-		status, reason = StatusDegraded, p.partial
-	case failures > 0:
-		status, reason = StatusDegraded, "operations failed since the last probe"
-	}
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	prev := c.health.Load()
-	now := time.Now()
-	h := &Health{
-		Status: status, Since: prev.Since, CheckedAt: now, Latency: p.latency,
-		Reason: reason, Addr: p.addr, Server: p.server,
-		Mode: p.mode, TLS: c.tlsConfig != nil, RESP: p.resp, Cluster: p.cluster,
-		LastError: prev.LastError, LastErrorAt: prev.LastErrorAt,
-	}
-	if f := c.lastFailure.Load(); f != nil && f.at.After(h.LastErrorAt) {
-		h.LastError, h.LastErrorAt = f.err.Error(), f.at
-	}
-	changed := status != prev.Status || !c.states.started
-	if changed {
-		h.Since = now
-	}
-	c.health.Store(h)
-	if c.closed {
-		return
-	}
-	if prev.Status == StatusDisconnected && c.memory != nil {
-		// Redis is back: what the fallback held is not merged back, and
-		// must not be served in a later outage either.
-		c.memory.clear()
-	}
-	c.open.Store(true)
-
-	attrs := []any{slog.Duration("latency", p.latency)}
-	if p.server != nil {
-		attrs = append(attrs, slog.String("server", p.server.Version))
-	}
-	var log bool
-	var skipped int
-	if changed {
-		c.obs.ObserveTransition(prev.Status, status)
-		log, skipped = c.states.change(prev.Status, status, now)
-	} else if status == StatusDegraded {
-		log, _, skipped = c.states.ongoing(status, now)
-	}
-	if !log {
-		return
-	}
-	if skipped > 0 {
-		attrs = append(attrs, slog.Int("changesNotLogged", skipped))
-	}
-	switch status {
-	case StatusConnected:
-		if prev.Status == StatusDisconnected && prev.Reason != ReasonConnecting {
-			attrs = append(attrs, slog.Duration("downFor", now.Sub(prev.Since).Round(time.Millisecond)))
-		}
-		c.log.Info("redis connected", attrs...)
-	case StatusDegraded:
-		c.log.Warn("redis degraded", append(attrs, slog.String("reason", reason))...)
-	}
-}
-
-// markDown closes the request gate and publishes the outage. It is logged
-// once (unless Redis is flapping: see stateLog), then at most once per
-// OutageReminder while it lasts.
-func (c *Client) markDown(cause error) {
-	now := time.Now()
-	reason := describe(cause)
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.open.Store(false)
-	// Failures that led here belong to this outage; operations still in
-	// flight from before must not count again, nor make the first probe
-	// after recovery report "degraded".
-	c.epoch.Add(1)
-	c.windowFailures.Store(0)
-	prev := c.health.Load()
-	h := &Health{
-		Status: StatusDisconnected, Since: prev.Since, CheckedAt: now,
-		Reason: reason, Addr: c.addrs, Mode: prev.Mode, TLS: prev.TLS,
-		LastError: reason, LastErrorAt: now,
-	}
-	changed := prev.Status != StatusDisconnected || !c.states.started
-	if prev.Status != StatusDisconnected {
-		h.Since = now
-		c.obs.ObserveTransition(prev.Status, StatusDisconnected)
-		if c.memory != nil {
-			// Start each outage empty: entries from an earlier one are
-			// older than what Redis has had since.
-			c.memory.clear()
-		}
-	}
-	c.health.Store(h)
-
-	var announce, remind bool
-	var skipped int
-	if changed {
-		announce, skipped = c.states.change(prev.Status, StatusDisconnected, now)
-	} else {
-		announce, remind, skipped = c.states.ongoing(StatusDisconnected, now)
-	}
-	switch {
-	case announce:
-		attrs := []any{slog.String("cause", reason)}
-		if skipped > 0 {
-			attrs = append(attrs, slog.Int("changesNotLogged", skipped))
-		}
-		c.log.Warn("redis unreachable; serving without cache until it returns", attrs...)
-	case remind:
-		c.log.Warn("redis still unreachable", slog.String("cause", reason), slog.Duration("downFor", now.Sub(h.Since).Round(time.Second)))
-	}
-}
-
 // describe renders an error for logs and health: one line, and free of
 // credentials, which valkey-go never puts in its errors.
 func describe(err error) string {
 	msg := err.Error()
+	code := replyCode(err)
 	switch {
-	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"):
+	case refusedCodes[code]:
 		msg = "authentication failed: " + msg
-	case strings.Contains(msg, "DB index is out of range"):
+	case code == "ERR" && strings.Contains(msg, "DB index is out of range"):
+		// Redis gives this reply no code of its own.
 		msg = "database number is out of range for this server (a configuration mistake, not an outage): " + msg
 	case tlsCause(msg) != "":
 		msg = tlsCause(msg) + ": " + msg

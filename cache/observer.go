@@ -44,19 +44,6 @@ const (
 	OutcomeCanceled Outcome = "canceled"
 )
 
-// BreakerState is the state of the request gate seen as a circuit breaker.
-type BreakerState string
-
-const (
-	// BreakerClosed: requests go to Redis.
-	BreakerClosed BreakerState = "closed"
-	// BreakerOpen: Redis is known to be down; requests do not try it.
-	BreakerOpen BreakerState = "open"
-	// BreakerHalfOpen: Redis is down and the monitor is probing it; only
-	// the probe's commands reach it.
-	BreakerHalfOpen BreakerState = "half_open"
-)
-
 // Observer receives what the client does, for metrics. Its methods are
 // called on the request path and by the monitor: they must be fast and
 // safe for concurrent use.
@@ -71,6 +58,9 @@ type Observer interface {
 	ObserveReconnectAttempt()
 	// ObserveProbe reports one health probe and its round trip.
 	ObserveProbe(took time.Duration, err error)
+	// ObserveConnectionReset reports a connection to Redis that the server
+	// or the network closed under the client (valkey-go reconnects).
+	ObserveConnectionReset()
 }
 
 type nopObserver struct{}
@@ -79,6 +69,7 @@ func (nopObserver) ObserveOperation(Op, Outcome, Backend, time.Duration) {}
 func (nopObserver) ObserveTransition(Status, Status)                     {}
 func (nopObserver) ObserveReconnectAttempt()                             {}
 func (nopObserver) ObserveProbe(time.Duration, error)                    {}
+func (nopObserver) ObserveConnectionReset()                              {}
 
 func readOutcome(found bool, err error) Outcome {
 	switch {

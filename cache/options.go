@@ -30,8 +30,10 @@ const (
 	// MaxKeyBytes is the longest key a caller may pass, before the prefix.
 	MaxKeyBytes = 512
 
-	// failuresToTrip is how many operations in a row must fail for lack of
-	// Redis before requests stop waiting on it and the monitor takes over.
+	// failuresToTrip is how many operations in a row must fail to reach
+	// Redis (no connection could be opened, or the server cannot serve)
+	// before the breaker opens. A connection that breaks under a command
+	// is not such a failure.
 	failuresToTrip = 3
 )
 
@@ -156,6 +158,8 @@ func (o Options) validate() error {
 		return errors.New("cache: a cluster has only database 0")
 	case o.Fallback != "" && o.Fallback != FallbackNone && o.Fallback != FallbackMemory:
 		return errors.New("cache: Fallback must be FallbackNone or FallbackMemory")
+	case o.Fallback == FallbackMemory && len(o.ClusterAddrs) > 0:
+		return errors.New("cache: the memory fallback is off in cluster mode (one node down must not put every key in memory); use FallbackNone with ClusterAddrs")
 	}
 	return nil
 }

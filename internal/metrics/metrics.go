@@ -37,6 +37,7 @@ type Metrics struct {
 	durations   map[cache.Op]prometheus.Observer
 	transitions *prometheus.CounterVec
 	reconnects  prometheus.Counter
+	resets      prometheus.Counter
 	probes      prometheus.Histogram
 	probeErrors prometheus.Counter
 	health      atomic.Pointer[func() cache.Health]
@@ -65,6 +66,10 @@ func New() *Metrics {
 		Name: "cache_redis_reconnect_attempts_total",
 		Help: "Attempts to reach Redis while it was down (each connect or probe with the breaker open).",
 	})
+	m.resets = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cache_redis_connection_resets_total",
+		Help: "Connections to Redis that the server or the network closed under the service (CLIENT KILL, a proxy's idle timeout, a failover); valkey-go reconnects, and while Redis answers the probe it is not an outage.",
+	})
 	m.probes = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "cache_redis_probe_duration_seconds",
 		Help:    "Round trip of the background health probe (PING, INFO, CLIENT INFO).",
@@ -88,7 +93,7 @@ func New() *Metrics {
 		}
 	}
 
-	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.probes, m.probeErrors,
+	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.resets, m.probes, m.probeErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range statuses {
 		m.gauge("cache_redis_status", "1 for the current Redis availability status, 0 for the others.",
@@ -143,6 +148,9 @@ func (m *Metrics) ObserveTransition(from, to cache.Status) {
 
 // ObserveReconnectAttempt implements cache.Observer.
 func (m *Metrics) ObserveReconnectAttempt() { m.reconnects.Inc() }
+
+// ObserveConnectionReset implements cache.Observer.
+func (m *Metrics) ObserveConnectionReset() { m.resets.Inc() }
 
 // ObserveProbe implements cache.Observer.
 func (m *Metrics) ObserveProbe(took time.Duration, err error) {
