@@ -80,6 +80,11 @@ const (
 	// timedOut: no reply within the deadline. Redis may be slow or hung:
 	// Health says degraded at once, and the probe decides which.
 	timedOut
+	// switching: the server is up but its role is wrong for the command
+	// for the moment (a demoted master during a failover, a slot being
+	// migrated). The next probe says degraded; the breaker stays closed,
+	// since a master is reachable and will be found.
+	switching
 )
 
 // reasonRequestsFailed is Health.Reason when Redis answers the probe but

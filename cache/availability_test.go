@@ -101,6 +101,12 @@ func TestAvailabilityTransitions(t *testing.T) {
 					a.failed(a.epoch.Load(), unreachable, errDown, true)
 				}
 			}, want{closed, StatusConnected, "", 0}},
+		{"closed + a failover's READONLY replies = closed", func(t *testing.T) *availability { return closedAvailability(t, false) },
+			func(a *availability) {
+				for range 5 {
+					a.failed(a.epoch.Load(), switching, errors.New("READONLY"), false)
+				}
+			}, want{closed, StatusConnected, "", 0}},
 		{"closed + failures from an earlier epoch = unchanged", func(t *testing.T) *availability { return closedAvailability(t, false) },
 			func(a *availability) {
 				for range 5 {

@@ -505,7 +505,9 @@ func (c *Client) write(caller, opCtx context.Context, epoch uint64, op Op, vk *v
 			return res, nil
 		}
 		o := c.failed(caller, opCtx, epoch, op, err)
-		if !o.resend || o.fallback || attempt >= maxResends {
+		if !o.resend || o.fallback || attempt >= maxResends || attempt >= 1 && o.kind == unreachable && isDialFailure(err) {
+			// A second connection that cannot be opened is an outage, or a
+			// node down: waiting out the deadline would not help.
 			return res, &o
 		}
 		select {

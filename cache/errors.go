@@ -45,16 +45,20 @@ func (e *dialError) Unwrap() error { return e.err }
 var errDeadlineBeforeSend = errors.New("the request's deadline passed before the command was sent")
 
 // Error replies are classified by their code, the first word of the reply:
-// that is Redis's protocol, not a library's wording. notExecutedCodes are
-// replies meaning the server did not execute the command because it cannot
-// serve now; a command that got one may be sent again safely.
+// that is Redis's protocol, not a library's wording. These codes mean the
+// server did not execute the command because it cannot serve it now; a
+// command that got one may be sent again safely. The value says whether
+// the whole server is unable to serve (true: counts toward opening the
+// breaker) or only this node's role is wrong for the moment (false: a
+// failover or a slot migration under way, which Redis sorts out by itself;
+// Health says degraded meanwhile).
 var notExecutedCodes = map[string]bool{
-	"LOADING":     true, // restarting, loading its data set
-	"BUSY":        true, // a script is running
-	"MASTERDOWN":  true, // a replica that lost its master
-	"CLUSTERDOWN": true,
-	"TRYAGAIN":    true, // a cluster slot migrating
-	"READONLY":    true, // a demoted master during failover: the write must go to the new one
+	"LOADING":     true,  // restarting, loading its data set
+	"BUSY":        true,  // a script is running
+	"READONLY":    false, // a demoted master during failover: the write must go to the new one
+	"MASTERDOWN":  false, // a replica that lost its master
+	"CLUSTERDOWN": false,
+	"TRYAGAIN":    false, // a cluster slot migrating
 }
 
 // refusedCodes are replies that say the server refuses this client: not an
@@ -93,9 +97,12 @@ func classify(caller, opCtx context.Context, err error) outcome {
 	var o outcome
 	var dErr *dialError
 	code := replyCode(err)
+	serverDown, notExecuted := notExecutedCodes[code]
 	switch {
-	case notExecutedCodes[code]:
+	case notExecuted && serverDown:
 		o = outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err), kind: unreachable, resend: true}
+	case notExecuted:
+		o = outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err), kind: switching, resend: true}
 	case refusedCodes[code]:
 		o = outcome{err: fmt.Errorf("%w: %w", ErrUnavailable, err), kind: unreachable}
 	case code != "":
@@ -121,6 +128,13 @@ func classify(caller, opCtx context.Context, err error) outcome {
 		o.kind, o.resend = notAnOutage, false
 	}
 	return o
+}
+
+// isDialFailure reports whether err is a connection that could not be
+// opened.
+func isDialFailure(err error) bool {
+	var dErr *dialError
+	return errors.As(err, &dErr)
 }
 
 func isTimeout(err error) bool {

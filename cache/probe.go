@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -35,9 +36,8 @@ func (c *Client) probe(ctx context.Context, vk *valkeyClient) probeResult {
 	if mode == ModeCluster {
 		return c.probeCluster(ctx, vk)
 	}
-	dc, release := vk.Dedicate()
+	dc, release, latency, err := pingDedicated(ctx, vk)
 	defer release()
-	latency, err := ping(ctx, dc)
 	if err != nil {
 		return probeResult{err: err}
 	}
@@ -64,9 +64,8 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 	var wg sync.WaitGroup
 	for addr, node := range nodes {
 		wg.Go(func() {
-			dc, release := node.Dedicate()
+			_, release, latency, err := pingDedicated(ctx, node)
 			defer release()
-			latency, err := ping(ctx, dc)
 			mu.Lock()
 			answers = append(answers, answer{addr, latency, err})
 			mu.Unlock()
@@ -122,6 +121,30 @@ func (c *Client) probeCluster(ctx context.Context, vk *valkeyClient) probeResult
 // every command on a connection wait for its redial whatever their own
 // deadlines: if the probe, with its longer deadline, redialled one of those,
 // requests would wait on it.
+
+// pingDedicated PINGs on a dedicated connection and returns it for more
+// commands. A connection that the server or the network had closed (an
+// idle pooled one after CLIENT KILL, say) gets one more try on a fresh
+// connection: one closed connection is not an outage.
+func pingDedicated(ctx context.Context, vk valkey.Client) (valkey.DedicatedClient, func(), time.Duration, error) {
+	dc, release := vk.Dedicate()
+	latency, err := ping(ctx, dc)
+	if err != nil && ctx.Err() == nil && brokenConnection(err) {
+		release()
+		dc, release = vk.Dedicate()
+		latency, err = ping(ctx, dc)
+	}
+	return dc, release, latency, err
+}
+
+// brokenConnection reports whether err says an established connection
+// was closed under a command, rather than that none could be opened, that
+// the server answered with an error, or that a deadline passed.
+func brokenConnection(err error) bool {
+	var dErr *dialError
+	_, isReply := valkey.IsValkeyErr(err)
+	return !isReply && !errors.As(err, &dErr) && !isTimeout(err)
+}
 
 func ping(ctx context.Context, c valkey.CoreClient) (time.Duration, error) {
 	start := time.Now()

@@ -170,7 +170,10 @@ func TestSentinelFailover(t *testing.T) {
 	})
 }
 
-func TestCluster(t *testing.T) {
+// startCluster starts three masters on free ports and joins them into a
+// cluster that keeps serving the other slots while one master is down.
+func startCluster(t *testing.T) ([]*redistest.Server, []string) {
+	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("redis-cli not found (Debian's redis-tools, a dependency of redis-server): %v", err)
 	}
@@ -195,6 +198,11 @@ func TestCluster(t *testing.T) {
 			return err == nil && strings.Contains(text, "cluster_state:ok")
 		})
 	}
+	return nodes, addrs
+}
+
+func TestCluster(t *testing.T) {
+	nodes, addrs := startCluster(t)
 
 	opts := fastOptions("", &logBuffer{})
 	opts.Addr = ""
