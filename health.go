@@ -63,11 +63,16 @@ type redisHealth struct {
 	Breaker       string       `json:"breaker"`
 	ClientCache   string       `json:"clientCache"`
 	Fallback      fallbackJSON `json:"fallback"`
+	// ConnectionResets counts connections Redis or the network closed
+	// under the service, ridden through; LastConnectionResetAt is the last.
+	ConnectionResets      uint64     `json:"connectionResets"`
+	LastConnectionResetAt *time.Time `json:"lastConnectionResetAt"`
 }
 
 type fallbackJSON struct {
 	Mode    cache.FallbackMode `json:"mode"`
 	Active  bool               `json:"active"`
+	Off     *string            `json:"off"`
 	Entries int                `json:"entries"`
 	Bytes   uint64             `json:"bytes"`
 }
@@ -82,7 +87,15 @@ type clusterJSON struct {
 func newRedisHealth(h cache.Health) redisHealth {
 	out := redisHealth{
 		Status: h.Status, StatusSince: h.Since.UTC(), Addr: h.Addr, TLS: h.TLS, Breaker: string(h.Breaker), ClientCache: string(h.ClientCache),
-		Fallback: fallbackJSON{Mode: h.Fallback.Mode, Active: h.Fallback.Active, Entries: h.Fallback.Entries, Bytes: h.Fallback.Bytes},
+		Fallback:         fallbackJSON{Mode: h.Fallback.Mode, Active: h.Fallback.Active, Entries: h.Fallback.Entries, Bytes: h.Fallback.Bytes},
+		ConnectionResets: h.ConnectionResets,
+	}
+	if h.Fallback.Off != "" {
+		out.Fallback.Off = &h.Fallback.Off
+	}
+	if !h.LastConnectionResetAt.IsZero() {
+		at := h.LastConnectionResetAt.UTC()
+		out.LastConnectionResetAt = &at
 	}
 	if h.Mode != "" {
 		out.Mode = &h.Mode
