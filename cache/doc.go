@@ -9,16 +9,25 @@
 // [StatusDisconnected], that [Client.Health] returns without sending
 // anything to Redis.
 //
-// While Redis is unreachable, operations return [ErrUnavailable] at once:
-// nothing waits on a dial. The request gate doubles as the circuit breaker
-// ([BreakerState]): open while Redis is down, half-open while the monitor
-// probes it, closed again once it answers. With Options.Fallback set to
-// [FallbackMemory], a bounded in-process store answers instead while Redis
-// is unavailable, and every operation says which [Backend] served it. Otherwise every operation runs under
-// Options.CommandTimeout, retries of read-only commands included, so no
-// caller is held longer. A miss is not an error: [Client.Get] reports it as
-// found == false. A write reports an error unless Redis confirmed it;
-// [ErrNoReply] says the outcome is unknown, [ErrRejected] that Redis refused.
+// One owner, in availability.go, keeps the circuit breaker ([BreakerState])
+// in front of Redis, the failure counters and the health snapshot: the
+// breaker opens when requests cannot reach Redis (no connection can be
+// opened, or the server cannot serve) or a probe fails, goes half-open
+// while the monitor probes, and closes when a probe that began after the
+// trip is answered. While it is open, operations return [ErrUnavailable]
+// at once: nothing waits on a dial. A connection that the server or the
+// network closes under the client is not an outage: valkey-go reconnects,
+// reads in flight are sent again, and a write that may have been applied
+// reports [ErrNoReply] and is never sent twice.
+//
+// With Options.Fallback set to [FallbackMemory], a bounded in-process store
+// answers while the breaker refuses Redis, and every operation says which
+// [Backend] served it; fallback.go states its contract. Every operation
+// runs under Options.CommandTimeout, retries included, so no caller is held
+// longer. A miss is not an error: [Client.Get] reports it as a nil value. A
+// write reports an error unless it was confirmed; [ErrNoReply] says the
+// outcome is unknown, [ErrRejected] that Redis refused, [ErrUnavailable]
+// that it was not executed.
 //
 // State changes are logged once each: a WARN when Redis becomes
 // unreachable (with the cause), at most one reminder per
