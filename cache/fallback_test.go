@@ -201,3 +201,108 @@ func TestCallerGoneIsNotARedisFailure(t *testing.T) {
 		t.Error("callers going away made Redis disconnected")
 	}
 }
+
+// The fallback answers only for commands Redis did not execute: a read
+// Redis refused on a healthy server, or one that got no reply, is reported
+// as such, never answered from memory.
+func TestFallbackNeverAnswersForAnswersRedisGave(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.Fallback = cache.FallbackMemory
+	c := newClient(t, opts)
+	ready(t, c)
+	ctx := context.Background()
+	if _, err := srv.Do(t, "HSET", "school-erp:hash", "f", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if v, b, err := c.Get(ctx, "hash"); !errors.Is(err, cache.ErrRejected) || b == cache.BackendMemory || v != nil {
+		t.Errorf("Get(hash) on a healthy Redis = %s, %s, %v; want ErrRejected, not a fallback answer", v, b, err)
+	}
+	rs, err := c.GetMany(ctx, []string{"hash"})
+	if err != nil || !errors.Is(rs[0].Err, cache.ErrRejected) || rs[0].Backend == cache.BackendMemory {
+		t.Errorf("GetMany(hash) on a healthy Redis = %+v, %v; want ErrRejected at its index", rs, err)
+	}
+	if b, err := c.Set(ctx, "k", json.RawMessage(`1`), 0); err != nil || b != cache.BackendRedis {
+		t.Fatalf("Set(k) = %s, %v", b, err)
+	}
+	frozen := make(chan struct{})
+	go func() {
+		defer close(frozen)
+		_, _ = srv.Do(t, "DEBUG", "SLEEP", "0.5")
+	}()
+	time.Sleep(50 * time.Millisecond)
+	b, err := c.Set(ctx, "k", json.RawMessage(`2`), 0)
+	if !errors.Is(err, cache.ErrNoReply) || b == cache.BackendMemory {
+		t.Errorf("Set(k) while Redis is frozen = %s, %v; want ErrNoReply: it may have been applied, and memory must not claim it", b, err)
+	}
+	<-frozen
+	if h := c.Health(); h.Fallback.Entries != 0 {
+		t.Errorf("fallback holds %d entries after answers Redis gave; want 0", h.Fallback.Entries)
+	}
+}
+
+// A delete answered by the fallback removes the value: a later read misses.
+func TestFallbackDeleteRemovesTheValue(t *testing.T) {
+	opts := fastOptions("127.0.0.1:1", &logBuffer{}) // nothing listens there
+	opts.Fallback = cache.FallbackMemory
+	c := newClient(t, opts)
+	ctx := context.Background()
+	if b, err := c.Set(ctx, "gone", json.RawMessage(`"x"`), 0); err != nil || b != cache.BackendMemory {
+		t.Fatalf("Set(gone) = %s, %v", b, err)
+	}
+	if ok, b, err := c.Delete(ctx, "gone"); !ok || b != cache.BackendMemory || err != nil {
+		t.Fatalf("Delete(gone) = %v, %s, %v; want deleted from memory", ok, b, err)
+	}
+	if v, b, err := c.Get(ctx, "gone"); v != nil || b != cache.BackendMemory || err != nil {
+		t.Errorf("Get(gone) after Delete = %s, %s, %v; want a miss from memory", v, b, err)
+	}
+	if ok, _, _ := c.Exists(ctx, "gone"); ok {
+		t.Error("Exists(gone) after Delete = true; want false")
+	}
+	if ok, _, err := c.Delete(ctx, "gone"); ok || err != nil {
+		t.Errorf("second Delete(gone) = %v, %v; want false: nothing left to delete", ok, err)
+	}
+}
+
+// A write Redis refuses is reported as refused, and nothing is in Redis:
+// out of memory, and an ACL user without SET.
+func TestRefusedWritesAreNotStored(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{
+		"maxmemory-policy noeviction",
+		"user reader on >reader-pw ~school-erp:* +get +exists +ping +hello +client|setname +client|info +info",
+	}})
+	ctx := context.Background()
+	t.Run("out of memory", func(t *testing.T) {
+		opts := fastOptions(srv.Addr, &logBuffer{})
+		opts.Fallback = cache.FallbackMemory
+		c := newClient(t, opts)
+		ready(t, c)
+		if _, err := srv.Do(t, "CONFIG", "SET", "maxmemory", "1"); err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Do(t, "CONFIG", "SET", "maxmemory", "0")
+		b, err := c.Set(ctx, "oom", json.RawMessage(`1`), 0)
+		if !errors.Is(err, cache.ErrRejected) || b != "" {
+			t.Errorf("Set() at maxmemory = %s, %v; want ErrRejected and no backend", b, err)
+		}
+		if _, err := srv.Do(t, "GET", "school-erp:oom"); !errors.Is(err, redistest.ErrNil) {
+			t.Errorf("Redis GET after a refused write = %v; want nothing stored", err)
+		}
+	})
+	t.Run("ACL user without SET", func(t *testing.T) {
+		opts := fastOptions(srv.Addr, &logBuffer{})
+		opts.Username, opts.Password = "reader", "reader-pw"
+		c := newClient(t, opts)
+		ready(t, c)
+		b, err := c.Set(ctx, "noperm", json.RawMessage(`1`), 0)
+		if !errors.Is(err, cache.ErrRejected) || b != "" {
+			t.Errorf("Set() without +set = %s, %v; want ErrRejected", b, err)
+		}
+		if _, err := srv.Do(t, "GET", "school-erp:noperm"); !errors.Is(err, redistest.ErrNil) {
+			t.Errorf("Redis GET after a refused write = %v; want nothing stored", err)
+		}
+		if h := c.Health(); h.Status == cache.StatusDisconnected {
+			t.Errorf("Health().Status = %s: a refused command is not an outage", h.Status)
+		}
+	})
+}
