@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -308,4 +311,82 @@ func TestCacheGetManyWarningsAtTheirIndex(t *testing.T) {
 			t.Errorf("warnings = %q; want %q", got, want)
 		}
 	})
+}
+
+// TestRequestErrorsByCode: errors that gqlgen or this service raise before
+// any field runs keep their codes, whatever their messages say.
+func TestRequestErrorsByCode(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prod := startService(t, productionEnv(srv.Addr))
+	prod.bearer = readToken
+	dev := startService(t, testEnv(srv.Addr))
+	dev.waitRedisStatus(t, "connected", 5*time.Second)
+
+	const apqQuery = `{ cacheExists(key: "apq") }`
+	sum := sha256.Sum256([]byte(apqQuery))
+	many := `{ cacheExists(key: "k")` + strings.Repeat(" __typename", 5000) + ` }`
+	tests := []struct {
+		name       string
+		svc        *service
+		body       map[string]any
+		wantCode   string // "" for none
+		wantStatus int
+	}{
+		{"introspection off", prod, map[string]any{"query": `{ __schema { queryType { name } } }`}, "INTROSPECTION_DISABLED", http.StatusOK},
+		{"introspection off, through a fragment", prod, map[string]any{"query": `{ ...F } fragment F on Query { __type(name: "Query") { name } }`}, "INTROSPECTION_DISABLED", http.StatusOK},
+		{"introspection off, inline fragment", prod, map[string]any{"query": `{ ... on Query { __schema { types { name } } } }`}, "INTROSPECTION_DISABLED", http.StatusOK},
+		{"__typename is not introspection", prod, map[string]any{"query": `{ __typename }`}, "", http.StatusOK},
+		{"introspection on in development", dev, map[string]any{"query": `{ __schema { queryType { name } } }`}, "", http.StatusOK},
+		// 422, as when gqlparser refused it as a parse error.
+		{"token limit, default limits", dev, map[string]any{"query": many}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
+		{"token limit, APQ registration", dev, map[string]any{"query": many, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
+		{"token limit, APQ hash alone", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
+		// The message quotes the client's value; the code is the validator's.
+		{"a message that mentions a token limit", dev, map[string]any{"query": `mutation { cacheSet(key: "k", value: 1, ttlSeconds: "exceeded token limit") { stored } }`}, "GRAPHQL_VALIDATION_FAILED", http.StatusUnprocessableEntity},
+		{"APQ hash that does not match", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("0", 64)}}}, "BAD_REQUEST", http.StatusOK},
+		{"APQ version unknown", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 2, "sha256Hash": hex.EncodeToString(sum[:])}}}, "BAD_REQUEST", http.StatusOK},
+		{"APQ hash unknown", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}}, "PERSISTED_QUERY_NOT_FOUND", http.StatusOK},
+		{"query is not a string", dev, map[string]any{"query": 5}, "BAD_REQUEST", http.StatusBadRequest},
+		{"variables are not an object", dev, map[string]any{"query": apqQuery, "variables": []int{1}}, "BAD_REQUEST", http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := tt.svc.post(t, tt.body)
+			code := ""
+			if len(r.Errors) > 0 {
+				code, _ = r.Errors[0].Extensions["code"].(string)
+			}
+			if code != tt.wantCode || r.status != tt.wantStatus {
+				t.Errorf("HTTP %d, code %q (%+v); want HTTP %d, code %q", r.status, code, r.Errors, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+	for name, svc := range map[string]*service{"production": prod, "development": dev} {
+		if strings.Contains(svc.logs.String(), `"level":"ERROR"`) {
+			t.Errorf("%s: a client's mistake was logged as an internal error:\n%s", name, svc.logs)
+		}
+	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestBadRequestBodiesAreNotEchoed: a body that is not a GraphQL request
+// gets 400 BAD_REQUEST whatever is wrong with it, and is not echoed.
+func TestBadRequestBodiesAreNotEchoed(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	for _, body := range []string{`{"query": "{ x }", "variables": "hunter2-secret"}`, `["hunter2-secret"]`, `{"query": ["hunter2-secret"]}`, `hunter2-secret`} {
+		code, _, raw := send(t, http.MethodPost, svc.url+"/graphql", "", body)
+		var r fullResponse
+		_ = json.Unmarshal([]byte(raw), &r)
+		if code != http.StatusBadRequest || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != "BAD_REQUEST" {
+			t.Errorf("POST %s = %d %s; want 400 BAD_REQUEST", body, code, raw)
+		}
+		if bytes.Contains([]byte(raw), []byte("hunter2")) {
+			t.Errorf("POST %s: the response echoes the body: %s", body, raw)
+		}
+	}
 }
