@@ -15,6 +15,7 @@ import (
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/graph/model"
 )
 
 // Error codes in extensions.code and in extensions.warnings[].code.
@@ -25,7 +26,7 @@ const (
 	// the key holds a non-string type written by another program).
 	CodeRedisRejected = "REDIS_REJECTED"
 	// CodeBadRequest: the request itself could not be read (a body that
-	// is not JSON, say).
+	// is not JSON, say), or its persistedQuery extension is wrong.
 	CodeBadRequest = "BAD_REQUEST"
 	// CodeIntrospectionDisabled: __schema or __type while introspection is
 	// off (GRAPHQL_INTROSPECTION).
@@ -61,6 +62,13 @@ func badInput(format string, args ...any) error {
 // presentError decides what a client sees for an error: its own mistakes in
 // full, Redis refusing a read as such, and anything else as a generic message
 // whose detail goes to the log only.
+//
+// Errors are told apart by type and code, never by message text: this
+// package's codedError, the cache's sentinel errors, model.ErrNotJSON, and
+// the extensions.code set where an error is made (gqlgen's errcode codes
+// for parse and validation errors, PERSISTED_QUERY_NOT_FOUND and
+// COMPLEXITY_LIMIT_EXCEEDED; this package's request checks in limits.go and
+// request.go for the token limit, introspection, APQ and request bodies).
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	var limit logThrottle
 	return func(ctx context.Context, err error) *gqlerror.Error {
@@ -76,21 +84,11 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, cache.ErrRejected):
 			gqlErr.Message = "Redis rejected the command"
 			setCode(gqlErr, CodeRedisRejected)
-		case strings.Contains(gqlErr.Message, "exceeded token limit"):
-			setCode(gqlErr, CodeTokenLimit)
-		case strings.HasSuffix(gqlErr.Message, "introspection disabled"):
-			gqlErr.Message = "introspection is disabled on this service"
-			setCode(gqlErr, CodeIntrospectionDisabled)
-		case hasCode(gqlErr):
-			// gqlgen's own parse, validation and argument errors: already
-			// written for the client.
-		case isRequestError(gqlErr):
-			// gqlgen echoes the whole body in these; the client sent it, and
-			// the log must not hold it (it may carry secrets, or be huge).
-			gqlErr.Message = "the request body is not a valid GraphQL request (JSON with a query string)"
-			setCode(gqlErr, CodeBadRequest)
-		case isArgumentError(err):
+		case errors.Is(err, model.ErrNotJSON):
+			// An argument gqlgen could not decode: the client's doing.
 			setCode(gqlErr, CodeBadUserInput)
+		case hasCode(gqlErr):
+			// Coded where it was made: already written for the client.
 		default:
 			if ok, repeats := limit.allow(err.Error()); ok {
 				log.ErrorContext(ctx, "graphql internal error", slog.String("path", gqlErr.Path.String()), slog.String("error", err.Error()), slog.Int("similarSinceLastLog", repeats))
@@ -100,20 +98,6 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		return gqlErr
 	}
-}
-
-// isRequestError reports whether gqlgen could not decode or read the
-// request body.
-func isRequestError(e *gqlerror.Error) bool {
-	return strings.HasPrefix(e.Message, "json request body could not be decoded") ||
-		strings.HasPrefix(e.Message, "could not read request body")
-}
-
-// isArgumentError reports whether gqlgen failed to decode a field argument
-// (a JSON value it cannot encode, say), which is the client's doing.
-func isArgumentError(err error) bool {
-	var gqlErr *gqlerror.Error
-	return errors.As(err, &gqlErr) && gqlErr.Rule == "" && strings.Contains(gqlErr.Message, "value is not representable as JSON")
 }
 
 func unwrapGQL(err error) error {

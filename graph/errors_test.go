@@ -9,9 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 
 	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/graph/model"
 )
 
 func TestPresentError(t *testing.T) {
@@ -27,10 +30,25 @@ func TestPresentError(t *testing.T) {
 		{"redis rejected a read", fmt.Errorf("%w: WRONGTYPE Operation against a key", cache.ErrRejected), "Redis rejected the command", CodeRedisRejected, false},
 		{"gqlgen validation error", &gqlerror.Error{Message: "Cannot query field", Extensions: map[string]any{"code": "GRAPHQL_VALIDATION_FAILED"}}, "Cannot query field", "GRAPHQL_VALIDATION_FAILED", false},
 		{"anything else", errors.New("dial tcp 10.0.0.7:6379: secret detail"), "internal server error", CodeInternal, true},
-		{"introspection off", &gqlerror.Error{Message: "__schema introspection disabled"}, "introspection is disabled on this service", CodeIntrospectionDisabled, false},
+		{"introspection off, coded where refused", &gqlerror.Error{Message: "introspection is disabled on this service", Extensions: map[string]any{"code": CodeIntrospectionDisabled}}, "introspection is disabled on this service", CodeIntrospectionDisabled, false},
+		{"token limit, coded where refused", &gqlerror.Error{Message: "the document exceeds the limit of 5000 tokens", Extensions: map[string]any{"code": CodeTokenLimit}}, "the document exceeds the limit of 5000 tokens", CodeTokenLimit, false},
+		{"the parser's own token limit is a parse error", &gqlerror.Error{Message: "exceeded token limit of 5000", Extensions: map[string]any{"code": errcode.ParseFailed}}, "exceeded token limit of 5000", errcode.ParseFailed, false},
+		{"a value gqlgen cannot encode as JSON", gqlerror.WrapPath(ast.Path{ast.PathName("cacheSet")}, fmt.Errorf("%w: json: unsupported value: +Inf", model.ErrNotJSON)), "value is not representable as JSON: json: unsupported value: +Inf", CodeBadUserInput, false},
+		{"a rejected key at its index", gqlerror.WrapPath(ast.Path{ast.PathName("m"), ast.PathIndex(3)}, fmt.Errorf("%w: WRONGTYPE", cache.ErrRejected)), "Redis rejected the command", CodeRedisRejected, false},
+		// Message text decides nothing: an uncoded error that reads like a
+		// client's mistake is still internal.
+		{"gqlgen's uncoded introspection error", errors.New("introspection disabled"), "internal server error", CodeInternal, true},
+		{"text that mentions a token limit", &gqlerror.Error{Message: "upstream: exceeded token limit of 5"}, "internal server error", CodeInternal, true},
+		{"text that reads like a decoding error", &gqlerror.Error{Message: "json request body could not be decoded: EOF body:"}, "internal server error", CodeInternal, true},
+		{"text that reads like a JSON argument error", &gqlerror.Error{Message: "value is not representable as JSON"}, "internal server error", CodeInternal, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			// The presenter rewrites a *gqlerror.Error in place.
+			detail := tt.err.Error()
+			if gqlErr, ok := tt.err.(*gqlerror.Error); ok {
+				detail = gqlErr.Message
+			}
 			var logs bytes.Buffer
 			present := presentError(slog.New(slog.NewTextHandler(&logs, nil)))
 			got := present(context.Background(), tt.err)
@@ -40,7 +58,7 @@ func TestPresentError(t *testing.T) {
 			if logged := logs.Len() > 0; logged != tt.logged {
 				t.Errorf("logged = %v; want %v (%s)", logged, tt.logged, logs.String())
 			}
-			if tt.logged && !strings.Contains(logs.String(), "secret detail") {
+			if tt.logged && !strings.Contains(logs.String(), detail) {
 				t.Errorf("log %q lacks the detail the client was not shown", logs.String())
 			}
 		})

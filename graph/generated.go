@@ -114,7 +114,7 @@ type QueryResolver interface {
 	RedisHealth(ctx context.Context) (*model.RedisHealth, error)
 	CacheGet(ctx context.Context, key string) (model.JSON, error)
 	CacheGetMany(ctx context.Context, keys []string) ([]model.JSON, error)
-	CacheExists(ctx context.Context, key string) (bool, error)
+	CacheExists(ctx context.Context, key string) (*bool, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -700,8 +700,32 @@ type CacheDeletePayload {
   message: String
 }
 
+"""
+Reads. Each root field is answered on its own: one field's failure never
+nulls the fields beside it. What each kind of failure looks like:
+
+- Miss (no such key, or expired): the value is null (cacheExists: false);
+  no error, no warning.
+- Redis unavailable or too slow: the value is null (cacheExists: false) with
+  a warning in extensions.warnings, at the field's path (for cacheGetMany at
+  [field, index]): code REDIS_UNAVAILABLE, or NO_REPLY when no reply came
+  within REDIS_COMMAND_TIMEOUT. Not an error: the response still has data.
+- Served by this instance's fallback tier (CACHE_FALLBACK=memory): the value
+  from memory, with a SERVED_FROM_MEMORY warning at the same path.
+- Redis refused the read (for example the key holds a hash written by
+  another program): null with an error at the field's path (cacheGetMany:
+  [field, index]), code REDIS_REJECTED. Never a plain miss.
+- Bad input (a key that breaks the key rules, more than 100 keys): null with
+  an error at the field's path (cacheGetMany, one bad key: [field, index]),
+  code BAD_USER_INPUT.
+"""
 type Query {
-  "Health of the Redis connection, from the last background probe (no command is sent to Redis)."
+  """
+  Health of the Redis connection, from the last background probe (no command
+  is sent to Redis). Non-null: it reads a snapshot and cannot fail on its
+  own; it is refused only for a caller without READ scope, and then so is
+  every other field of the query.
+  """
   redisHealth: RedisHealth! @auth(scope: READ)
 
   """
@@ -709,7 +733,9 @@ type Query {
   unavailable. When Redis could not answer, the response carries a warning in
   extensions.warnings (code REDIS_UNAVAILABLE or NO_REPLY) so that a miss can
   be told from an outage; when the in-process fallback tier answered instead,
-  the warning's code is SERVED_FROM_MEMORY.
+  the warning's code is SERVED_FROM_MEMORY. When the read could not be made,
+  the field is null with an error at its path: BAD_USER_INPUT for a bad key,
+  REDIS_REJECTED when Redis refused the read (the key holds another type).
   """
   cacheGet(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
@@ -719,30 +745,49 @@ type Query {
   """
   The values stored at several keys, in the order given: null for a miss, as
   for cacheGet. At most 100 keys, read in one round trip per Redis server.
-  When Redis could not answer for some keys, their values are null and
-  extensions.warnings says why.
+  Each key is answered on its own, so the elements are nullable: a key Redis
+  could not answer is null with a warning whose path is [field, index]; a bad
+  key (BAD_USER_INPUT) or one Redis refused to read (REDIS_REJECTED) is null
+  with an error at [field, index]; the other keys keep their values. The list
+  itself is nullable so that refusing it as a whole (more than 100 keys:
+  BAD_USER_INPUT) nulls this field only, not the fields beside it.
   """
   cacheGetMany(
     "Keys within the service's namespace, each as for cacheGet; at most 100."
     keys: [String!]!
-  ): [JSON]! @auth(scope: READ)
+  ): [JSON] @auth(scope: READ)
 
   """
-  Whether key holds a value. False while Redis is unavailable (unless the
-  fallback tier holds it), with a warning in extensions.warnings as for
-  cacheGet.
+  Whether key holds a value (of any type: EXISTS does not care what a key
+  holds). False while Redis is unavailable (unless the fallback tier holds
+  it), with a warning in extensions.warnings as for cacheGet. Nullable so
+  that an error stays on this field: null only with an error at its path
+  (BAD_USER_INPUT for a bad key, REDIS_REJECTED when Redis refused the
+  command).
   """
   cacheExists(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-  ): Boolean! @auth(scope: READ)
+  ): Boolean @auth(scope: READ)
 }
 
+"""
+Writes. Fields run one after another, and each is answered on its own: a
+field refused for bad input is null with an error at its path (code
+BAD_USER_INPUT) and nothing is sent to Redis for it, while the fields before
+and after it still run and their payloads say whether they stored. Once a
+field's input is accepted its payload always comes back, and says whether
+Redis confirmed the write: failure REDIS_UNAVAILABLE (nothing sent),
+NO_REPLY (sent, no reply: it may have been applied) or REJECTED (Redis
+refused it), never an error.
+"""
 type Mutation {
   """
   Store value at key, replacing any previous value. Without ttlSeconds the
   value does not expire. The payload says whether Redis confirmed the write;
-  a write that was not confirmed is never reported as stored.
+  a write that was not confirmed is never reported as stored. Null only when
+  the field was refused (bad key, value or ttlSeconds: BAD_USER_INPUT), so
+  that the refusal does not hide what the other fields of the mutation did.
   """
   cacheSet(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
@@ -751,13 +796,16 @@ type Mutation {
     value: JSON!
     "Seconds until the value expires: from 1 to CACHE_MAX_TTL (default 2592000, 30 days). Omit for no expiry."
     ttlSeconds: Int
-  ): CacheSetPayload! @auth(scope: WRITE)
+  ): CacheSetPayload @auth(scope: WRITE)
 
-  "Remove key. The payload says whether a value was removed."
+  """
+  Remove key. The payload says whether a value was removed. Null only when
+  the field was refused (a bad key: BAD_USER_INPUT), as for cacheSet.
+  """
   cacheDelete(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-  ): CacheDeletePayload! @auth(scope: WRITE)
+  ): CacheDeletePayload @auth(scope: WRITE)
 }
 `, BuiltIn: false},
 }
@@ -1644,10 +1692,10 @@ func (ec *executionContext) _Mutation_cacheSet(ctx context.Context, field graphq
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheSetPayload) graphql.Marshaler {
-			return ec.marshalNCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx, selections, v)
+			return ec.marshalOCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_cacheSet(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1706,10 +1754,10 @@ func (ec *executionContext) _Mutation_cacheDelete(ctx context.Context, field gra
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheDeletePayload) graphql.Marshaler {
-			return ec.marshalNCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx, selections, v)
+			return ec.marshalOCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Mutation_cacheDelete(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1880,10 +1928,10 @@ func (ec *executionContext) _Query_cacheGetMany(ctx context.Context, field graph
 			return next
 		},
 		func(ctx context.Context, selections ast.SelectionSet, v []model.JSON) graphql.Marshaler {
-			return ec.marshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
+			return ec.marshalOJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_cacheGetMany(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -1928,11 +1976,11 @@ func (ec *executionContext) _Query_cacheExists(ctx context.Context, field graphq
 			directive1 := func(ctx context.Context) (any, error) {
 				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
 				if err != nil {
-					var zeroVal bool
+					var zeroVal *bool
 					return zeroVal, err
 				}
 				if ec.Directives.Auth == nil {
-					var zeroVal bool
+					var zeroVal *bool
 					return zeroVal, errors.New("directive auth is not implemented")
 				}
 				return ec.Directives.Auth(ctx, nil, directive0, scope)
@@ -1941,11 +1989,11 @@ func (ec *executionContext) _Query_cacheExists(ctx context.Context, field graphq
 			next = directive1
 			return next
 		},
-		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
-			return ec.marshalNBoolean2bool(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *bool) graphql.Marshaler {
+			return ec.marshalOBoolean2ᚖbool(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_cacheExists(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -3791,14 +3839,14 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cacheSet(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "cacheDelete":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cacheDelete(ctx, field)
 			})
-			if out.Values[i] == graphql.Null {
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -3851,13 +3899,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "cacheGetMany":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cacheGetMany(ctx, field)
 				})
 		case "cacheExists":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cacheExists(ctx, field)
 				})
@@ -4396,22 +4444,6 @@ func (ec *executionContext) marshalNBreakerState2githubᚗcomᚋschoolᚑerpᚋc
 	return v
 }
 
-func (ec *executionContext) marshalNCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheDeletePayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "CacheDeletePayload!")
-		return graphql.Null
-	}
-	return ec._CacheDeletePayload(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheSetPayload) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "CacheSetPayload!")
-		return graphql.Null
-	}
-	return ec._CacheSetPayload(ctx, sel, v)
-}
-
 func (ec *executionContext) unmarshalNClientCacheState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClientCacheState(ctx context.Context, v any) (model.ClientCacheState, error) {
 	var res model.ClientCacheState
 	err := res.UnmarshalGQL(v)
@@ -4466,29 +4498,6 @@ func (ec *executionContext) marshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑs
 		return graphql.Null
 	}
 	return v
-}
-
-func (ec *executionContext) unmarshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) ([]model.JSON, error) {
-	vSlice := graphql.CoerceList(v)
-	var err error
-	res := make([]model.JSON, len(vSlice))
-	for i := range vSlice {
-		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
-		res[i], err = ec.unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, vSlice[i])
-		if err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
-func (ec *executionContext) marshalNJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, sel ast.SelectionSet, v []model.JSON) graphql.Marshaler {
-	ret := make(graphql.Array, len(v))
-	for i := range v {
-		ret[i] = ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, sel, v[i])
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalNRedisHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisHealth(ctx context.Context, sel ast.SelectionSet, v *model.RedisHealth) graphql.Marshaler {
@@ -4750,6 +4759,20 @@ func (ec *executionContext) marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerp�
 	return v
 }
 
+func (ec *executionContext) marshalOCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheDeletePayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheDeletePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheSetPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheSetPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOCacheWriteFailure2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheWriteFailure(ctx context.Context, v any) (*model.CacheWriteFailure, error) {
 	if v == nil {
 		return nil, nil
@@ -4822,6 +4845,35 @@ func (ec *executionContext) marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑs
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) ([]model.JSON, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.JSON, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOJSON2ᚕgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, sel ast.SelectionSet, v []model.JSON) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, sel, v[i])
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalORedisMode2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisMode(ctx context.Context, v any) (*model.RedisMode, error) {

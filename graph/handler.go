@@ -56,16 +56,26 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// Only these transports: JSON POST, GET for queries (gqlgen refuses
 	// mutations over GET), OPTIONS. No form or multipart transports, so a
 	// browser cannot be made to send a cross-site write without a CORS
-	// preflight.
+	// preflight. POST is this package's own (request.go), so that a body
+	// that is not a GraphQL request gets a coded error.
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](QueryCacheSize))
+	srv.AddTransport(postJSON{})
+	parsed := lru.New[*ast.QueryDocument](QueryCacheSize)
+	srv.SetQueryCache(parsed)
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
+	} else {
+		srv.Use(noIntrospection{})
 	}
 	srv.SetDisableSuggestion(opts.NoSuggestions)
+	// Parameter mutators run in the order they are added: the token limit
+	// must see the query APQ found by its hash.
+	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: lru.New[string](PersistedQueryCacheSize)}})
 	if opts.Limits.Tokens > 0 {
+		srv.Use(tokenLimit{max: opts.Limits.Tokens, parsed: parsed})
+		// The parser's own limit stays as a backstop; tokenLimit refuses
+		// first, with its own code.
 		srv.SetParserTokenLimit(opts.Limits.Tokens)
 	}
 	// Shape limits (and the literal check) run first: the complexity
@@ -74,7 +84,6 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if opts.Limits.Complexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
 	}
-	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](PersistedQueryCacheSize)})
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))

@@ -6,8 +6,10 @@ import (
 	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
+	"github.com/vektah/gqlparser/v2/lexer"
 )
 
 // Limits bound what one request may ask, against a client exhausting the
@@ -34,6 +36,54 @@ const (
 	CodeOperationLimit  = "OPERATION_LIMIT_EXCEEDED"
 	CodeTokenLimit      = "TOKEN_LIMIT_EXCEEDED"
 )
+
+func init() {
+	// A document over the token limit is refused before it is parsed, as
+	// gqlgen answers a parse error: HTTP 422 (400 for
+	// application/graphql-response+json), as it was when gqlparser's own
+	// limit refused it.
+	errcode.RegisterErrorType(CodeTokenLimit, errcode.KindProtocol)
+}
+
+// tokenLimit refuses a document of more than max lexical tokens before it
+// is parsed. gqlparser's parser has a token limit of its own (kept as a
+// backstop), but what it returns is a plain parse error, coded
+// GRAPHQL_PARSE_FAILED like any other: only its text would tell it apart.
+// So the tokens are counted here, where the error can carry its own code.
+type tokenLimit struct {
+	max int
+	// parsed is gqlgen's parsed-query cache: a document in it has been
+	// parsed, so it was within the limit.
+	parsed graphql.Cache[*ast.QueryDocument]
+}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = tokenLimit{}
+
+func (tokenLimit) ExtensionName() string                   { return "TokenLimit" }
+func (tokenLimit) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (l tokenLimit) MutateOperationParameters(ctx context.Context, p *graphql.RawParams) *gqlerror.Error {
+	// Every token but the end of input takes at least a byte, so a document
+	// no longer than the limit is within it without being read: the hot
+	// path.
+	if len(p.Query) <= l.max {
+		return nil
+	}
+	if _, ok := l.parsed.Get(ctx, p.Query); ok {
+		return nil
+	}
+	lex := lexer.New(&ast.Source{Input: p.Query})
+	for range l.max + 1 {
+		tok, err := lex.ReadToken()
+		if err != nil || tok.Kind == lexer.EOF {
+			return nil // within the limit; the parser reports syntax errors
+		}
+	}
+	return limitError(CodeTokenLimit, "the document exceeds the limit of %d tokens", l.max)
+}
 
 // shapeLimits checks depth, aliases and operations once the document is
 // parsed and validated, before anything is resolved.

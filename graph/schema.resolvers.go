@@ -8,7 +8,7 @@ package graph
 import (
 	"context"
 
-	"github.com/school-erp/cache-service/cache"
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/school-erp/cache-service/graph/model"
 )
 
@@ -63,33 +63,36 @@ func (r *queryResolver) CacheGetMany(ctx context.Context, keys []string) ([]mode
 	if err != nil {
 		return nil, err
 	}
-	out := make([]model.JSON, len(keys))
-	var backend cache.Backend
+	out := make([]model.JSON, len(reads))
 	for i, rd := range reads {
+		// Each key's outcome is reported at its own index, [field, i], and
+		// leaves the other keys' values alone.
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
 		if rd.Err != nil {
-			// An outage is a warning, and the keys Redis did not answer for
-			// are nulls; anything else is an error.
 			if ferr := readFailure(ctx, rd.Err); ferr != nil {
-				return nil, ferr
+				graphql.AddError(ctx, graphql.AddFieldLocationToError(ctx, ferr))
 			}
+			continue
 		}
-		if rd.Backend == cache.BackendMemory {
-			backend = cache.BackendMemory
-		}
+		warnIfFallback(ctx, rd.Backend)
 		out[i] = model.JSON(rd.Value)
 	}
-	warnIfFallback(ctx, backend)
 	return out, nil
 }
 
 // CacheExists is the resolver for the cacheExists field.
-func (r *queryResolver) CacheExists(ctx context.Context, key string) (bool, error) {
+func (r *queryResolver) CacheExists(ctx context.Context, key string) (*bool, error) {
 	exists, backend, err := r.Cache.Exists(ctx, key)
 	if err != nil {
-		return false, readFailure(ctx, err)
+		if ferr := readFailure(ctx, err); ferr != nil {
+			return nil, ferr
+		}
+		// Redis could not answer: false, as for a miss, with the warning
+		// readFailure added.
+		return new(bool), nil
 	}
 	warnIfFallback(ctx, backend)
-	return exists, nil
+	return &exists, nil
 }
 
 // Mutation returns MutationResolver implementation.

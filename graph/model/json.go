@@ -2,9 +2,15 @@ package model
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 )
+
+// ErrNotJSON is returned (wrapped) for an input value that cannot be
+// written as JSON text: the client's mistake, which the error presenter
+// tells by this sentinel.
+var ErrNotJSON = errors.New("value is not representable as JSON")
 
 // JSON is the JSON scalar: JSON text, written to responses as it is, without
 // decoding and re-encoding. Values come from the cache, which only returns
@@ -25,7 +31,7 @@ func (j JSON) MarshalGQL(w io.Writer) {
 func (j *JSON) UnmarshalGQL(v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("value is not representable as JSON: %w", err)
+		return fmt.Errorf("%w: %w", ErrNotJSON, err)
 	}
 	*j = b
 	return nil

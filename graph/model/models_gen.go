@@ -63,9 +63,34 @@ type FallbackHealth struct {
 	Bytes int `json:"bytes"`
 }
 
+// Writes. Fields run one after another, and each is answered on its own: a
+// field refused for bad input is null with an error at its path (code
+// BAD_USER_INPUT) and nothing is sent to Redis for it, while the fields before
+// and after it still run and their payloads say whether they stored. Once a
+// field's input is accepted its payload always comes back, and says whether
+// Redis confirmed the write: failure REDIS_UNAVAILABLE (nothing sent),
+// NO_REPLY (sent, no reply: it may have been applied) or REJECTED (Redis
+// refused it), never an error.
 type Mutation struct {
 }
 
+// Reads. Each root field is answered on its own: one field's failure never
+// nulls the fields beside it. What each kind of failure looks like:
+//
+//   - Miss (no such key, or expired): the value is null (cacheExists: false);
+//     no error, no warning.
+//   - Redis unavailable or too slow: the value is null (cacheExists: false) with
+//     a warning in extensions.warnings, at the field's path (for cacheGetMany at
+//     [field, index]): code REDIS_UNAVAILABLE, or NO_REPLY when no reply came
+//     within REDIS_COMMAND_TIMEOUT. Not an error: the response still has data.
+//   - Served by this instance's fallback tier (CACHE_FALLBACK=memory): the value
+//     from memory, with a SERVED_FROM_MEMORY warning at the same path.
+//   - Redis refused the read (for example the key holds a hash written by
+//     another program): null with an error at the field's path (cacheGetMany:
+//     [field, index]), code REDIS_REJECTED. Never a plain miss.
+//   - Bad input (a key that breaks the key rules, more than 100 keys): null with
+//     an error at the field's path (cacheGetMany, one bad key: [field, index]),
+//     code BAD_USER_INPUT.
 type Query struct {
 }
 

@@ -1,0 +1,198 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/errcode"
+	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+)
+
+// Checks on a request before any field runs. Each makes its error here,
+// with its code, because the error gqlgen would make for the same case has
+// neither a code nor a type: only its message would tell it apart.
+
+// noIntrospection refuses __schema and __type while introspection is off.
+// gqlgen refuses them too, but with errors.New("introspection disabled")
+// from inside the executor.
+type noIntrospection struct{}
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationContextMutator
+} = noIntrospection{}
+
+func (noIntrospection) ExtensionName() string                   { return "NoIntrospection" }
+func (noIntrospection) Validate(graphql.ExecutableSchema) error { return nil }
+
+func (noIntrospection) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
+	f := introspectionField(oc.Operation.SelectionSet, oc.Doc.Fragments)
+	if f == nil {
+		return nil
+	}
+	err := &gqlerror.Error{Message: "introspection is disabled on this service", Extensions: map[string]any{"code": CodeIntrospectionDisabled}}
+	if f.Position != nil {
+		err.Locations = []gqlerror.Location{{Line: f.Position.Line, Column: f.Position.Column}}
+	}
+	return err
+}
+
+// introspectionField finds a __schema or __type field. They exist only on
+// the query root, so only the operation's own selection set and the
+// fragments spread into it are searched (validation has refused cycles).
+// __typename is not introspection: gqlgen answers it whatever the setting.
+func introspectionField(set ast.SelectionSet, fragments ast.FragmentDefinitionList) *ast.Field {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name == "__schema" || s.Name == "__type" {
+				return s
+			}
+		case *ast.InlineFragment:
+			if f := introspectionField(s.SelectionSet, fragments); f != nil {
+				return f
+			}
+		case *ast.FragmentSpread:
+			if def := fragments.ForName(s.Name); def != nil {
+				if f := introspectionField(def.SelectionSet, fragments); f != nil {
+					return f
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// persistedQueries is gqlgen's Automatic Persisted Queries with a code on
+// each of its errors. Every error it returns is about the request's
+// persistedQuery extension (a hash that does not match the query, an
+// unknown version), so the client's; gqlgen codes only
+// PERSISTED_QUERY_NOT_FOUND, which clients act on and which is kept.
+type persistedQueries struct {
+	extension.AutomaticPersistedQuery
+}
+
+var _ graphql.OperationParameterMutator = persistedQueries{}
+
+func (p persistedQueries) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
+	err := p.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
+	if err != nil && !hasCode(err) {
+		setCode(err, CodeBadRequest)
+	}
+	return err
+}
+
+// Response media types (GraphQL over HTTP).
+const (
+	mediaJSON            = "application/json"
+	mediaGraphQLResponse = "application/graphql-response+json"
+)
+
+// postJSON is the POST transport: a JSON body holding a GraphQL request. It
+// does what gqlgen's transport.POST does, except that a body it cannot read
+// or decode is refused here with BAD_REQUEST; gqlgen's error for that has
+// no code, and its message quotes the whole body, which may carry secrets
+// or be megabytes long.
+type postJSON struct{}
+
+var _ graphql.Transport = postJSON{}
+
+func (postJSON) Supports(r *http.Request) bool {
+	if r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && r.Method == http.MethodPost && mediaType == mediaJSON
+}
+
+func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	contentType := responseType(r)
+	w.Header().Set("Content-Type", contentType)
+	params := &graphql.RawParams{Headers: r.Header}
+	params.ReadTime.Start = graphql.Now()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		badRequest(ctx, w, exec, "could not read the request body")
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // as gqlgen: numbers in variables stay exact
+	if err := dec.Decode(params); err != nil {
+		badRequest(ctx, w, exec, "the request body is not a valid GraphQL request (JSON with a query string)")
+		return
+	}
+	params.ReadTime.End = graphql.Now()
+
+	oc, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		w.WriteHeader(errorStatus(contentType, errs))
+		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs))
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, oc)
+	writeResponse(w, responses(ctx))
+}
+
+// badRequest answers 400 with a BAD_REQUEST error, through the error
+// presenter and response extensions like any other error.
+func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, msg string) {
+	w.WriteHeader(http.StatusBadRequest)
+	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
+	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{err}))
+}
+
+// responseType picks the response's media type from Accept as gqlgen's
+// transports do: application/json unless the client asks for
+// application/graphql-response+json (or for nothing this serves).
+func responseType(r *http.Request) string {
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		return mediaJSON
+	}
+	for part := range strings.SplitSeq(accept, ",") {
+		mediaType, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		switch mediaType {
+		case "*/*", "application/*", mediaJSON:
+			return mediaJSON
+		case mediaGraphQLResponse:
+			return mediaGraphQLResponse
+		}
+	}
+	return mediaGraphQLResponse
+}
+
+// errorStatus is the HTTP status of a request refused before execution,
+// as gqlgen's transports choose it: parse and validation errors (and
+// codes registered as protocol errors) are 422, or 400 under
+// application/graphql-response+json; anything else is 200.
+func errorStatus(contentType string, errs gqlerror.List) int {
+	if errcode.GetErrorKind(errs) != errcode.KindProtocol {
+		return http.StatusOK
+	}
+	if contentType == mediaGraphQLResponse {
+		return http.StatusBadRequest
+	}
+	return http.StatusUnprocessableEntity
+}
+
+func writeResponse(w io.Writer, resp *graphql.Response) {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		// Data is JSON the executor wrote; errors and extensions are plain
+		// values. Unreachable, but never half a response.
+		b = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
+	}
+	_, _ = w.Write(b)
+}
