@@ -66,6 +66,7 @@ type ComplexityRoot struct {
 		Bytes   func(childComplexity int) int
 		Entries func(childComplexity int) int
 		Mode    func(childComplexity int) int
+		Off     func(childComplexity int) int
 	}
 
 	Mutation struct {
@@ -81,24 +82,26 @@ type ComplexityRoot struct {
 	}
 
 	RedisHealth struct {
-		Addr          func(childComplexity int) int
-		Breaker       func(childComplexity int) int
-		CheckedAt     func(childComplexity int) int
-		ClientCache   func(childComplexity int) int
-		Cluster       func(childComplexity int) int
-		Fallback      func(childComplexity int) int
-		LastError     func(childComplexity int) int
-		LastErrorAt   func(childComplexity int) int
-		LatencyMs     func(childComplexity int) int
-		MemoryUsage   func(childComplexity int) int
-		Mode          func(childComplexity int) int
-		Reason        func(childComplexity int) int
-		RespVersion   func(childComplexity int) int
-		ServerVersion func(childComplexity int) int
-		Status        func(childComplexity int) int
-		StatusSince   func(childComplexity int) int
-		TLS           func(childComplexity int) int
-		UptimeSeconds func(childComplexity int) int
+		Addr                  func(childComplexity int) int
+		Breaker               func(childComplexity int) int
+		CheckedAt             func(childComplexity int) int
+		ClientCache           func(childComplexity int) int
+		Cluster               func(childComplexity int) int
+		ConnectionResets      func(childComplexity int) int
+		Fallback              func(childComplexity int) int
+		LastConnectionResetAt func(childComplexity int) int
+		LastError             func(childComplexity int) int
+		LastErrorAt           func(childComplexity int) int
+		LatencyMs             func(childComplexity int) int
+		MemoryUsage           func(childComplexity int) int
+		Mode                  func(childComplexity int) int
+		Reason                func(childComplexity int) int
+		RespVersion           func(childComplexity int) int
+		ServerVersion         func(childComplexity int) int
+		Status                func(childComplexity int) int
+		StatusSince           func(childComplexity int) int
+		TLS                   func(childComplexity int) int
+		UptimeSeconds         func(childComplexity int) int
 	}
 }
 
@@ -252,6 +255,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.FallbackHealth.Mode(childComplexity), true
+	case "FallbackHealth.off":
+		if e.ComplexityRoot.FallbackHealth.Off == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FallbackHealth.Off(childComplexity), true
 
 	case "Mutation.cacheDelete":
 		if e.ComplexityRoot.Mutation.CacheDelete == nil {
@@ -347,12 +356,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.Cluster(childComplexity), true
+	case "RedisHealth.connectionResets":
+		if e.ComplexityRoot.RedisHealth.ConnectionResets == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.ConnectionResets(childComplexity), true
 	case "RedisHealth.fallback":
 		if e.ComplexityRoot.RedisHealth.Fallback == nil {
 			break
 		}
 
 		return e.ComplexityRoot.RedisHealth.Fallback(childComplexity), true
+	case "RedisHealth.lastConnectionResetAt":
+		if e.ComplexityRoot.RedisHealth.LastConnectionResetAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.LastConnectionResetAt(childComplexity), true
 	case "RedisHealth.lastError":
 		if e.ComplexityRoot.RedisHealth.LastError == nil {
 			break
@@ -549,7 +570,7 @@ enum RedisStatus {
 enum CacheBackend {
   "Redis answered."
   REDIS
-  "Redis was unavailable and this instance's in-process fallback tier answered (CACHE_FALLBACK=memory). Its values live only in this instance and are dropped when Redis returns."
+  "Redis was unavailable (the breaker open) and this instance's in-process fallback tier answered (CACHE_FALLBACK=memory). Its values live only in this instance; it keeps every write it acknowledged until Redis is confirmed back, then drops them (they are not copied to Redis)."
   MEMORY
 }
 
@@ -557,9 +578,9 @@ enum CacheBackend {
 Why a write was not confirmed. Absent when the write succeeded.
 """
 enum CacheWriteFailure {
-  "Redis was unreachable, so nothing was sent: the write was not applied."
+  "The write was not executed: Redis was unreachable or said it cannot serve now (the breaker is open, no connection could be opened, a failover did not finish within REDIS_COMMAND_TIMEOUT), or the request's deadline passed before the command was sent. Nothing was applied."
   REDIS_UNAVAILABLE
-  "The command was sent but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke: the write may or may not have been applied."
+  "The command may have reached Redis but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke under it: the write may or may not have been applied. It is not sent again (a second write could overwrite a newer one)."
   NO_REPLY
   "Redis answered with an error (for example out of memory): the write was not applied."
   REJECTED
@@ -600,8 +621,12 @@ type RedisHealth {
   addr: String!
   "Cluster state, in cluster mode only."
   cluster: ClusterHealth
-  "The request gate seen as a circuit breaker: CLOSED while requests go to Redis, OPEN while Redis is down and requests do not try it, HALF_OPEN while the background probe is trying it."
+  "The circuit breaker in front of Redis: CLOSED while requests go to Redis, OPEN while Redis is down and requests do not try it, HALF_OPEN while the background probe is trying it."
   breaker: BreakerState!
+  "Connections to Redis that the server or the network closed under the service since it started (CLIENT KILL, idle timeouts, failovers). valkey-go reconnects; these are ridden through, not an outage, and statusSince does not move for them."
+  connectionResets: Int!
+  "When the last of connectionResets happened (RFC 3339); null if none."
+  lastConnectionResetAt: String
   "The in-process fallback tier."
   fallback: FallbackHealth!
   "Server-assisted client-side caching of reads (REDIS_CLIENT_CACHE)."
@@ -640,8 +665,10 @@ enum FallbackMode {
 type FallbackHealth {
   "Configured mode."
   mode: FallbackMode!
-  "True while the fallback tier is answering for Redis."
+  "True while the fallback tier is answering for Redis (the breaker is open or half-open)."
   active: Boolean!
+  "Why a configured fallback tier does not answer: it is off in cluster mode. Null otherwise."
+  off: String
   "Entries it holds now."
   entries: Int!
   "Approximate bytes it holds now (keys, values and per-entry overhead)."
@@ -869,6 +896,8 @@ func (ec *executionContext) childFields_FallbackHealth(ctx context.Context, fiel
 		return ec.fieldContext_FallbackHealth_mode(ctx, field)
 	case "active":
 		return ec.fieldContext_FallbackHealth_active(ctx, field)
+	case "off":
+		return ec.fieldContext_FallbackHealth_off(ctx, field)
 	case "entries":
 		return ec.fieldContext_FallbackHealth_entries(ctx, field)
 	case "bytes":
@@ -911,6 +940,10 @@ func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field g
 		return ec.fieldContext_RedisHealth_cluster(ctx, field)
 	case "breaker":
 		return ec.fieldContext_RedisHealth_breaker(ctx, field)
+	case "connectionResets":
+		return ec.fieldContext_RedisHealth_connectionResets(ctx, field)
+	case "lastConnectionResetAt":
+		return ec.fieldContext_RedisHealth_lastConnectionResetAt(ctx, field)
 	case "fallback":
 		return ec.fieldContext_RedisHealth_fallback(ctx, field)
 	case "clientCache":
@@ -1612,6 +1645,29 @@ func (ec *executionContext) _FallbackHealth_active(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_FallbackHealth_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("FallbackHealth", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _FallbackHealth_off(ctx context.Context, field graphql.CollectedField, obj *model.FallbackHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FallbackHealth_off(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Off, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_FallbackHealth_off(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FallbackHealth", field, false, false, "String")
 }
 
 func (ec *executionContext) _FallbackHealth_entries(ctx context.Context, field graphql.CollectedField, obj *model.FallbackHealth) (ret graphql.Marshaler) {
@@ -2471,6 +2527,52 @@ func (ec *executionContext) _RedisHealth_breaker(ctx context.Context, field grap
 }
 func (ec *executionContext) fieldContext_RedisHealth_breaker(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "BreakerState")
+}
+
+func (ec *executionContext) _RedisHealth_connectionResets(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_connectionResets(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ConnectionResets, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_connectionResets(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "Int")
+}
+
+func (ec *executionContext) _RedisHealth_lastConnectionResetAt(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_lastConnectionResetAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastConnectionResetAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_lastConnectionResetAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "String")
 }
 
 func (ec *executionContext) _RedisHealth_fallback(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
@@ -3789,6 +3891,11 @@ func (ec *executionContext) _FallbackHealth(ctx context.Context, sel ast.Selecti
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "off":
+			out.Values[i] = ec._FallbackHealth_off(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "entries":
 			out.Values[i] = ec._FallbackHealth_entries(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
@@ -4029,6 +4136,16 @@ func (ec *executionContext) _RedisHealth(ctx context.Context, sel ast.SelectionS
 		case "breaker":
 			out.Values[i] = ec._RedisHealth_breaker(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "connectionResets":
+			out.Values[i] = ec._RedisHealth_connectionResets(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastConnectionResetAt":
+			out.Values[i] = ec._RedisHealth_lastConnectionResetAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		case "fallback":

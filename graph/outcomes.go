@@ -65,7 +65,7 @@ func readFailure(ctx context.Context, err error) error {
 func writeFailure(err error) (model.CacheWriteFailure, string, error) {
 	switch {
 	case errors.Is(err, cache.ErrUnavailable):
-		return model.CacheWriteFailureRedisUnavailable, "Redis is unavailable; nothing was written.", nil
+		return model.CacheWriteFailureRedisUnavailable, "Redis did not execute the write (unreachable, or the request's deadline passed before it was sent); nothing was written.", nil
 	case errors.Is(err, cache.ErrNoReply):
 		return model.CacheWriteFailureNoReply, "Redis did not reply in time; the write may or may not have been applied.", nil
 	case errors.Is(err, cache.ErrRejected):
@@ -108,12 +108,15 @@ func healthModel(h cache.Health) *model.RedisHealth {
 		m.Cluster = &model.ClusterHealth{State: nonEmpty(cl.State), KnownNodes: cl.KnownNodes, Nodes: cl.Nodes, Reachable: cl.Reachable}
 	}
 	m.Breaker = breakerStates[h.Breaker]
+	m.ConnectionResets = int(min(h.ConnectionResets, math.MaxInt32))
+	m.LastConnectionResetAt = timestamp(h.LastConnectionResetAt)
 	m.ClientCache = clientCacheStates[h.ClientCache]
 	m.Fallback = &model.FallbackHealth{
 		Mode:    model.FallbackModeNone,
 		Active:  h.Fallback.Active,
 		Entries: h.Fallback.Entries,
 		Bytes:   int(min(h.Fallback.Bytes, math.MaxInt32)),
+		Off:     nonEmpty(h.Fallback.Off),
 	}
 	if h.Fallback.Mode == cache.FallbackMemory {
 		m.Fallback.Mode = model.FallbackModeMemory

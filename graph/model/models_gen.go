@@ -55,8 +55,10 @@ type ClusterHealth struct {
 type FallbackHealth struct {
 	// Configured mode.
 	Mode FallbackMode `json:"mode"`
-	// True while the fallback tier is answering for Redis.
+	// True while the fallback tier is answering for Redis (the breaker is open or half-open).
 	Active bool `json:"active"`
+	// Why a configured fallback tier does not answer: it is off in cluster mode. Null otherwise.
+	Off *string `json:"off,omitempty"`
 	// Entries it holds now.
 	Entries int `json:"entries"`
 	// Approximate bytes it holds now (keys, values and per-entry overhead).
@@ -127,8 +129,12 @@ type RedisHealth struct {
 	Addr string `json:"addr"`
 	// Cluster state, in cluster mode only.
 	Cluster *ClusterHealth `json:"cluster,omitempty"`
-	// The request gate seen as a circuit breaker: CLOSED while requests go to Redis, OPEN while Redis is down and requests do not try it, HALF_OPEN while the background probe is trying it.
+	// The circuit breaker in front of Redis: CLOSED while requests go to Redis, OPEN while Redis is down and requests do not try it, HALF_OPEN while the background probe is trying it.
 	Breaker BreakerState `json:"breaker"`
+	// Connections to Redis that the server or the network closed under the service since it started (CLIENT KILL, idle timeouts, failovers). valkey-go reconnects; these are ridden through, not an outage, and statusSince does not move for them.
+	ConnectionResets int `json:"connectionResets"`
+	// When the last of connectionResets happened (RFC 3339); null if none.
+	LastConnectionResetAt *string `json:"lastConnectionResetAt,omitempty"`
 	// The in-process fallback tier.
 	Fallback *FallbackHealth `json:"fallback"`
 	// Server-assisted client-side caching of reads (REDIS_CLIENT_CACHE).
@@ -202,7 +208,7 @@ type CacheBackend string
 const (
 	// Redis answered.
 	CacheBackendRedis CacheBackend = "REDIS"
-	// Redis was unavailable and this instance's in-process fallback tier answered (CACHE_FALLBACK=memory). Its values live only in this instance and are dropped when Redis returns.
+	// Redis was unavailable (the breaker open) and this instance's in-process fallback tier answered (CACHE_FALLBACK=memory). Its values live only in this instance; it keeps every write it acknowledged until Redis is confirmed back, then drops them (they are not copied to Redis).
 	CacheBackendMemory CacheBackend = "MEMORY"
 )
 
@@ -258,9 +264,9 @@ func (e CacheBackend) MarshalJSON() ([]byte, error) {
 type CacheWriteFailure string
 
 const (
-	// Redis was unreachable, so nothing was sent: the write was not applied.
+	// The write was not executed: Redis was unreachable or said it cannot serve now (the breaker is open, no connection could be opened, a failover did not finish within REDIS_COMMAND_TIMEOUT), or the request's deadline passed before the command was sent. Nothing was applied.
 	CacheWriteFailureRedisUnavailable CacheWriteFailure = "REDIS_UNAVAILABLE"
-	// The command was sent but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke: the write may or may not have been applied.
+	// The command may have reached Redis but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke under it: the write may or may not have been applied. It is not sent again (a second write could overwrite a newer one).
 	CacheWriteFailureNoReply CacheWriteFailure = "NO_REPLY"
 	// Redis answered with an error (for example out of memory): the write was not applied.
 	CacheWriteFailureRejected CacheWriteFailure = "REJECTED"
