@@ -33,18 +33,18 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "cache-service:", err)
 		os.Exit(1)
 	}
 }
 
 // run starts the service and blocks until ctx is cancelled, then shuts down
-// gracefully. Configuration comes from the process environment (and a .env
-// file): cleanenv reads the environment itself, so tests set variables with
-// t.Setenv rather than passing a getenv function. Logs go to stdout; usage
-// errors to stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// gracefully. Configuration comes from getenv (os.Getenv in production) and
+// a .env file; run never reads the process environment itself, so tests
+// start services in parallel, each with its own variables. Logs go to
+// stdout; usage errors to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
@@ -52,7 +52,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*envFile)
+	var dotenv map[string]string
+	if *envFile != "" {
+		var err error
+		if dotenv, err = config.ReadDotenv(*envFile); err != nil {
+			return err
+		}
+	}
+	cfg, err := config.Load(getenv, dotenv)
 	if err != nil {
 		return err
 	}

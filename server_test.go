@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -78,16 +78,6 @@ type service struct {
 	bearer string
 }
 
-// clearEnv unsets every variable the service reads, so the shell running
-// the tests cannot leak into them.
-func clearEnv(t *testing.T) {
-	t.Helper()
-	for _, name := range config.Names() {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-}
-
 // testToken is a write token for tests that run in staging or production,
 // which refuse to start without one.
 const testToken = "tests:write:0123456789abcdef0123"
@@ -116,18 +106,17 @@ func testEnv(redisAddr string) map[string]string {
 	}
 }
 
-// startService runs the service in-process with env and returns once it
-// listens. Variables are process-wide, so these tests do not run in parallel.
+// startService runs the service in-process with env as its whole
+// environment and returns once it listens. Nothing else the process has
+// set reaches it, so tests that start services run in parallel.
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
-	clearEnv(t)
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
+	env = maps.Clone(env) // the caller may change its map while the service runs
+	getenv := func(name string) string { return env[name] }
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-env-file", ""}, logs, io.Discard) }()
+	go func() { done <- run(ctx, []string{"-env-file", ""}, getenv, logs, io.Discard) }()
 
 	var addr string
 	deadline := time.Now().Add(5 * time.Second)
@@ -809,11 +798,7 @@ func TestCacheOptionsByMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearEnv(t)
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := config.Load("")
+			cfg, err := config.Load(func(name string) string { return tt.env[name] }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
