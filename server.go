@@ -97,10 +97,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			slog.Int("maxBytes", opts.FallbackMaxBytes))
 	}
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
-	}
 	limiter, err := ratelimit.New(cfg.RateLimitRPS, cfg.RateLimitBurst)
 	if err != nil {
 		return err
@@ -112,14 +108,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var draining atomic.Bool
 	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining})
+
+	// Every listener is closed on every way out of run, whatever fails
+	// after it opened (http.Server.Serve closes it too; a second Close is
+	// harmless).
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+	}
+	defer ln.Close()
 	servers := []*http.Server{newHTTPServer(handler, logger)}
 	listeners := []net.Listener{ln}
 	if m != nil && cfg.MetricsPort != 0 {
 		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("listen on METRICS_PORT %d: %w", cfg.MetricsPort, err)
 		}
+		defer mln.Close()
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
 		servers = append(servers, newHTTPServer(mux, logger))
@@ -132,17 +137,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()))
 
+	var failed error
+	serving := len(servers)
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
+		// One server stopped by itself: stop the others too, below, rather
+		// than return with them still serving.
+		failed = fmt.Errorf("http server: %w", err)
+		serving--
 	case <-ctx.Done():
+		// Fail /health first and keep serving for a while, so load
+		// balancers stop sending traffic before the listener closes.
+		draining.Store(true)
+		logger.Info("shutting down", slog.Duration("drainDelay", cfg.ShutdownDrainDelay), slog.Duration("timeout", cfg.ShutdownTimeout))
+		time.Sleep(cfg.ShutdownDrainDelay)
 	}
-
-	// Fail /health first and keep serving for a while, so load balancers
-	// stop sending traffic before the listener closes.
-	draining.Store(true)
-	logger.Info("shutting down", slog.Duration("drainDelay", cfg.ShutdownDrainDelay), slog.Duration("timeout", cfg.ShutdownTimeout))
-	time.Sleep(cfg.ShutdownDrainDelay)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	for _, srv := range servers {
@@ -151,12 +160,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			_ = srv.Close()
 		}
 	}
-	for range servers {
+	for range serving {
 		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("http server", slog.String("error", err.Error()))
 		}
 	}
 	client.Close()
+	if failed != nil {
+		return failed
+	}
 	logger.Info("stopped")
 	return nil
 }
