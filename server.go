@@ -117,7 +117,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
 	}
 	defer ln.Close()
-	servers := []*http.Server{newHTTPServer(handler, logger)}
+	// Handlers run under a context of their own, cancelled only once
+	// SHUTDOWN_TIMEOUT has passed: ctx ends at the first signal, when the
+	// requests in flight must still be allowed to finish.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	var running inFlight
+	servers := []*http.Server{newHTTPServer(running.track(handler), logger, handlerCtx)}
 	listeners := []net.Listener{ln}
 	if m != nil && cfg.MetricsPort != 0 {
 		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
@@ -127,7 +133,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer mln.Close()
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
-		servers = append(servers, newHTTPServer(mux, logger))
+		servers = append(servers, newHTTPServer(running.track(mux), logger, handlerCtx))
 		listeners = append(listeners, mln)
 		logger.Info("metrics listening", slog.String("addr", mln.Addr().String()))
 	}
@@ -154,23 +160,86 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			logger.Warn("in-flight requests did not finish in time; closing them", slog.String("error", err.Error()))
-			_ = srv.Close()
-		}
-	}
+	stopServing(shutdownCtx, logger, servers, cancelHandlers, &running)
 	for range serving {
 		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("http server", slog.String("error", err.Error()))
 		}
 	}
+	// Only now, with no handler left to use it (but one that ignored its
+	// cancellation for cancelGrace), is the cache client closed.
+	cut := running.count()
 	client.Close()
 	if failed != nil {
 		return failed
 	}
-	logger.Info("stopped")
+	logger.Info("stopped", slog.Int64("requestsCut", cut))
 	return nil
+}
+
+// cancelGrace is how long handlers still running at SHUTDOWN_TIMEOUT have,
+// once their contexts are cancelled, to return before their connections
+// and the cache client are closed under them. Ours return within
+// milliseconds (valkey-go stops waiting for a reply when the context ends);
+// the bound is for one that does not.
+const cancelGrace = time.Second
+
+// stopServing stops the servers. Until ctx ends (SHUTDOWN_TIMEOUT) the
+// requests in flight may finish as usual; then the handlers still running
+// have their contexts cancelled and cancelGrace to return and write their
+// answers, and only then are their connections closed. When it returns
+// nothing listens, and no handler runs unless one ignored its context.
+func stopServing(ctx context.Context, logger *slog.Logger, servers []*http.Server, cancelHandlers context.CancelFunc, running *inFlight) {
+	late := false
+	for _, srv := range servers {
+		// Shutdown closes the listeners and idle connections at once, and
+		// returns an error only if ctx ends before the others are idle.
+		if srv.Shutdown(ctx) != nil {
+			late = true
+		}
+	}
+	if late {
+		logger.Warn("in-flight requests did not finish within SHUTDOWN_TIMEOUT; cancelling them", slog.Int64("requests", running.count()))
+		cancelHandlers()
+		graceCtx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+		defer cancel()
+		if !running.wait(graceCtx) {
+			logger.Warn("requests still running after cancellation; closing their connections and the cache under them", slog.Int64("requests", running.count()), slog.Duration("grace", cancelGrace))
+		}
+	}
+	for _, srv := range servers {
+		_ = srv.Close()
+	}
+}
+
+// inFlight counts the handlers running, so that shutdown can wait for them
+// before it closes the cache client they use.
+type inFlight struct{ n atomic.Int64 }
+
+func (f *inFlight) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.n.Add(1)
+		defer f.n.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (f *inFlight) count() int64 { return f.n.Load() }
+
+// wait reports whether no handler runs, waiting for that until ctx ends.
+// It polls, as http.Server.Shutdown does: a handler may still start on a
+// connection being read (a WaitGroup must not be added to while waited on).
+func (f *inFlight) wait(ctx context.Context) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for f.n.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return f.n.Load() == 0
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 // checkConfiguration is --check-config: the configuration has loaded and
@@ -222,9 +291,11 @@ func authTokens(tokens []config.Token) []auth.Token {
 	return out
 }
 
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+// newHTTPServer serves h; every request's context derives from base.
+func newHTTPServer(h http.Handler, logger *slog.Logger, base context.Context) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -1,10 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptrace"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/school-erp/cache-service/internal/faultproxy"
+	"github.com/school-erp/cache-service/internal/redistest"
 )
 
 // TestListenErrorLeavesNoListener: when run fails after it has opened PORT
@@ -47,4 +56,80 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestShutdownTimeoutCancelsHandlersBeforeClosingTheCache: a request still
+// waiting on Redis at SHUTDOWN_TIMEOUT has its context cancelled, answers
+// (NO_REPLY: the caller gave up, said while the connection is still open),
+// and returns before the cache client is closed.
+func TestShutdownTimeoutCancelsHandlersBeforeClosingTheCache(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	proxy := faultproxy.Start(t, srv.Addr)
+	env := testEnv(proxy.Addr)
+	// Only the shutdown may end the request in time: its own deadline is
+	// past the drain, the timeout and cancelGrace. (Not much further:
+	// cache.Client.Close waits for a probe hung in the black hole, and the
+	// probe's deadline is REDIS_DIAL_TIMEOUT + REDIS_COMMAND_TIMEOUT.)
+	env["REDIS_COMMAND_TIMEOUT"] = "3s"
+	env["GRAPHQL_REQUEST_TIMEOUT"] = "3s"
+	env["REDIS_DEGRADED_LATENCY"] = "2s"
+	// The drain keeps the listener open, so the request is surely being
+	// served when the timeout starts.
+	env["SHUTDOWN_DRAIN_DELAY"] = "300ms"
+	env["SHUTDOWN_TIMEOUT"] = "300ms"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+
+	proxy.BlackHole(true) // Redis stops answering; the read below hangs
+	written := make(chan struct{})
+	answer := make(chan string, 1)
+	go func() {
+		body, _ := json.Marshal(map[string]any{"query": getQuery, "variables": map[string]any{"k": "hangs"}})
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(written) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), http.MethodPost, svc.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answer <- "error: " + err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answer <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	select {
+	case <-written:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request was not sent within 5s")
+	}
+	if err := svc.stop(); err != nil {
+		t.Fatalf("run() = %v; want nil", err)
+	}
+
+	got := <-answer
+	var r gqlResponse
+	if code, raw, _ := strings.Cut(got, " "); code != "200" || json.Unmarshal([]byte(raw), &r) != nil ||
+		string(r.Data["cacheGet"]) != "null" || len(r.Extensions.Warnings) != 1 || r.Extensions.Warnings[0].Code != "NO_REPLY" {
+		t.Errorf("request in flight at SHUTDOWN_TIMEOUT got %s; want 200, cacheGet null with a NO_REPLY warning (its context cancelled, its answer still sent)", got)
+	}
+	var cancelled, stopped logLine
+	for _, l := range svc.logs.lines(t) {
+		switch l["msg"] {
+		case "in-flight requests did not finish within SHUTDOWN_TIMEOUT; cancelling them":
+			cancelled = l
+		case "stopped":
+			stopped = l
+		case "requests still running after cancellation; closing their connections and the cache under them":
+			t.Errorf("log: %v; want the cancelled handler to have returned", l)
+		}
+	}
+	if cancelled == nil || cancelled["requests"] != float64(1) {
+		t.Errorf("cancellation line = %v; want one naming 1 request", cancelled)
+	}
+	// requestsCut counts the handlers still running when the cache client
+	// was closed.
+	if stopped == nil || stopped["requestsCut"] != float64(0) {
+		t.Errorf("stopped line = %v; want requestsCut 0\n%s", stopped, svc.logs)
+	}
 }
