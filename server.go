@@ -31,12 +31,33 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel() // run drains and shuts down gracefully
+		sig := <-signals
+		// An operator (or an orchestrator) who asks twice does not want to
+		// wait for the drain and the in-flight requests. Nothing is lost
+		// from the log: the logger writes each line straight to stdout.
+		fmt.Fprintf(os.Stderr, "cache-service: second %v while shutting down: exiting now\n", sig)
+		os.Exit(signalExitCode(sig))
+	}()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "cache-service:", err)
 		os.Exit(1)
 	}
+}
+
+// signalExitCode is the status for a process ended by sig, as shells
+// report one killed by it: 128 + the signal number (130 for SIGINT, 143
+// for SIGTERM).
+func signalExitCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
 }
 
 // run starts the service and blocks until ctx is cancelled, then shuts down

@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,5 +134,55 @@ func TestShutdownTimeoutCancelsHandlersBeforeClosingTheCache(t *testing.T) {
 	// was closed.
 	if stopped == nil || stopped["requestsCut"] != float64(0) {
 		t.Errorf("stopped line = %v; want requestsCut 0\n%s", stopped, svc.logs)
+	}
+}
+
+// TestSecondSignalExitsAtOnce: a second SIGTERM or SIGINT during the drain
+// ends the built binary at once, with 128 + the signal's number and a line
+// on stderr, rather than after SHUTDOWN_DRAIN_DELAY.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	for _, tt := range []struct {
+		sig  syscall.Signal
+		want int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		t.Run(tt.sig.String(), func(t *testing.T) {
+			t.Parallel()
+			const drain = 5 * time.Second
+			p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "SHUTDOWN_DRAIN_DELAY": drain.String()})
+			if err := p.cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for !strings.Contains(p.stdout.String(), `msg="shutting down"`) {
+				if time.Now().After(deadline) {
+					t.Fatalf("no 'shutting down' line 5s after the first %v:\n%s", tt.sig, p.stdout)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			second := time.Now()
+			if err := p.cmd.Process.Signal(tt.sig); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			select {
+			case err = <-p.exit:
+				p.exit <- err // for the cleanup
+			case <-time.After(drain):
+				t.Fatalf("still running %s after the second %v", drain, tt.sig)
+			}
+			if took := time.Since(second); took > 2*time.Second {
+				t.Errorf("exit took %s after the second %v; want at once", took, tt.sig)
+			}
+			var exitErr *exec.ExitError
+			if !errors.As(err, &exitErr) || exitErr.ExitCode() != tt.want {
+				t.Errorf("exit after a second %v = %v; want status %d", tt.sig, err, tt.want)
+			}
+			if !strings.Contains(p.stderr.String(), "second "+tt.sig.String()+" while shutting down: exiting now") {
+				t.Errorf("stderr = %q; want the line saying why it exited", p.stderr)
+			}
+		})
 	}
 }

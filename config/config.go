@@ -36,7 +36,7 @@ type Config struct {
 	Port            int           `env:"PORT" envDefault:"5000" envDescription:"HTTP port to listen on (0 picks a free port)" allowed:"an integer from 0 to 65535"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" envDescription:"Minimum log level" allowed:"one of debug, info, warn, error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDescription:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" envDescription:"How long in-flight requests may take to finish after SIGINT/SIGTERM" allowed:"a positive duration such as 10s"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" envDescription:"How long in-flight requests may take to finish after SIGINT/SIGTERM and the drain; those still running are then cancelled" allowed:"a positive duration such as 10s"`
 	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" envDescription:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
 
 	APITokens     string `env:"API_TOKENS" envDescription:"Bearer tokens as comma-separated name:scope:token entries; scope is read (redisHealth, cacheGet, cacheGetMany, cacheExists) or write (also cacheSet, cacheDelete); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
