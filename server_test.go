@@ -288,6 +288,7 @@ func field[T any](t *testing.T, r gqlResponse, name string) T {
 }
 
 func TestAC1ConnectsWithPasswordAndReportsHealth(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{Password: "ac1-Secret-pw"})
 	env := testEnv(srv.Addr)
 	env["REDIS_PASSWORD"] = "ac1-Secret-pw"
@@ -319,6 +320,7 @@ func TestAC1ConnectsWithPasswordAndReportsHealth(t *testing.T) {
 }
 
 func TestAC2RedisAbsentAtStartThenAppears(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 
@@ -353,6 +355,7 @@ func TestAC2RedisAbsentAtStartThenAppears(t *testing.T) {
 }
 
 func TestAC2RedisKilledUnderLoadThenRecovers(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -414,6 +417,7 @@ func TestAC2RedisKilledUnderLoadThenRecovers(t *testing.T) {
 }
 
 func TestAC2WrongPasswordKeepsServing(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{Password: "the-right-one"})
 	env := testEnv(srv.Addr)
 	env["REDIS_PASSWORD"] = "a-wrong-one"
@@ -446,6 +450,7 @@ func TestAC2WrongPasswordKeepsServing(t *testing.T) {
 }
 
 func TestAC4OperationsThroughGraphQL(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -497,6 +502,7 @@ func TestAC4OperationsThroughGraphQL(t *testing.T) {
 }
 
 func TestGetOverHTTPGet(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -515,6 +521,7 @@ func TestGetOverHTTPGet(t *testing.T) {
 }
 
 func TestBadInputStoresNothing(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["CACHE_MAX_VALUE_BYTES"] = "100"
@@ -552,6 +559,7 @@ func TestBadInputStoresNothing(t *testing.T) {
 }
 
 func TestOversizedBodyIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["CACHE_MAX_VALUE_BYTES"] = "100"
@@ -568,6 +576,7 @@ func TestOversizedBodyIsRefused(t *testing.T) {
 }
 
 func TestRedisRequiredFailsHealthWhileDisconnected(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_REQUIRED"] = "true"
@@ -583,6 +592,7 @@ func TestRedisRequiredFailsHealthWhileDisconnected(t *testing.T) {
 }
 
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_COMMAND_TIMEOUT"] = "3s"
@@ -644,6 +654,7 @@ func infoCalls(t *testing.T, srv *redistest.Server) int {
 }
 
 func TestHealthPollingSendsNothingToRedis(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_HEALTH_INTERVAL"] = "1h" // only the start-up probe
@@ -662,6 +673,7 @@ func TestHealthPollingSendsNothingToRedis(t *testing.T) {
 }
 
 func TestPlaygroundOnlyInDevelopment(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	for _, tt := range []struct {
 		appEnv string
@@ -694,12 +706,14 @@ func TestPlaygroundOnlyInDevelopment(t *testing.T) {
 }
 
 func TestTLSThroughTheService(t *testing.T) {
+	t.Parallel()
 	ca := testcert.NewCA(t, "test")
 	other := testcert.NewCA(t, "other")
 	pair := ca.Server("redis", testcert.CertOptions{})
 	srv := redistest.Start(t, redistest.Options{TLS: &redistest.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile, CAFile: ca.CertFile}})
 
 	t.Run("trusted CA", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["REDIS_TLS"], env["REDIS_TLS_CA_FILE"] = "true", ca.CertFile
 		svc := startService(t, env)
@@ -726,6 +740,7 @@ func TestTLSThroughTheService(t *testing.T) {
 	})
 
 	t.Run("untrusted CA", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["REDIS_TLS"], env["REDIS_TLS_CA_FILE"] = "true", other.CertFile
 		svc := startService(t, env)
@@ -747,6 +762,7 @@ func TestTLSThroughTheService(t *testing.T) {
 	})
 
 	t.Run("skip verify warns in development", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["REDIS_TLS"], env["REDIS_TLS_INSECURE_SKIP_VERIFY"] = "true", "true"
 		svc := startService(t, env)
@@ -764,6 +780,7 @@ func TestTLSThroughTheService(t *testing.T) {
 }
 
 func TestCacheOptionsByMode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		env   map[string]string
@@ -798,6 +815,7 @@ func TestCacheOptionsByMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg, err := config.Load(func(name string) string { return tt.env[name] }, nil)
 			if err != nil {
 				t.Fatal(err)
