@@ -235,7 +235,10 @@ func ReadDotenv(path string) (map[string]string, error) {
 
 // parse fills the struct v from environ, then each struct nested in it,
 // one struct per call to the library, so that a ParseError's field name
-// identifies one variable.
+// identifies one variable. (ParseWithOptions still builds its default
+// options from os.Environ before environ replaces them; no value from the
+// process reaches the Config, as TestLoadIgnoresTheProcessEnvironment
+// checks.)
 func parse(v reflect.Value, environ map[string]string) error {
 	if err := env.ParseWithOptions(v.Addr().Interface(), env.Options{Environment: environ}); err != nil {
 		return parseError(v.Type(), err, environ)
