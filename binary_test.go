@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,14 +61,13 @@ func envList(env map[string]string) []string {
 }
 
 // startBinary runs the binary in an empty directory (so no .env is read)
-// and waits until it listens.
+// on a port it picks itself (PORT=0: no other test can take the port
+// between our choice and its bind), and waits until it listens.
 func startBinary(t *testing.T, env map[string]string) *process {
 	t.Helper()
-	port := redistest.FreePort(t)
-	env["PORT"] = fmt.Sprint(port)
+	env["PORT"] = "0"
 	p := &process{
 		cmd:    exec.Command(binary),
-		url:    fmt.Sprintf("http://127.0.0.1:%d", port),
 		stdout: &syncBuffer{},
 		stderr: &syncBuffer{},
 		exit:   make(chan error, 1),
@@ -84,15 +84,24 @@ func startBinary(t *testing.T, env map[string]string) *process {
 		_ = p.cmd.Process.Kill()
 		<-p.exit
 	})
+	p.url = "http://127.0.0.1:" + waitListening(t, p.stdout, p.stderr)
+	return p
+}
+
+// listeningLine finds the port in the "listening" log line, text or JSON.
+var listeningLine = regexp.MustCompile(`msg=listening addr=\S*:(\d+)|"msg":"listening","addr":"[^"]*:(\d+)"`)
+
+// waitListening waits up to 5s for the service's "listening" line in
+// stdout and returns its port.
+func waitListening(t *testing.T, stdout, stderr *syncBuffer) string {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/health")
-		if err == nil {
-			resp.Body.Close()
-			return p
+		if m := listeningLine.FindStringSubmatch(stdout.String()); m != nil {
+			return m[1] + m[2]
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("binary not listening after 5s: %v\nstdout:\n%s\nstderr:\n%s", err, p.stdout, p.stderr)
+			t.Fatalf("binary not listening after 5s\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -125,6 +134,7 @@ func (p *process) set(t *testing.T, key string, value any) {
 }
 
 func TestAC5SameBinaryPointedElsewhereByEnvOnly(t *testing.T) {
+	t.Parallel()
 	local := redistest.Start(t, redistest.Options{})
 	cloud := redistest.Start(t, redistest.Options{Password: "cloud-pw"})
 	host, port, _ := strings.Cut(local.Addr, ":")
@@ -163,6 +173,7 @@ func TestAC5SameBinaryPointedElsewhereByEnvOnly(t *testing.T) {
 }
 
 func TestInvalidConfigurationStopsWithOneLine(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -176,6 +187,7 @@ func TestInvalidConfigurationStopsWithOneLine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command(binary)
 			cmd.Env = envList(tt.env)
 			cmd.Dir = t.TempDir()
@@ -200,6 +212,7 @@ func TestInvalidConfigurationStopsWithOneLine(t *testing.T) {
 }
 
 func TestDotEnvFileIsReadAndEnvironmentWins(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	host, port, _ := strings.Cut(srv.Addr, ":")
 	dir := t.TempDir()
@@ -209,28 +222,16 @@ func TestDotEnvFileIsReadAndEnvironmentWins(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(dotenv), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	httpPort := redistest.FreePort(t)
 	cmd := exec.Command(binary)
 	cmd.Dir = dir
-	cmd.Env = envList(map[string]string{"REDIS_PORT": port, "PORT": fmt.Sprint(httpPort)})
+	cmd.Env = envList(map[string]string{"REDIS_PORT": port, "PORT": "0"})
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	p := &process{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), stdout: out}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if resp, err := http.Get(p.url + "/health"); err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not listening:\n%s", out)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p := &process{url: "http://127.0.0.1:" + waitListening(t, out, out), stdout: out}
 	p.set(t, "k", 1)
 	if v, err := srv.Do(t, "GET", "from-file:k"); err != nil || v != "1" {
 		t.Errorf("GET from-file:k = %q, %v; want 1 (prefix from .env, port from the environment)", v, err)
@@ -238,6 +239,7 @@ func TestDotEnvFileIsReadAndEnvironmentWins(t *testing.T) {
 }
 
 func TestHungRedisDoesNotDelayStart(t *testing.T) {
+	t.Parallel()
 	addr := redistest.BlackHole(t)
 	host, port, _ := strings.Cut(addr, ":")
 	// With a 10 s dial timeout, a start that waited on Redis would take 10 s;
@@ -254,6 +256,7 @@ func TestHungRedisDoesNotDelayStart(t *testing.T) {
 }
 
 func TestSIGTERMExitsZero(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	host, port, _ := strings.Cut(srv.Addr, ":")
 	p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port})
@@ -275,6 +278,7 @@ func TestSIGTERMExitsZero(t *testing.T) {
 }
 
 func TestProductionRefusesUnsafeTLS(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		env  map[string]string
@@ -287,6 +291,7 @@ func TestProductionRefusesUnsafeTLS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command(binary)
 			cmd.Env, cmd.Dir = envList(tt.env), t.TempDir()
 			var stderr bytes.Buffer

@@ -233,6 +233,10 @@ func stateLines(t *testing.T, svc *service, after int) []string {
 	return out
 }
 
+// TestFaults is not parallel: it bounds request latencies (within the
+// command timeout; at once while Redis is known down), and other tests
+// running beside it would add their load to what it measures. Serial
+// tests run before the parallel ones, so it has the process to itself.
 func TestFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault tests take several seconds each")
@@ -350,7 +354,8 @@ func TestFaults(t *testing.T) {
 
 // TestRequestDeadlineBoundsManyFields: mutation fields run one after
 // another, each with its own command deadline; the request's deadline must
-// still bound the whole request.
+// still bound the whole request. Not parallel, like TestFaults: it bounds
+// a latency.
 func TestRequestDeadlineBoundsManyFields(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	proxy := faultproxy.Start(t, srv.Addr)

@@ -30,6 +30,7 @@ func status(t *testing.T, url string, header ...string) (int, string) {
 }
 
 func TestLivezAndReadyz(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{}) // absent at first
 	env := testEnv(srv.Addr)
 	env["SHUTDOWN_DRAIN_DELAY"] = "500ms"
@@ -71,6 +72,7 @@ func TestLivezAndReadyz(t *testing.T) {
 }
 
 func TestReadyzWithRedisRequired(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_REQUIRED"] = "true"
@@ -88,6 +90,7 @@ func TestReadyzWithRedisRequired(t *testing.T) {
 }
 
 func TestHealthJSONDraftFormat(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -124,6 +127,7 @@ func TestHealthJSONDraftFormat(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
+	t.Parallel()
 	ca := testcert.NewCA(t, "check")
 	pair := ca.Server("redis", testcert.CertOptions{})
 	tlsSrv := redistest.Start(t, redistest.Options{Password: "check-secret-pw", TLS: &redistest.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile, CAFile: ca.CertFile}})
@@ -150,6 +154,7 @@ func TestCheckConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cmd := exec.Command(binary, "--check-config")
 			cmd.Env, cmd.Dir = envList(tt.env), t.TempDir()
 			var out bytes.Buffer

@@ -16,6 +16,7 @@ import (
 )
 
 func TestFallbackMemoryThroughGraphQL(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{}) // absent at start
 	env := testEnv(srv.Addr)
 	delete(env, "CACHE_FALLBACK") // development's default: memory
@@ -50,6 +51,7 @@ func TestFallbackMemoryThroughGraphQL(t *testing.T) {
 }
 
 func TestFallbackDefaultsByEnvironment(t *testing.T) {
+	t.Parallel()
 	for appEnv, want := range map[string]string{"development": "MEMORY", "staging": "NONE"} {
 		env := testEnv("127.0.0.1:1")
 		delete(env, "CACHE_FALLBACK")
@@ -94,6 +96,7 @@ func scrape(t *testing.T, url string) map[string]float64 {
 }
 
 func TestMetricsMoveWithOperations(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -155,8 +158,10 @@ func TestMetricsMoveWithOperations(t *testing.T) {
 }
 
 func TestMetricsPortAndSwitch(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	t.Run("separate port", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		port := redistest.FreePort(t)
 		env["METRICS_PORT"] = itoa(port)
@@ -169,6 +174,7 @@ func TestMetricsPortAndSwitch(t *testing.T) {
 		}
 	})
 	t.Run("off", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["METRICS_ENABLED"] = "false"
 		svc := startService(t, env)
@@ -181,6 +187,7 @@ func TestMetricsPortAndSwitch(t *testing.T) {
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestMalformedRequests(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["CACHE_MAX_VALUE_BYTES"] = "100"
@@ -224,6 +231,7 @@ func TestMalformedRequests(t *testing.T) {
 }
 
 func TestTTLOverflowIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -239,6 +247,7 @@ func TestTTLOverflowIsRefused(t *testing.T) {
 }
 
 func TestDrainAnswers503ThenStops(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["SHUTDOWN_DRAIN_DELAY"] = "600ms"
@@ -267,6 +276,7 @@ func TestDrainAnswers503ThenStops(t *testing.T) {
 }
 
 func TestRedisRequiredFailsHealthWhileDegraded(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_REQUIRED"] = "true"
@@ -282,6 +292,7 @@ func TestRedisRequiredFailsHealthWhileDegraded(t *testing.T) {
 }
 
 func TestGETMutationIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -304,6 +315,7 @@ func TestGETMutationIsRefused(t *testing.T) {
 }
 
 func TestCacheGetManyThroughGraphQL(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -328,6 +340,7 @@ func TestCacheGetManyThroughGraphQL(t *testing.T) {
 }
 
 func TestAutomaticPersistedQueries(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)

@@ -57,6 +57,7 @@ func productionEnv(redisAddr string) map[string]string {
 }
 
 func TestWhoMayDoWhat(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, productionEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -98,6 +99,7 @@ func TestWhoMayDoWhat(t *testing.T) {
 }
 
 func TestOpenInDevelopmentWithAWarning(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -110,6 +112,7 @@ func TestOpenInDevelopmentWithAWarning(t *testing.T) {
 }
 
 func TestHealthDetailsNeedATokenInProduction(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, productionEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second) // waitRedisStatus reads only the status
@@ -133,6 +136,7 @@ func TestHealthDetailsNeedATokenInProduction(t *testing.T) {
 }
 
 func TestAbuseLimits(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["GRAPHQL_MAX_DEPTH"] = "2"
@@ -200,6 +204,7 @@ func opName(q string) string {
 }
 
 func TestOnlyJSONAndGETTransports(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	form := url.Values{"query": {`mutation { cacheSet(key: "csrf", value: 1) { stored } }`}}
@@ -219,6 +224,7 @@ func TestOnlyJSONAndGETTransports(t *testing.T) {
 }
 
 func TestFieldSuggestionsOffInProduction(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	for _, tt := range []struct {
 		env     map[string]string
@@ -237,6 +243,7 @@ func TestFieldSuggestionsOffInProduction(t *testing.T) {
 }
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := productionEnv(srv.Addr)
 	env["CORS_ALLOWED_ORIGINS"] = "https://erp.example.com"
@@ -279,6 +286,7 @@ func TestCORS(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
+	t.Parallel()
 	// No Redis at all: the limiter must work without it.
 	env := productionEnv("127.0.0.1:1")
 	env["RATE_LIMIT_RPS"] = "1"
@@ -318,6 +326,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestKeyRules(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -361,6 +370,7 @@ func TestKeyRules(t *testing.T) {
 // drives the service through its paths (a wrong password, bad tokens, bad
 // input, health, metrics), and searches every log line and response.
 func TestSecretsNeverShow(t *testing.T) {
+	t.Parallel()
 	const (
 		redisPassword = "SECRET-redis-pw-7f3a"
 		tokenValue    = "SECRET-api-token-9c1d"
@@ -406,6 +416,7 @@ func TestSecretsNeverShow(t *testing.T) {
 }
 
 func TestOutOfRangeNumbersAreBadInputNotPanics(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, productionEnv(srv.Addr))
 	for _, q := range []string{
@@ -433,6 +444,7 @@ func TestOutOfRangeNumbersAreBadInputNotPanics(t *testing.T) {
 }
 
 func TestIntrospectionDisabledHasItsOwnCode(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, productionEnv(srv.Addr))
 	_, r := request(t, svc, readToken, `{ __schema { queryType { name } } }`, nil)
@@ -445,6 +457,7 @@ func TestIntrospectionDisabledHasItsOwnCode(t *testing.T) {
 }
 
 func TestMetricsNeedATokenOnTheAPIPortInProduction(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, productionEnv(srv.Addr))
 	for _, tt := range []struct {

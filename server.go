@@ -31,20 +31,41 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	ctx, cancel := context.WithCancel(context.Background())
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-signals
+		cancel() // run drains and shuts down gracefully
+		sig := <-signals
+		// An operator (or an orchestrator) who asks twice does not want to
+		// wait for the drain and the in-flight requests. Nothing is lost
+		// from the log: the logger writes each line straight to stdout.
+		fmt.Fprintf(os.Stderr, "cache-service: second %v while shutting down: exiting now\n", sig)
+		os.Exit(signalExitCode(sig))
+	}()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "cache-service:", err)
 		os.Exit(1)
 	}
 }
 
+// signalExitCode is the status for a process ended by sig, as shells
+// report one killed by it: 128 + the signal number (130 for SIGINT, 143
+// for SIGTERM).
+func signalExitCode(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 1
+}
+
 // run starts the service and blocks until ctx is cancelled, then shuts down
-// gracefully. Configuration comes from the process environment (and a .env
-// file): cleanenv reads the environment itself, so tests set variables with
-// t.Setenv rather than passing a getenv function. Logs go to stdout; usage
-// errors to stderr.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// gracefully. Configuration comes from getenv (os.Getenv in production) and
+// a .env file; run never reads the process environment itself, so tests
+// start services in parallel, each with its own variables. Logs go to
+// stdout; usage errors to stderr.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
@@ -52,7 +73,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := flags.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*envFile)
+	var dotenv map[string]string
+	if *envFile != "" {
+		var err error
+		if dotenv, err = config.ReadDotenv(*envFile); err != nil {
+			return err
+		}
+	}
+	cfg, err := config.Load(getenv, dotenv)
 	if err != nil {
 		return err
 	}
@@ -90,10 +118,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			slog.Int("maxBytes", opts.FallbackMaxBytes))
 	}
 
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
-	if err != nil {
-		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
-	}
 	limiter, err := ratelimit.New(cfg.RateLimitRPS, cfg.RateLimitBurst)
 	if err != nil {
 		return err
@@ -105,17 +129,32 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var draining atomic.Bool
 	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining})
-	servers := []*http.Server{newHTTPServer(handler, logger)}
+
+	// Every listener is closed on every way out of run, whatever fails
+	// after it opened (http.Server.Serve closes it too; a second Close is
+	// harmless).
+	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+	}
+	defer ln.Close()
+	// Handlers run under a context of their own, cancelled only once
+	// SHUTDOWN_TIMEOUT has passed: ctx ends at the first signal, when the
+	// requests in flight must still be allowed to finish.
+	handlerCtx, cancelHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandlers()
+	var running inFlight
+	servers := []*http.Server{newHTTPServer(running.track(handler), logger, handlerCtx)}
 	listeners := []net.Listener{ln}
 	if m != nil && cfg.MetricsPort != 0 {
 		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
 		if err != nil {
-			ln.Close()
 			return fmt.Errorf("listen on METRICS_PORT %d: %w", cfg.MetricsPort, err)
 		}
+		defer mln.Close()
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", m.Handler())
-		servers = append(servers, newHTTPServer(mux, logger))
+		servers = append(servers, newHTTPServer(running.track(mux), logger, handlerCtx))
 		listeners = append(listeners, mln)
 		logger.Info("metrics listening", slog.String("addr", mln.Addr().String()))
 	}
@@ -125,33 +164,103 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger.Info("listening", slog.String("addr", ln.Addr().String()))
 
+	var failed error
+	serving := len(servers)
 	select {
 	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
+		// One server stopped by itself: stop the others too, below, rather
+		// than return with them still serving.
+		failed = fmt.Errorf("http server: %w", err)
+		serving--
 	case <-ctx.Done():
+		// Fail /health first and keep serving for a while, so load
+		// balancers stop sending traffic before the listener closes.
+		draining.Store(true)
+		logger.Info("shutting down", slog.Duration("drainDelay", cfg.ShutdownDrainDelay), slog.Duration("timeout", cfg.ShutdownTimeout))
+		time.Sleep(cfg.ShutdownDrainDelay)
 	}
-
-	// Fail /health first and keep serving for a while, so load balancers
-	// stop sending traffic before the listener closes.
-	draining.Store(true)
-	logger.Info("shutting down", slog.Duration("drainDelay", cfg.ShutdownDrainDelay), slog.Duration("timeout", cfg.ShutdownTimeout))
-	time.Sleep(cfg.ShutdownDrainDelay)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	for _, srv := range servers {
-		if err := srv.Shutdown(shutdownCtx); err != nil {
-			logger.Warn("in-flight requests did not finish in time; closing them", slog.String("error", err.Error()))
-			_ = srv.Close()
-		}
-	}
-	for range servers {
+	stopServing(shutdownCtx, logger, servers, cancelHandlers, &running)
+	for range serving {
 		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("http server", slog.String("error", err.Error()))
 		}
 	}
+	// Only now, with no handler left to use it (but one that ignored its
+	// cancellation for cancelGrace), is the cache client closed.
+	cut := running.count()
 	client.Close()
-	logger.Info("stopped")
+	if failed != nil {
+		return failed
+	}
+	logger.Info("stopped", slog.Int64("requestsCut", cut))
 	return nil
+}
+
+// cancelGrace is how long handlers still running at SHUTDOWN_TIMEOUT have,
+// once their contexts are cancelled, to return before their connections
+// and the cache client are closed under them. Ours return within
+// milliseconds (valkey-go stops waiting for a reply when the context ends);
+// the bound is for one that does not.
+const cancelGrace = time.Second
+
+// stopServing stops the servers. Until ctx ends (SHUTDOWN_TIMEOUT) the
+// requests in flight may finish as usual; then the handlers still running
+// have their contexts cancelled and cancelGrace to return and write their
+// answers, and only then are their connections closed. When it returns
+// nothing listens, and no handler runs unless one ignored its context.
+func stopServing(ctx context.Context, logger *slog.Logger, servers []*http.Server, cancelHandlers context.CancelFunc, running *inFlight) {
+	late := false
+	for _, srv := range servers {
+		// Shutdown closes the listeners and idle connections at once, and
+		// returns an error only if ctx ends before the others are idle.
+		if srv.Shutdown(ctx) != nil {
+			late = true
+		}
+	}
+	if late {
+		logger.Warn("in-flight requests did not finish within SHUTDOWN_TIMEOUT; cancelling them", slog.Int64("requests", running.count()))
+		cancelHandlers()
+		graceCtx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+		defer cancel()
+		if !running.wait(graceCtx) {
+			logger.Warn("requests still running after cancellation; closing their connections and the cache under them", slog.Int64("requests", running.count()), slog.Duration("grace", cancelGrace))
+		}
+	}
+	for _, srv := range servers {
+		_ = srv.Close()
+	}
+}
+
+// inFlight counts the handlers running, so that shutdown can wait for them
+// before it closes the cache client they use.
+type inFlight struct{ n atomic.Int64 }
+
+func (f *inFlight) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.n.Add(1)
+		defer f.n.Add(-1)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (f *inFlight) count() int64 { return f.n.Load() }
+
+// wait reports whether no handler runs, waiting for that until ctx ends.
+// It polls, as http.Server.Shutdown does: a handler may still start on a
+// connection being read (a WaitGroup must not be added to while waited on).
+func (f *inFlight) wait(ctx context.Context) bool {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for f.n.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return f.n.Load() == 0
+		case <-tick.C:
+		}
+	}
+	return true
 }
 
 // checkConfiguration is --check-config: the configuration has loaded and
@@ -203,9 +312,11 @@ func authTokens(tokens []config.Token) []auth.Token {
 	return out
 }
 
-func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+// newHTTPServer serves h; every request's context derives from base.
+func newHTTPServer(h http.Handler, logger *slog.Logger, base context.Context) *http.Server {
 	return &http.Server{
 		Handler:           h,
+		BaseContext:       func(net.Listener) context.Context { return base },
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -78,16 +78,6 @@ type service struct {
 	bearer string
 }
 
-// clearEnv unsets every variable the service reads, so the shell running
-// the tests cannot leak into them.
-func clearEnv(t *testing.T) {
-	t.Helper()
-	for _, name := range config.Names() {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-}
-
 // testToken is a write token for tests that run in staging or production,
 // which refuse to start without one.
 const testToken = "tests:write:0123456789abcdef0123"
@@ -116,18 +106,17 @@ func testEnv(redisAddr string) map[string]string {
 	}
 }
 
-// startService runs the service in-process with env and returns once it
-// listens. Variables are process-wide, so these tests do not run in parallel.
+// startService runs the service in-process with env as its whole
+// environment and returns once it listens. Nothing else the process has
+// set reaches it, so tests that start services run in parallel.
 func startService(t *testing.T, env map[string]string) *service {
 	t.Helper()
-	clearEnv(t)
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
+	env = maps.Clone(env) // the caller may change its map while the service runs
+	getenv := func(name string) string { return env[name] }
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-env-file", ""}, logs, io.Discard) }()
+	go func() { done <- run(ctx, []string{"-env-file", ""}, getenv, logs, io.Discard) }()
 
 	var addr string
 	deadline := time.Now().Add(5 * time.Second)
@@ -299,6 +288,7 @@ func field[T any](t *testing.T, r gqlResponse, name string) T {
 }
 
 func TestAC1ConnectsWithPasswordAndReportsHealth(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{Password: "ac1-Secret-pw"})
 	env := testEnv(srv.Addr)
 	env["REDIS_PASSWORD"] = "ac1-Secret-pw"
@@ -330,6 +320,7 @@ func TestAC1ConnectsWithPasswordAndReportsHealth(t *testing.T) {
 }
 
 func TestAC2RedisAbsentAtStartThenAppears(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 
@@ -364,6 +355,7 @@ func TestAC2RedisAbsentAtStartThenAppears(t *testing.T) {
 }
 
 func TestAC2RedisKilledUnderLoadThenRecovers(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -425,6 +417,7 @@ func TestAC2RedisKilledUnderLoadThenRecovers(t *testing.T) {
 }
 
 func TestAC2WrongPasswordKeepsServing(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{Password: "the-right-one"})
 	env := testEnv(srv.Addr)
 	env["REDIS_PASSWORD"] = "a-wrong-one"
@@ -457,6 +450,7 @@ func TestAC2WrongPasswordKeepsServing(t *testing.T) {
 }
 
 func TestAC4OperationsThroughGraphQL(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -508,6 +502,7 @@ func TestAC4OperationsThroughGraphQL(t *testing.T) {
 }
 
 func TestGetOverHTTPGet(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
@@ -526,6 +521,7 @@ func TestGetOverHTTPGet(t *testing.T) {
 }
 
 func TestBadInputStoresNothing(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["CACHE_MAX_VALUE_BYTES"] = "100"
@@ -563,6 +559,7 @@ func TestBadInputStoresNothing(t *testing.T) {
 }
 
 func TestOversizedBodyIsRefused(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["CACHE_MAX_VALUE_BYTES"] = "100"
@@ -579,6 +576,7 @@ func TestOversizedBodyIsRefused(t *testing.T) {
 }
 
 func TestRedisRequiredFailsHealthWhileDisconnected(t *testing.T) {
+	t.Parallel()
 	srv := redistest.New(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_REQUIRED"] = "true"
@@ -594,6 +592,7 @@ func TestRedisRequiredFailsHealthWhileDisconnected(t *testing.T) {
 }
 
 func TestShutdownFinishesInFlightRequests(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_COMMAND_TIMEOUT"] = "3s"
@@ -655,6 +654,7 @@ func infoCalls(t *testing.T, srv *redistest.Server) int {
 }
 
 func TestHealthPollingSendsNothingToRedis(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["REDIS_HEALTH_INTERVAL"] = "1h" // only the start-up probe
@@ -673,6 +673,7 @@ func TestHealthPollingSendsNothingToRedis(t *testing.T) {
 }
 
 func TestPlaygroundOnlyInDevelopment(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	for _, tt := range []struct {
 		appEnv string
@@ -705,12 +706,14 @@ func TestPlaygroundOnlyInDevelopment(t *testing.T) {
 }
 
 func TestTLSThroughTheService(t *testing.T) {
+	t.Parallel()
 	ca := testcert.NewCA(t, "test")
 	other := testcert.NewCA(t, "other")
 	pair := ca.Server("redis", testcert.CertOptions{})
 	srv := redistest.Start(t, redistest.Options{TLS: &redistest.TLS{CertFile: pair.CertFile, KeyFile: pair.KeyFile, CAFile: ca.CertFile}})
 
 	t.Run("trusted CA", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["REDIS_TLS"], env["REDIS_TLS_CA_FILE"] = "true", ca.CertFile
 		svc := startService(t, env)
@@ -737,6 +740,7 @@ func TestTLSThroughTheService(t *testing.T) {
 	})
 
 	t.Run("untrusted CA", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["REDIS_TLS"], env["REDIS_TLS_CA_FILE"] = "true", other.CertFile
 		svc := startService(t, env)
@@ -758,6 +762,7 @@ func TestTLSThroughTheService(t *testing.T) {
 	})
 
 	t.Run("skip verify warns in development", func(t *testing.T) {
+		t.Parallel()
 		env := testEnv(srv.Addr)
 		env["REDIS_TLS"], env["REDIS_TLS_INSECURE_SKIP_VERIFY"] = "true", "true"
 		svc := startService(t, env)
@@ -775,6 +780,7 @@ func TestTLSThroughTheService(t *testing.T) {
 }
 
 func TestCacheOptionsByMode(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		env   map[string]string
@@ -809,11 +815,8 @@ func TestCacheOptionsByMode(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clearEnv(t)
-			for k, v := range tt.env {
-				t.Setenv(k, v)
-			}
-			cfg, err := config.Load("")
+			t.Parallel()
+			cfg, err := config.Load(func(name string) string { return tt.env[name] }, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/ilyakaznacheev/cleanenv"
+	"github.com/caarlos0/env/v11"
 	"github.com/joho/godotenv"
 )
 
@@ -32,47 +32,53 @@ const (
 // says, in words, which values are valid (used in error messages), and
 // `secret` marks values that must never be echoed.
 type Config struct {
-	AppEnv          string        `env:"APP_ENV" env-default:"development" env-description:"Deployment environment; selects log format and production safeguards" allowed:"one of development, staging, production"`
-	Port            int           `env:"PORT" env-default:"5000" env-description:"HTTP port to listen on (0 picks a free port)" allowed:"an integer from 0 to 65535"`
-	LogLevel        string        `env:"LOG_LEVEL" env-default:"info" env-description:"Minimum log level" allowed:"one of debug, info, warn, error"`
-	LogFormat       string        `env:"LOG_FORMAT" env-description:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" env-default:"10s" env-description:"How long in-flight requests may take to finish after SIGINT/SIGTERM" allowed:"a positive duration such as 10s"`
-	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" env-description:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
+	AppEnv          string        `env:"APP_ENV" envDefault:"development" envDescription:"Deployment environment; selects log format and production safeguards" allowed:"one of development, staging, production"`
+	Port            int           `env:"PORT" envDefault:"5000" envDescription:"HTTP port to listen on (0 picks a free port)" allowed:"an integer from 0 to 65535"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" envDescription:"Minimum log level" allowed:"one of debug, info, warn, error"`
+	LogFormat       string        `env:"LOG_FORMAT" envDescription:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" envDescription:"How long in-flight requests may take to finish after SIGINT/SIGTERM and the drain; those still running are then cancelled" allowed:"a positive duration such as 10s"`
+	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" envDescription:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
 
-	APITokens     string `env:"API_TOKENS" env-description:"Bearer tokens as comma-separated name:scope:token entries; scope is read (redisHealth, cacheGet, cacheGetMany, cacheExists) or write (also cacheSet, cacheDelete); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
-	APITokensFile string `env:"API_TOKENS_FILE" env-description:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment" allowed:"a readable file of name:scope:token lines"`
+	APITokens     string `env:"API_TOKENS" envDescription:"Bearer tokens as comma-separated name:scope:token entries; scope is read (redisHealth, cacheGet, cacheGetMany, cacheExists) or write (also cacheSet, cacheDelete); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
+	APITokensFile string `env:"API_TOKENS_FILE" envDescription:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment" allowed:"a readable file of name:scope:token lines"`
 
-	GraphQLMaxComplexity  int           `env:"GRAPHQL_MAX_COMPLEXITY" env-default:"250" env-description:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`
-	GraphQLMaxDepth       int           `env:"GRAPHQL_MAX_DEPTH" env-default:"8" env-description:"Deepest selection nesting in an operation" allowed:"an integer from 1 to 100"`
-	GraphQLMaxTokens      int           `env:"GRAPHQL_MAX_TOKENS" env-default:"5000" env-description:"Most lexical tokens the parser reads in a query document" allowed:"an integer from 100 to 1000000"`
-	GraphQLMaxAliases     int           `env:"GRAPHQL_MAX_ALIASES" env-default:"20" env-description:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
-	GraphQLMaxOperations  int           `env:"GRAPHQL_MAX_OPERATIONS" env-default:"10" env-description:"Most operations in one query document" allowed:"an integer from 1 to 100"`
-	GraphQLMaxBodyBytes   int           `env:"GRAPHQL_MAX_BODY_BYTES" env-description:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
-	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" env-description:"Deadline for a whole GraphQL request: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
-	GraphQLIntrospection  string        `env:"GRAPHQL_INTROSPECTION" env-description:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
-	GraphQLPlayground     string        `env:"GRAPHQL_PLAYGROUND" env-description:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
+	GraphQLMaxComplexity  int           `env:"GRAPHQL_MAX_COMPLEXITY" envDefault:"250" envDescription:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`
+	GraphQLMaxDepth       int           `env:"GRAPHQL_MAX_DEPTH" envDefault:"8" envDescription:"Deepest selection nesting in an operation" allowed:"an integer from 1 to 100"`
+	GraphQLMaxTokens      int           `env:"GRAPHQL_MAX_TOKENS" envDefault:"5000" envDescription:"Most lexical tokens the parser reads in a query document" allowed:"an integer from 100 to 1000000"`
+	GraphQLMaxAliases     int           `env:"GRAPHQL_MAX_ALIASES" envDefault:"20" envDescription:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
+	GraphQLMaxOperations  int           `env:"GRAPHQL_MAX_OPERATIONS" envDefault:"10" envDescription:"Most operations in one query document" allowed:"an integer from 1 to 100"`
+	GraphQLMaxBodyBytes   int           `env:"GRAPHQL_MAX_BODY_BYTES" envDescription:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
+	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" envDescription:"Deadline for a whole GraphQL request: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
+	GraphQLIntrospection  string        `env:"GRAPHQL_INTROSPECTION" envDescription:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
+	GraphQLPlayground     string        `env:"GRAPHQL_PLAYGROUND" envDescription:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 
-	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" env-description:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
+	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envDescription:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
 
-	RateLimitRPS   float64 `env:"RATE_LIMIT_RPS" env-default:"1000" env-description:"Requests per second each token (or, for anonymous calls, each client address) may make to /graphql on this instance; 0 turns limiting off" allowed:"a number of 0 or more"`
-	RateLimitBurst int     `env:"RATE_LIMIT_BURST" env-default:"2000" env-description:"Requests a token or address may make at once above the steady rate" allowed:"an integer from 1 to 1000000"`
+	RateLimitRPS   float64 `env:"RATE_LIMIT_RPS" envDefault:"1000" envDescription:"Requests per second each token (or, for anonymous calls, each client address) may make to /graphql on this instance; 0 turns limiting off" allowed:"a number of 0 or more"`
+	RateLimitBurst int     `env:"RATE_LIMIT_BURST" envDefault:"2000" envDescription:"Requests a token or address may make at once above the steady rate" allowed:"an integer from 1 to 1000000"`
 
-	MetricsEnabled bool `env:"METRICS_ENABLED" env-default:"true" env-description:"Serve Prometheus metrics at /metrics" allowed:"true or false"`
-	MetricsPort    int  `env:"METRICS_PORT" env-description:"Serve /metrics on this port instead of PORT (empty: on PORT)" allowed:"empty, or an integer from 1 to 65535 other than PORT"`
+	MetricsEnabled bool `env:"METRICS_ENABLED" envDefault:"true" envDescription:"Serve Prometheus metrics at /metrics" allowed:"true or false"`
+	MetricsPort    int  `env:"METRICS_PORT" envDescription:"Serve /metrics on this port instead of PORT (empty: on PORT)" allowed:"empty, or an integer from 1 to 65535 other than PORT"`
 
-	Redis Redis
-	Cache Cache
+	// Parsed one struct at a time by Load (env:"-" keeps the library out):
+	// an env.ParseError names a Go field, and field names are unique only
+	// within one struct (Config.Port, Redis.Port).
+	Redis Redis `env:"-"`
+	Cache Cache `env:"-"`
 
 	// Set by Load, not read from the environment: SHUTDOWN_DRAIN_DELAY,
 	// GRAPHQL_* and CORS_ALLOWED_ORIGINS resolved for APP_ENV, and the
 	// tokens from API_TOKENS and API_TOKENS_FILE.
-	ShutdownDrainDelay time.Duration
-	Introspection      bool
-	Playground         bool
-	FieldSuggestions   bool
-	MaxRequestBytes    int64
-	AllowedOrigins     []string
-	Tokens             []Token
+	ShutdownDrainDelay time.Duration `env:"-"`
+	Introspection      bool          `env:"-"`
+	Playground         bool          `env:"-"`
+	FieldSuggestions   bool          `env:"-"`
+	MaxRequestBytes    int64         `env:"-"`
+	AllowedOrigins     []string      `env:"-"`
+	Tokens             []Token       `env:"-"`
+
+	// ignoredByURL is what IgnoredByURL reports, found by Load.
+	ignoredByURL []string
 }
 
 // Token is one API bearer token. Its LogValue shows the name and scope,
@@ -92,57 +98,57 @@ func (t Token) String() string { return t.Name + " (" + t.Scope + ")" }
 
 // Redis describes where Redis is and how the client treats it.
 type Redis struct {
-	URL       string `env:"REDIS_URL" env-description:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
-	Host      string `env:"REDIS_HOST" env-default:"localhost" env-description:"Redis host name or IP address" allowed:"a non-empty host name or IP address"`
-	Port      int    `env:"REDIS_PORT" env-default:"6379" env-description:"Redis port" allowed:"an integer from 1 to 65535"`
-	Username  string `env:"REDIS_USERNAME" env-description:"ACL user name (empty: the default user)" allowed:"any string"`
-	Password  string `env:"REDIS_PASSWORD" env-description:"Password for AUTH (empty: no AUTH)" allowed:"any string" secret:"true"`
-	DB        int    `env:"REDIS_DB" env-default:"0" env-description:"Logical database number" allowed:"an integer of 0 or more"`
-	TLS       bool   `env:"REDIS_TLS" env-description:"Connect with TLS, verifying the server certificate; default false, but true in production" allowed:"true or false"`
-	KeyPrefix string `env:"REDIS_KEY_PREFIX" env-default:"school-erp:" env-description:"Prefix the service puts in front of every key it touches" allowed:"any string"`
+	URL       string `env:"REDIS_URL" envDescription:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
+	Host      string `env:"REDIS_HOST" envDefault:"localhost" envDescription:"Redis host name or IP address" allowed:"a non-empty host name or IP address"`
+	Port      int    `env:"REDIS_PORT" envDefault:"6379" envDescription:"Redis port" allowed:"an integer from 1 to 65535"`
+	Username  string `env:"REDIS_USERNAME" envDescription:"ACL user name (empty: the default user)" allowed:"any string"`
+	Password  string `env:"REDIS_PASSWORD" envDescription:"Password for AUTH (empty: no AUTH)" allowed:"any string" secret:"true"`
+	DB        int    `env:"REDIS_DB" envDefault:"0" envDescription:"Logical database number" allowed:"an integer of 0 or more"`
+	TLS       bool   `env:"REDIS_TLS" envDescription:"Connect with TLS, verifying the server certificate; default false, but true in production" allowed:"true or false"`
+	KeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"school-erp:" envDescription:"Prefix the service puts in front of every key it touches" allowed:"any string"`
 
-	TLSCAFile             string `env:"REDIS_TLS_CA_FILE" env-description:"PEM file of a private CA trusted beside the system roots" allowed:"a readable PEM file, with TLS on"`
-	TLSCertFile           string `env:"REDIS_TLS_CERT_FILE" env-description:"Client certificate (PEM) for mutual TLS; needs REDIS_TLS_KEY_FILE" allowed:"a readable PEM file, with TLS on and REDIS_TLS_KEY_FILE set"`
-	TLSKeyFile            string `env:"REDIS_TLS_KEY_FILE" env-description:"Key (PEM) of the client certificate" allowed:"a readable PEM file, with TLS on and REDIS_TLS_CERT_FILE set"`
-	TLSServerName         string `env:"REDIS_TLS_SERVER_NAME" env-description:"Name checked in the server certificate instead of the host dialled" allowed:"a host name, with TLS on"`
-	TLSInsecureSkipVerify bool   `env:"REDIS_TLS_INSECURE_SKIP_VERIFY" env-default:"false" env-description:"Accept any server certificate (development only; refused in production)" allowed:"false in production; true or false elsewhere"`
-	TLSAllowPlaintext     bool   `env:"REDIS_TLS_ALLOW_PLAINTEXT" env-default:"false" env-description:"Allow TLS to be turned off in production (a private network)" allowed:"true or false"`
+	TLSCAFile             string `env:"REDIS_TLS_CA_FILE" envDescription:"PEM file of a private CA trusted beside the system roots" allowed:"a readable PEM file, with TLS on"`
+	TLSCertFile           string `env:"REDIS_TLS_CERT_FILE" envDescription:"Client certificate (PEM) for mutual TLS; needs REDIS_TLS_KEY_FILE" allowed:"a readable PEM file, with TLS on and REDIS_TLS_KEY_FILE set"`
+	TLSKeyFile            string `env:"REDIS_TLS_KEY_FILE" envDescription:"Key (PEM) of the client certificate" allowed:"a readable PEM file, with TLS on and REDIS_TLS_CERT_FILE set"`
+	TLSServerName         string `env:"REDIS_TLS_SERVER_NAME" envDescription:"Name checked in the server certificate instead of the host dialled" allowed:"a host name, with TLS on"`
+	TLSInsecureSkipVerify bool   `env:"REDIS_TLS_INSECURE_SKIP_VERIFY" envDefault:"false" envDescription:"Accept any server certificate (development only; refused in production)" allowed:"false in production; true or false elsewhere"`
+	TLSAllowPlaintext     bool   `env:"REDIS_TLS_ALLOW_PLAINTEXT" envDefault:"false" envDescription:"Allow TLS to be turned off in production (a private network)" allowed:"true or false"`
 
-	SentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" env-description:"Comma-separated Sentinel host:port list; with REDIS_SENTINEL_MASTER, find the master through Sentinel" allowed:"comma-separated host:port entries"`
-	SentinelMaster   string   `env:"REDIS_SENTINEL_MASTER" env-description:"Master set name the Sentinels monitor" allowed:"a name, set together with REDIS_SENTINEL_ADDRS"`
-	SentinelUsername string   `env:"REDIS_SENTINEL_USERNAME" env-description:"ACL user for the Sentinels" allowed:"any string"`
-	SentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD" env-description:"Password for the Sentinels" allowed:"any string" secret:"true"`
-	SentinelTLS      string   `env:"REDIS_SENTINEL_TLS" env-description:"TLS to the Sentinels; empty means the same as REDIS_TLS (and the same CA and client certificate)" allowed:"empty, true or false"`
-	ClusterAddrs     []string `env:"REDIS_CLUSTER_ADDRS" env-description:"Comma-separated seed nodes of a Redis Cluster (host:port)" allowed:"comma-separated host:port entries"`
+	SentinelAddrs    []string `env:"REDIS_SENTINEL_ADDRS" envDescription:"Comma-separated Sentinel host:port list; with REDIS_SENTINEL_MASTER, find the master through Sentinel" allowed:"comma-separated host:port entries"`
+	SentinelMaster   string   `env:"REDIS_SENTINEL_MASTER" envDescription:"Master set name the Sentinels monitor" allowed:"a name, set together with REDIS_SENTINEL_ADDRS"`
+	SentinelUsername string   `env:"REDIS_SENTINEL_USERNAME" envDescription:"ACL user for the Sentinels" allowed:"any string"`
+	SentinelPassword string   `env:"REDIS_SENTINEL_PASSWORD" envDescription:"Password for the Sentinels" allowed:"any string" secret:"true"`
+	SentinelTLS      string   `env:"REDIS_SENTINEL_TLS" envDescription:"TLS to the Sentinels; empty means the same as REDIS_TLS (and the same CA and client certificate)" allowed:"empty, true or false"`
+	ClusterAddrs     []string `env:"REDIS_CLUSTER_ADDRS" envDescription:"Comma-separated seed nodes of a Redis Cluster (host:port)" allowed:"comma-separated host:port entries"`
 
-	DialTimeout         time.Duration `env:"REDIS_DIAL_TIMEOUT" env-default:"2s" env-description:"Time allowed to open one connection (TCP, TLS, AUTH)" allowed:"a positive duration such as 2s"`
-	CommandTimeout      time.Duration `env:"REDIS_COMMAND_TIMEOUT" env-default:"500ms" env-description:"Deadline for each cache operation, retries included" allowed:"a positive duration such as 500ms"`
-	MaxRetries          int           `env:"REDIS_MAX_RETRIES" env-default:"3" env-description:"Retries of read-only commands after a network error, within the command deadline" allowed:"an integer from 0 to 100"`
-	ReconnectMinBackoff time.Duration `env:"REDIS_RECONNECT_MIN_BACKOFF" env-default:"50ms" env-description:"First delay between reconnect attempts; doubles each attempt, with jitter" allowed:"a positive duration no larger than REDIS_RECONNECT_MAX_BACKOFF"`
-	ReconnectMaxBackoff time.Duration `env:"REDIS_RECONNECT_MAX_BACKOFF" env-default:"2s" env-description:"Cap on the delay between reconnect attempts" allowed:"a positive duration such as 2s"`
-	HealthInterval      time.Duration `env:"REDIS_HEALTH_INTERVAL" env-default:"5s" env-description:"How often the background probe PINGs Redis while it is up" allowed:"a positive duration such as 5s"`
-	DegradedLatency     time.Duration `env:"REDIS_DEGRADED_LATENCY" env-default:"100ms" env-description:"Probe round trip above which Redis is reported degraded" allowed:"a positive duration such as 100ms"`
-	ClientCache         bool          `env:"REDIS_CLIENT_CACHE" env-default:"true" env-description:"Server-assisted client-side caching of reads (RESP3 CLIENT TRACKING); off by itself where the server refuses tracking" allowed:"true or false"`
-	ClientCacheSizeMB   int           `env:"REDIS_CLIENT_CACHE_SIZE_MB" env-default:"4" env-description:"Local cache size per connection to each Redis server, in MiB (valkey-go keeps one cache per connection; the service opens one pipelined connection per server)" allowed:"an integer from 1 to 1024"`
-	ClientCacheTTL      time.Duration `env:"REDIS_CLIENT_CACHE_TTL" env-default:"60s" env-description:"Longest time a read is kept locally (never longer than the key's own TTL); invalidations from Redis drop it sooner" allowed:"a duration of at least 1s, such as 60s"`
-	Required            bool          `env:"REDIS_REQUIRED" env-default:"false" env-description:"Make GET /health answer 503 while Redis is disconnected" allowed:"true or false"`
+	DialTimeout         time.Duration `env:"REDIS_DIAL_TIMEOUT" envDefault:"2s" envDescription:"Time allowed to open one connection (TCP, TLS, AUTH)" allowed:"a positive duration such as 2s"`
+	CommandTimeout      time.Duration `env:"REDIS_COMMAND_TIMEOUT" envDefault:"500ms" envDescription:"Deadline for each cache operation, retries included" allowed:"a positive duration such as 500ms"`
+	MaxRetries          int           `env:"REDIS_MAX_RETRIES" envDefault:"3" envDescription:"Retries of read-only commands after a network error, within the command deadline" allowed:"an integer from 0 to 100"`
+	ReconnectMinBackoff time.Duration `env:"REDIS_RECONNECT_MIN_BACKOFF" envDefault:"50ms" envDescription:"First delay between reconnect attempts; doubles each attempt, with jitter" allowed:"a positive duration no larger than REDIS_RECONNECT_MAX_BACKOFF"`
+	ReconnectMaxBackoff time.Duration `env:"REDIS_RECONNECT_MAX_BACKOFF" envDefault:"2s" envDescription:"Cap on the delay between reconnect attempts" allowed:"a positive duration such as 2s"`
+	HealthInterval      time.Duration `env:"REDIS_HEALTH_INTERVAL" envDefault:"5s" envDescription:"How often the background probe PINGs Redis while it is up" allowed:"a positive duration such as 5s"`
+	DegradedLatency     time.Duration `env:"REDIS_DEGRADED_LATENCY" envDefault:"100ms" envDescription:"Probe round trip above which Redis is reported degraded" allowed:"a positive duration such as 100ms"`
+	ClientCache         bool          `env:"REDIS_CLIENT_CACHE" envDefault:"true" envDescription:"Server-assisted client-side caching of reads (RESP3 CLIENT TRACKING); off by itself where the server refuses tracking" allowed:"true or false"`
+	ClientCacheSizeMB   int           `env:"REDIS_CLIENT_CACHE_SIZE_MB" envDefault:"4" envDescription:"Local cache size per connection to each Redis server, in MiB (valkey-go keeps one cache per connection; the service opens one pipelined connection per server)" allowed:"an integer from 1 to 1024"`
+	ClientCacheTTL      time.Duration `env:"REDIS_CLIENT_CACHE_TTL" envDefault:"60s" envDescription:"Longest time a read is kept locally (never longer than the key's own TTL); invalidations from Redis drop it sooner" allowed:"a duration of at least 1s, such as 60s"`
+	Required            bool          `env:"REDIS_REQUIRED" envDefault:"false" envDescription:"Make GET /health answer 503 while Redis is disconnected" allowed:"true or false"`
 
 	// Source says where the connection settings came from: "REDIS_URL" or
 	// "REDIS_HOST". Mode is "standalone", "sentinel" or "cluster", and
 	// SentinelTLSOn the resolved REDIS_SENTINEL_TLS. Load sets these; they
 	// are not read from the environment.
-	Source        string
-	Mode          string
-	SentinelTLSOn bool
+	Source        string `env:"-"`
+	Mode          string `env:"-"`
+	SentinelTLSOn bool   `env:"-"`
 }
 
 // Cache holds limits on what clients may store and what answers while
 // Redis is unavailable.
 type Cache struct {
-	MaxValueBytes    int           `env:"CACHE_MAX_VALUE_BYTES" env-default:"1048576" env-description:"Largest value, as JSON text in bytes, that cacheSet accepts" allowed:"an integer from 1 to 536870912"`
-	MaxTTL           time.Duration `env:"CACHE_MAX_TTL" env-default:"720h" env-description:"Largest ttlSeconds that cacheSet accepts" allowed:"a duration from 1s to 68 years, such as 720h"`
-	Fallback         string        `env:"CACHE_FALLBACK" env-description:"What answers while Redis is unavailable: none (reads miss, writes not stored) or memory (a bounded in-process store); empty means memory in development, none elsewhere" allowed:"empty, none or memory"`
-	FallbackMaxBytes int           `env:"CACHE_FALLBACK_MAX_BYTES" env-default:"33554432" env-description:"Size bound of the in-process fallback tier, in bytes" allowed:"an integer from 1024 to 1073741824"`
+	MaxValueBytes    int           `env:"CACHE_MAX_VALUE_BYTES" envDefault:"1048576" envDescription:"Largest value, as JSON text in bytes, that cacheSet accepts" allowed:"an integer from 1 to 536870912"`
+	MaxTTL           time.Duration `env:"CACHE_MAX_TTL" envDefault:"720h" envDescription:"Largest ttlSeconds that cacheSet accepts" allowed:"a duration from 1s to 68 years, such as 720h"`
+	Fallback         string        `env:"CACHE_FALLBACK" envDescription:"What answers while Redis is unavailable: none (reads miss, writes not stored) or memory (a bounded in-process store); empty means memory in development, none elsewhere and with a cluster" allowed:"empty, none or memory (not memory with a cluster)"`
+	FallbackMaxBytes int           `env:"CACHE_FALLBACK_MAX_BYTES" envDefault:"33554432" envDescription:"Size bound of the in-process fallback tier, in bytes" allowed:"an integer from 1024 to 1073741824"`
 }
 
 // MaxKeyAllowance is room for a key and per-entry overhead beside the largest
@@ -187,42 +193,94 @@ func (e *Error) shownValue() string {
 	return strconv.Quote(scheme + "://(hidden)")
 }
 
-// Load reads dotenvPath (when it exists; "" skips it) into the process
-// environment without overriding variables already set, then reads and
-// validates the configuration from the environment.
-func Load(dotenvPath string) (*Config, error) {
-	if dotenvPath != "" {
-		if err := godotenv.Load(dotenvPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("read %s: %w", dotenvPath, err)
-		}
-	}
-	// An empty value means the default, as it does in .env.example and in
-	// most deployment tools; cleanenv would try to parse it.
+// Load reads and validates the configuration. Each variable Config declares
+// is looked up with getenv (os.Getenv in production) and, where that gives
+// "", in dotenv (a .env file's variables, see ReadDotenv; nil for none): the
+// environment wins over the file, and an empty value means the default.
+// Load never reads or changes the process environment itself.
+func Load(getenv func(string) string, dotenv map[string]string) (*Config, error) {
+	// Never nil: given no Environment, the env library reads os.Environ.
+	environ := map[string]string{}
 	for name := range fields() {
-		if v, ok := os.LookupEnv(name); ok && v == "" {
-			os.Unsetenv(name)
+		v := getenv(name)
+		if v == "" {
+			v = dotenv[name]
+		}
+		if v != "" {
+			environ[name] = v
 		}
 	}
 	var cfg Config
-	if err := cleanenv.ReadEnv(&cfg); err != nil {
-		return nil, parseError(err)
+	if err := parse(reflect.ValueOf(&cfg).Elem(), environ); err != nil {
+		return nil, err
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(environ); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
 }
 
-// cleanenv reports a value it cannot parse as "parsing field F env VAR: cause";
-// the variable name is all we take from it, the rest of the message is ours.
-var cleanenvParseError = regexp.MustCompile(`env ([A-Z0-9_]+):`)
-
-func parseError(err error) error {
-	m := cleanenvParseError.FindStringSubmatch(err.Error())
-	if m == nil {
-		return fmt.Errorf("read configuration: %w", err)
+// ReadDotenv reads the variables of a .env file. A file that does not exist
+// gives an empty map: the file is optional.
+func ReadDotenv(path string) (map[string]string, error) {
+	vars, err := godotenv.Read(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
 	}
-	return invalid(m[1], os.Getenv(m[1]))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	return vars, nil
+}
+
+// parse fills the struct v from environ, then each struct nested in it,
+// one struct per call to the library, so that a ParseError's field name
+// identifies one variable. (ParseWithOptions still builds its default
+// options from os.Environ before environ replaces them; no value from the
+// process reaches the Config, as TestLoadIgnoresTheProcessEnvironment
+// checks.)
+func parse(v reflect.Value, environ map[string]string) error {
+	if err := env.ParseWithOptions(v.Addr().Interface(), env.Options{Environment: environ}); err != nil {
+		return parseError(v.Type(), err, environ)
+	}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.Kind() == reflect.Struct && f.CanSet() {
+			if err := parse(f, environ); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// parseError turns the library's error for struct type t into an *Error
+// naming the variable of the first field that failed; the message is ours,
+// the library's text is never read.
+func parseError(t reflect.Type, err error, environ map[string]string) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) {
+		for _, e := range agg.Errors {
+			var perr env.ParseError
+			if !errors.As(e, &perr) {
+				continue
+			}
+			if f, ok := t.FieldByName(perr.Name); ok {
+				if name := varName(f); name != "" {
+					return invalid(name, environ[name])
+				}
+			}
+		}
+	}
+	return fmt.Errorf("read configuration: %w", err)
+}
+
+// varName is the variable a struct field is read from ("" for none).
+func varName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+	if name == "-" {
+		return ""
+	}
+	return name
 }
 
 // invalid builds the Error for variable name, taking the allowed values and
@@ -263,15 +321,15 @@ func fields() map[string]fieldInfo {
 				walk(f.Type)
 				continue
 			}
-			name := f.Tag.Get("env")
+			name := varName(f)
 			if name == "" {
 				continue
 			}
 			out[name] = fieldInfo{
 				allowed:     f.Tag.Get("allowed"),
 				secret:      f.Tag.Get("secret") == "true",
-				def:         f.Tag.Get("env-default"),
-				description: f.Tag.Get("env-description"),
+				def:         f.Tag.Get("envDefault"),
+				description: f.Tag.Get("envDescription"),
 			}
 		}
 	}
@@ -279,7 +337,9 @@ func fields() map[string]fieldInfo {
 	return out
 }
 
-func (c *Config) validate() error {
+// validate checks the parsed values and resolves what depends on several of
+// them. environ holds the variables that were given (non-empty).
+func (c *Config) validate(environ map[string]string) error {
 	type check struct {
 		name string
 		ok   bool
@@ -328,7 +388,8 @@ func (c *Config) validate() error {
 	}
 	c.LogLevel = strings.ToLower(c.LogLevel)
 	dev := c.AppEnv == EnvDevelopment
-	if c.Cache.Fallback == "" {
+	fallbackDefaulted := c.Cache.Fallback == ""
+	if fallbackDefaulted {
 		c.Cache.Fallback = "none"
 		if dev {
 			// go run . on a fresh machine gives a working API with no Redis.
@@ -360,16 +421,29 @@ func (c *Config) validate() error {
 		}
 	}
 	r.Source = "REDIS_HOST"
-	_, tlsSet := os.LookupEnv("REDIS_TLS")
+	_, tlsSet := environ["REDIS_TLS"]
 	if r.URL != "" {
 		if err := r.applyURL(); err != nil {
 			return err
 		}
 		r.Source = "REDIS_URL"
 		tlsSet = true // the scheme says it
+		for _, name := range []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"} {
+			if _, set := environ[name]; set {
+				c.ignoredByURL = append(c.ignoredByURL, name)
+			}
+		}
 	}
 	if err := r.validateTopology(); err != nil {
 		return err
+	}
+	if r.Mode == "cluster" && c.Cache.Fallback == "memory" {
+		if !fallbackDefaulted {
+			e := invalid("CACHE_FALLBACK", c.Cache.Fallback)
+			e.Allowed = "none with a Redis Cluster: one node down must not send every key to this instance's memory (see README, Cluster)"
+			return e
+		}
+		c.Cache.Fallback = "none"
 	}
 	return c.validateTLS(tlsSet)
 }
@@ -700,19 +774,11 @@ func (c Config) LogValue() slog.Value {
 	)
 }
 
-// IgnoredByURL lists the discrete Redis variables set in the environment that
-// REDIS_URL overrides, so the operator can be told they have no effect.
+// IgnoredByURL lists the discrete Redis variables that were set (in the
+// environment or the .env file) but that REDIS_URL overrides, so the
+// operator can be told they have no effect.
 func (c Config) IgnoredByURL() []string {
-	if c.Redis.URL == "" {
-		return nil
-	}
-	var out []string
-	for _, name := range []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"} {
-		if _, set := os.LookupEnv(name); set {
-			out = append(out, name)
-		}
-	}
-	return out
+	return slices.Clone(c.ignoredByURL)
 }
 
 func isDigits(s string) bool {

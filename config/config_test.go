@@ -1,11 +1,13 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,13 +16,17 @@ import (
 // testToken lets staging and production configurations load.
 const testToken = "ops:read:0123456789abcdef"
 
+// load is Load with env as the whole environment and no .env file.
+func load(env map[string]string) (*Config, error) {
+	return Load(func(name string) string { return env[name] }, nil)
+}
+
 // loadExpecting loads env. With wantErr it requires an *Error naming that
 // variable and returns a nil Config with the error; otherwise it requires
 // success.
 func loadExpecting(t *testing.T, env map[string]string, wantErr string) (*Config, error) {
 	t.Helper()
-	setEnv(t, env)
-	cfg, err := Load("")
+	cfg, err := load(env)
 	if wantErr != "" {
 		var cerr *Error
 		if !errors.As(err, &cerr) || cerr.Var != wantErr {
@@ -34,22 +40,9 @@ func loadExpecting(t *testing.T, env map[string]string, wantErr string) (*Config
 	return cfg, nil
 }
 
-// setEnv makes the environment hold exactly vars among the variables Config
-// knows, whatever the shell running the tests had set.
-func setEnv(t *testing.T, vars map[string]string) {
-	t.Helper()
-	for name := range fields() {
-		t.Setenv(name, "")
-		os.Unsetenv(name)
-	}
-	for k, v := range vars {
-		t.Setenv(k, v)
-	}
-}
-
 func TestLoadDefaults(t *testing.T) {
-	setEnv(t, nil)
-	cfg, err := Load("")
+	t.Parallel()
+	cfg, err := load(nil)
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
 	}
@@ -81,9 +74,9 @@ func TestLoadDefaults(t *testing.T) {
 }
 
 func TestLoadLogFormatFollowsAppEnv(t *testing.T) {
+	t.Parallel()
 	for env, want := range map[string]string{"development": "text", "staging": "json", "production": "json"} {
-		setEnv(t, map[string]string{"APP_ENV": env, "API_TOKENS": testToken})
-		cfg, err := Load("")
+		cfg, err := load(map[string]string{"APP_ENV": env, "API_TOKENS": testToken})
 		if err != nil {
 			t.Fatalf("APP_ENV=%s: Load() error = %v", env, err)
 		}
@@ -94,6 +87,7 @@ func TestLoadLogFormatFollowsAppEnv(t *testing.T) {
 }
 
 func TestLoadURL(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		url      string
@@ -111,12 +105,12 @@ func TestLoadURL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			// The discrete variables are set too: the URL must replace them.
-			setEnv(t, map[string]string{
+			cfg, err := load(map[string]string{
 				"REDIS_URL": tt.url, "REDIS_HOST": "ignored", "REDIS_PORT": "1111",
 				"REDIS_PASSWORD": "ignored", "REDIS_DB": "9", "REDIS_TLS": "true",
 			})
-			cfg, err := Load("")
 			if err != nil {
 				t.Fatalf("Load() error = %v", err)
 			}
@@ -136,6 +130,7 @@ func TestLoadURL(t *testing.T) {
 }
 
 func TestLoadRejectsInvalidValues(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -145,6 +140,14 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		wantOut []string
 	}{
 		{"port not a number", map[string]string{"REDIS_PORT": "abc"}, "REDIS_PORT", []string{`REDIS_PORT="abc"`, "1 to 65535"}, nil},
+		// Config.Port and Redis.Port share a Go field name: the error must
+		// still name the variable that was wrong.
+		{"http port not a number", map[string]string{"PORT": "abc"}, "PORT", []string{`invalid PORT="abc"`, "0 to 65535"}, nil},
+		{"http port not a number beside a good redis port", map[string]string{"PORT": "abc", "REDIS_PORT": "6380"}, "PORT", []string{`invalid PORT="abc"`}, nil},
+		{"number not a number", map[string]string{"RATE_LIMIT_RPS": "fast"}, "RATE_LIMIT_RPS", []string{`RATE_LIMIT_RPS="fast"`, "0 or more"}, nil},
+		{"nested duration", map[string]string{"CACHE_MAX_TTL": "forever"}, "CACHE_MAX_TTL", []string{`CACHE_MAX_TTL="forever"`}, nil},
+		{"list of one bad value", map[string]string{"REDIS_CLUSTER_ADDRS": "a:1,b"}, "REDIS_CLUSTER_ADDRS", []string{`"a:1,b"`}, nil},
+		{"secret not parsed but redacted", map[string]string{"API_TOKENS": "erp:read:hunter2pw"}, "API_TOKENS", nil, []string{"hunter2pw"}},
 		{"port out of range", map[string]string{"REDIS_PORT": "70000"}, "REDIS_PORT", []string{`"70000"`}, nil},
 		{"negative db", map[string]string{"REDIS_DB": "-1"}, "REDIS_DB", []string{`REDIS_DB="-1"`, "0 or more"}, nil},
 		{"unknown app env", map[string]string{"APP_ENV": "prod"}, "APP_ENV", []string{`APP_ENV="prod"`, "development, staging, production"}, nil},
@@ -173,8 +176,8 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			setEnv(t, tt.env)
-			_, err := Load("")
+			t.Parallel()
+			_, err := load(tt.env)
 			var cerr *Error
 			if !errors.As(err, &cerr) {
 				t.Fatalf("Load() error = %v; want a *config.Error", err)
@@ -201,14 +204,18 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 }
 
 func TestLoadDotEnvEnvironmentWins(t *testing.T) {
-	setEnv(t, map[string]string{"REDIS_PORT": "7001"})
-	t.Setenv("REDIS_DB", "") // registered for restore; the .env file sets it
-	os.Unsetenv("REDIS_DB")
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), ".env")
-	if err := os.WriteFile(path, []byte("REDIS_PORT=7002\nREDIS_DB=4\n# comment\n"), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte("REDIS_PORT=7002\nREDIS_DB=4\nREDIS_KEY_PREFIX=file:\n# comment\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Load(path)
+	dotenv, err := ReadDotenv(path)
+	if err != nil {
+		t.Fatalf("ReadDotenv() error = %v", err)
+	}
+	// An empty variable counts as unset, so the file's value applies.
+	environment := map[string]string{"REDIS_PORT": "7001", "REDIS_KEY_PREFIX": ""}
+	cfg, err := Load(func(name string) string { return environment[name] }, dotenv)
 	if err != nil {
 		t.Fatalf("Load() error = %v", err)
 	}
@@ -218,18 +225,78 @@ func TestLoadDotEnvEnvironmentWins(t *testing.T) {
 	if cfg.Redis.DB != 4 {
 		t.Errorf("DB = %d; want 4 from the file", cfg.Redis.DB)
 	}
+	if cfg.Redis.KeyPrefix != "file:" {
+		t.Errorf("KeyPrefix = %q; want file: from the file (the environment's is empty)", cfg.Redis.KeyPrefix)
+	}
 }
 
-func TestLoadMissingDotEnvIsFine(t *testing.T) {
-	setEnv(t, nil)
-	if _, err := Load(filepath.Join(t.TempDir(), ".env")); err != nil {
-		t.Fatalf("Load() with no .env file: error = %v", err)
+// TestDotenvCountsAsSet: a variable from the .env file is as set as one
+// from the environment, for the rules that ask whether it was set at all.
+func TestDotenvCountsAsSet(t *testing.T) {
+	t.Parallel()
+	environment := map[string]string{"REDIS_URL": "redis://h:1", "REDIS_PORT": ""}
+	getenv := func(name string) string { return environment[name] }
+	cfg, err := Load(getenv, map[string]string{"REDIS_HOST": "from-file", "REDIS_DB": "2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cfg.IgnoredByURL(), ","); got != "REDIS_HOST,REDIS_DB" {
+		t.Errorf("IgnoredByURL() = %s; want REDIS_HOST,REDIS_DB (from the file; REDIS_PORT is empty, so unset)", got)
+	}
+	// Production turns TLS on unless REDIS_TLS was set; false in the file
+	// is an explicit choice, refused without REDIS_TLS_ALLOW_PLAINTEXT.
+	production := map[string]string{"APP_ENV": "production", "API_TOKENS": testToken}
+	_, err = Load(func(name string) string { return production[name] }, map[string]string{"REDIS_TLS": "false"})
+	var cerr *Error
+	if !errors.As(err, &cerr) || cerr.Var != "REDIS_TLS" {
+		t.Errorf("production with REDIS_TLS=false in .env: Load() error = %v; want one naming REDIS_TLS", err)
+	}
+}
+
+func TestReadDotenv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	t.Run("missing file is empty", func(t *testing.T) {
+		vars, err := ReadDotenv(filepath.Join(dir, "nope.env"))
+		if err != nil || vars == nil || len(vars) != 0 {
+			t.Errorf("ReadDotenv(missing) = %v, %v; want an empty map and no error", vars, err)
+		}
+	})
+	t.Run("unreadable file is an error", func(t *testing.T) {
+		// A directory exists but cannot be read as a file.
+		if _, err := ReadDotenv(dir); err == nil || !strings.Contains(err.Error(), dir) {
+			t.Errorf("ReadDotenv(a directory) error = %v; want one naming the path", err)
+		}
+	})
+}
+
+// TestLoadIgnoresTheProcessEnvironment: Load reads only through getenv and
+// the map, and leaves the process environment as it was. It sets process
+// variables, so it cannot run in parallel with the others; the parallel
+// tests pass whatever the process environment holds.
+func TestLoadIgnoresTheProcessEnvironment(t *testing.T) {
+	t.Setenv("REDIS_PORT", "abc")  // would fail Load if read
+	t.Setenv("APP_ENV", "staging") // would require API_TOKENS if read
+	t.Setenv("REDIS_DB", "")
+	os.Unsetenv("REDIS_DB")
+	none := func(string) string { return "" }
+	for _, dotenv := range []map[string]string{nil, {}, {"REDIS_DB": "4"}} {
+		cfg, err := Load(none, dotenv)
+		if err != nil {
+			t.Fatalf("Load(.env %v) error = %v; want the process environment ignored", dotenv, err)
+		}
+		if cfg.Redis.Port != 6379 || cfg.AppEnv != EnvDevelopment || strconv.Itoa(cfg.Redis.DB) != cmp.Or(dotenv["REDIS_DB"], "0") {
+			t.Errorf("Load(.env %v) = port %d, appEnv %s, db %d; want the defaults and the file's values", dotenv, cfg.Redis.Port, cfg.AppEnv, cfg.Redis.DB)
+		}
+	}
+	if v, set := os.LookupEnv("REDIS_DB"); set {
+		t.Errorf("after Load, the process has REDIS_DB=%q; want it left unset", v)
 	}
 }
 
 func TestLogValueHidesSecrets(t *testing.T) {
-	setEnv(t, map[string]string{"REDIS_URL": "redis://app:hunter2pw@h:1/3"})
-	cfg, err := Load("")
+	t.Parallel()
+	cfg, err := load(map[string]string{"REDIS_URL": "redis://app:hunter2pw@h:1/3"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +308,7 @@ func TestLogValueHidesSecrets(t *testing.T) {
 // TestEveryVariableDocumented keeps .env.example and the README true to the
 // struct: every variable Config reads must be listed in both.
 func TestEveryVariableDocumented(t *testing.T) {
+	t.Parallel()
 	for _, file := range []string{"../.env.example", "../README.md"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -258,25 +326,66 @@ func TestEveryVariableDocumented(t *testing.T) {
 // TestEnvExampleIsTheDefaults: copying .env.example to .env must change
 // nothing, so its lines stay the true defaults.
 func TestEnvExampleIsTheDefaults(t *testing.T) {
-	setEnv(t, nil)
-	defaults, err := Load("")
+	t.Parallel()
+	defaults, err := load(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	setEnv(t, nil)
-	fromFile, err := Load("../.env.example")
+	dotenv, err := ReadDotenv("../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dotenv) != len(fields()) {
+		t.Errorf(".env.example sets %d variables; want all %d", len(dotenv), len(fields()))
+	}
+	fromFile, err := Load(func(string) string { return "" }, dotenv)
 	if err != nil {
 		t.Fatalf("Load(.env.example) error = %v", err)
-	}
-	for name := range fields() {
-		os.Unsetenv(name) // what the file set
 	}
 	if !reflect.DeepEqual(*defaults, *fromFile) {
 		t.Errorf("Load(.env.example) = %+v; want the defaults %+v", *fromFile, *defaults)
 	}
 }
 
+// TestTags keeps the struct tags in the library's terms: a tag it does not
+// know (cleanenv's env-default, say) would be ignored without a word, and a
+// nested struct it parsed itself would report errors by an ambiguous field
+// name.
+func TestTags(t *testing.T) {
+	t.Parallel()
+	var walk func(t *testing.T, typ reflect.Type)
+	walk = func(t *testing.T, typ reflect.Type) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			for _, stale := range []string{"env-default", "env-description", "env-separator"} {
+				if _, ok := f.Tag.Lookup(stale); ok {
+					t.Errorf("%s.%s has a %s tag; the library reads envDefault, envDescription, envSeparator", typ.Name(), f.Name, stale)
+				}
+			}
+			if f.Type.Kind() == reflect.Struct && f.IsExported() {
+				if f.Tag.Get("env") != "-" {
+					t.Errorf(`%s.%s is a nested struct without env:"-"; Load parses it on its own`, typ.Name(), f.Name)
+				}
+				walk(t, f.Type)
+				continue
+			}
+			name := varName(f)
+			if !f.IsExported() || name == "" {
+				if f.IsExported() && f.Tag.Get("env") != "-" {
+					t.Errorf(`%s.%s has no variable; tag it env:"-" so the library leaves it alone`, typ.Name(), f.Name)
+				}
+				continue
+			}
+			if f.Tag.Get("allowed") == "" || f.Tag.Get("envDescription") == "" {
+				t.Errorf("%s (%s.%s) lacks an allowed or envDescription tag", name, typ.Name(), f.Name)
+			}
+		}
+	}
+	walk(t, reflect.TypeFor[Config]())
+}
+
 func TestProductionTLSRules(t *testing.T) {
+	t.Parallel()
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -302,6 +411,7 @@ func TestProductionTLSRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg, _ := loadExpecting(t, tt.env, tt.wantErr)
 			if cfg == nil {
 				return
@@ -314,6 +424,7 @@ func TestProductionTLSRules(t *testing.T) {
 }
 
 func TestTopology(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		env      map[string]string
@@ -333,6 +444,7 @@ func TestTopology(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg, _ := loadExpecting(t, tt.env, tt.wantErr)
 			if cfg == nil {
 				return
@@ -342,14 +454,35 @@ func TestTopology(t *testing.T) {
 			}
 		})
 	}
-	setEnv(t, map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001"})
-	cfg, _ := Load("")
+	// The memory fallback is off with a cluster: the development default
+	// becomes none, and asking for it is refused.
+	for _, tt := range []struct {
+		env     map[string]string
+		want    string
+		wantErr string
+	}{
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:7000"}, "none", ""},
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:7000", "CACHE_FALLBACK": "none"}, "none", ""},
+		{map[string]string{"REDIS_CLUSTER_ADDRS": "a:7000", "CACHE_FALLBACK": "memory"}, "", "CACHE_FALLBACK"},
+		{map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001", "CACHE_FALLBACK": "memory"}, "", "CACHE_FALLBACK"},
+		{map[string]string{}, "memory", ""},
+	} {
+		cfg, _ := loadExpecting(t, tt.env, tt.wantErr)
+		if cfg != nil && cfg.Cache.Fallback != tt.want {
+			t.Errorf("Load(%v).Cache.Fallback = %q; want %q", tt.env, cfg.Cache.Fallback, tt.want)
+		}
+	}
+	cfg, err := load(map[string]string{"REDIS_URL": "redis://a:7000?addr=b:7001"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := strings.Join(cfg.Redis.ClusterAddrs, ","); got != "a:7000,b:7001" {
 		t.Errorf("ClusterAddrs from URL = %s; want a:7000,b:7001", got)
 	}
 }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "tokens")
 	if err := os.WriteFile(file, []byte("# ops tokens\nbackup:read:fedcba9876543210fedc\n\nadmin:write:AAAAbbbbCCCCdddd1234\n"), 0o600); err != nil {
@@ -377,6 +510,7 @@ func TestTokens(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			cfg, err := loadExpecting(t, tt.env, tt.wantErr)
 			if cfg == nil {
 				if tt.secret != "" && strings.Contains(err.Error(), tt.secret) {
@@ -399,6 +533,7 @@ func TestTokens(t *testing.T) {
 }
 
 func TestAPIDefaultsByEnvironment(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		env                             map[string]string
 		introspection, playground, hint bool
@@ -410,8 +545,7 @@ func TestAPIDefaultsByEnvironment(t *testing.T) {
 		{map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "GRAPHQL_INTROSPECTION": "true", "CORS_ALLOWED_ORIGINS": "https://erp.example.com"}, true, false, false, "https://erp.example.com"},
 	}
 	for _, tt := range tests {
-		setEnv(t, tt.env)
-		cfg, err := Load("")
+		cfg, err := load(tt.env)
 		if err != nil {
 			t.Fatalf("%v: %v", tt.env, err)
 		}
@@ -420,13 +554,11 @@ func TestAPIDefaultsByEnvironment(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"erp.example.com", "https://erp.example.com/path", "ftp://x"} {
-		setEnv(t, map[string]string{"CORS_ALLOWED_ORIGINS": bad})
-		if _, err := Load(""); err == nil {
+		if _, err := load(map[string]string{"CORS_ALLOWED_ORIGINS": bad}); err == nil {
 			t.Errorf("CORS_ALLOWED_ORIGINS=%q loaded; want it refused", bad)
 		}
 	}
-	setEnv(t, map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "CORS_ALLOWED_ORIGINS": "*"})
-	if _, err := Load(""); err == nil {
+	if _, err := load(map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "CORS_ALLOWED_ORIGINS": "*"}); err == nil {
 		t.Error("CORS_ALLOWED_ORIGINS=* loaded in production; want it refused")
 	}
 }
