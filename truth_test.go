@@ -239,3 +239,30 @@ func TestRefusedWritesAreReportedNotStored(t *testing.T) {
 		})
 	}
 }
+
+// A value another program wrote that is larger than CACHE_MAX_VALUE_BYTES
+// is refused for its field (VALUE_TOO_LARGE); other fields and keys answer.
+func TestOversizedStoredValueIsRefusedForItsFieldOnly(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["CACHE_MAX_VALUE_BYTES"] = "1024"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	if _, err := srv.Do(t, "SET", "school-erp:huge", `"`+strings.Repeat("x", 2000)+`"`); err != nil {
+		t.Fatal(err)
+	}
+	svc.graphql(t, setQuery, map[string]any{"k": "fine", "v": 1})
+	r := svc.graphql(t, `{ a: cacheGet(key: "huge") b: cacheGet(key: "fine") c: cacheGetMany(keys: ["fine", "huge"]) }`, nil)
+	codes := map[string]string{}
+	for _, e := range r.Errors {
+		c, _ := e.Extensions["code"].(string)
+		codes[fmt.Sprint(e.Path)] = c
+	}
+	if codes["[a]"] != "VALUE_TOO_LARGE" || codes["[c 1]"] != "VALUE_TOO_LARGE" || len(codes) != 2 {
+		t.Errorf("errors = %v; want VALUE_TOO_LARGE at a and at c[1] only", codes)
+	}
+	if got := string(r.Data["a"]) + " " + string(r.Data["b"]) + " " + string(r.Data["c"]); got != "null 1 [1,null]" {
+		t.Errorf("data = %s; want null 1 [1,null]", got)
+	}
+}

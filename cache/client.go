@@ -189,6 +189,9 @@ func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, 
 		return c.fallbackGet(rk, c.failed(ctx, opCtx, epoch, OpGet, err))
 	}
 	c.answered(res)
+	if err := c.checkStored(b); err != nil {
+		return nil, "", err
+	}
 	return asJSON(b), BackendRedis, nil
 }
 
@@ -199,6 +202,15 @@ func asJSON(b []byte) json.RawMessage {
 		b, _ = json.Marshal(string(b))
 	}
 	return b
+}
+
+// checkStored refuses a value Redis holds that is larger than any this
+// service would have stored (another program wrote it).
+func (c *Client) checkStored(b []byte) error {
+	if len(b) > c.opts.MaxValueBytes {
+		return fmt.Errorf("%w: the value stored is %d bytes; the limit is %d (CACHE_MAX_VALUE_BYTES)", ErrValueTooLarge, len(b), c.opts.MaxValueBytes)
+	}
+	return nil
 }
 
 // cachedRead sends a read through the local cache. Two refusals get one
@@ -345,6 +357,10 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 			}
 			continue
 		default:
+			if err := c.checkStored(b); err != nil {
+				reads[i].Err = err
+				break
+			}
 			reads[i].Value, reads[i].Backend = asJSON(b), BackendRedis
 		}
 		hitOnly = hitOnly && r.IsCacheHit()

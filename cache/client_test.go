@@ -572,3 +572,27 @@ func TestRecoveryAfterOutageIsConnectedNotDegraded(t *testing.T) {
 		t.Errorf("%d 'degraded' lines on recovery; failures that caused the outage must not count again\n%s", n, strings.Join(logs.Lines(), "\n"))
 	}
 }
+
+// A value larger than MaxValueBytes, written by another program, is not
+// returned: ErrValueTooLarge for that key, the others still read.
+func TestValueTooLargeIsNotReturned(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.MaxValueBytes = 100
+	c := newClient(t, opts)
+	ready(t, c)
+	ctx := context.Background()
+	if _, err := srv.Do(t, "SET", "school-erp:big", strings.Repeat("x", 101)); err != nil {
+		t.Fatal(err)
+	}
+	if err := set(ctx, c, "small", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := get(ctx, c, "big"); !errors.Is(err, cache.ErrValueTooLarge) || v != nil {
+		t.Errorf("Get(big) = %.10s, %v; want ErrValueTooLarge", v, err)
+	}
+	rs, err := c.GetMany(ctx, []string{"big", "small"})
+	if err != nil || !errors.Is(rs[0].Err, cache.ErrValueTooLarge) || string(rs[1].Value) != "1" {
+		t.Errorf("GetMany(big, small) = %+v, %v; want ErrValueTooLarge at 0 and the value at 1", rs, err)
+	}
+}

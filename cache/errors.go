@@ -30,6 +30,10 @@ var (
 	// ErrInvalidInput means the key, value or TTL was not acceptable;
 	// nothing was sent to Redis. The wrapped message says what is wrong.
 	ErrInvalidInput = errors.New("invalid input")
+	// ErrValueTooLarge means Redis holds a value at the key larger than
+	// Options.MaxValueBytes (written by another program): it is not
+	// returned, so one key cannot make a response of any size.
+	ErrValueTooLarge = errors.New("value too large")
 )
 
 // dialError marks a failure to open a connection: whatever command was

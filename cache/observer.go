@@ -35,7 +35,8 @@ const (
 	// OutcomeUnavailable: a read Redis could not answer (unavailable or no
 	// reply) and no fallback answered.
 	OutcomeUnavailable Outcome = "unavailable"
-	// OutcomeError: a read Redis refused (for example a key of another type).
+	// OutcomeError: a read Redis refused (for example a key of another
+	// type), or a value too large to return.
 	OutcomeError Outcome = "error"
 	// OutcomeInvalid: the input was refused before anything was sent.
 	OutcomeInvalid Outcome = "invalid"
@@ -103,7 +104,7 @@ func failureOutcome(err error, redisFailure Outcome) Outcome {
 		return OutcomeInvalid
 	case errors.Is(err, context.Canceled):
 		return OutcomeCanceled
-	case errors.Is(err, ErrRejected) && redisFailure == OutcomeUnavailable:
+	case (errors.Is(err, ErrRejected) || errors.Is(err, ErrValueTooLarge)) && redisFailure == OutcomeUnavailable:
 		return OutcomeError
 	}
 	return redisFailure

@@ -25,6 +25,10 @@ const (
 	// CodeRedisRejected: Redis answered a read with an error (for example
 	// the key holds a non-string type written by another program).
 	CodeRedisRejected = "REDIS_REJECTED"
+	// CodeValueTooLarge: Redis holds a value at the key larger than
+	// CACHE_MAX_VALUE_BYTES (written by another program); it is not
+	// returned.
+	CodeValueTooLarge = "VALUE_TOO_LARGE"
 	// CodeBadRequest: the request itself could not be read (a body that
 	// is not JSON, say), or its persistedQuery extension is wrong.
 	CodeBadRequest = "BAD_REQUEST"
@@ -84,6 +88,9 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, cache.ErrRejected):
 			gqlErr.Message = "Redis rejected the command"
 			setCode(gqlErr, CodeRedisRejected)
+		case errors.Is(err, cache.ErrValueTooLarge):
+			gqlErr.Message = strings.TrimPrefix(unwrapGQL(err).Error(), cache.ErrValueTooLarge.Error()+": ")
+			setCode(gqlErr, CodeValueTooLarge)
 		case errors.Is(err, model.ErrNotJSON):
 			// An argument gqlgen could not decode: the client's doing.
 			setCode(gqlErr, CodeBadUserInput)
