@@ -429,7 +429,7 @@ func (c *Client) set(ctx context.Context, rk string, value json.RawMessage, ttl 
 	default:
 		cmd = set.Px(ttl).Build().Pin()
 	}
-	if _, failed := c.write(ctx, opCtx, epoch, OpSet, vk, cmd, rk); failed != nil {
+	if _, failed := c.write(ctx, opCtx, epoch, OpSet, vk, rk, one(cmd)); failed != nil {
 		return c.fallbackSet(rk, value, ttl, *failed)
 	}
 	return BackendRedis, nil
@@ -455,11 +455,11 @@ func (c *Client) del(ctx context.Context, rk string) (bool, Backend, error) {
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, vk.B().Del().Key(rk).Build().Pin(), rk)
+	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, rk, one(vk.B().Del().Key(rk).Build().Pin()))
 	if failed != nil {
 		return c.fallbackDelete(rk, *failed)
 	}
-	n, err := res.AsInt64()
+	n, err := res[0].AsInt64()
 	if err != nil {
 		return false, "", fmt.Errorf("%w: unexpected reply to DEL: %w", ErrRejected, err)
 	}
@@ -503,6 +503,16 @@ func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
 // sent again within its deadline.
 const maxResends = 10
 
+// writeCmds are the commands of one write, sent together in one pipeline.
+// eval, when set, is the same with EVAL in place of EVALSHA, for a server
+// that does not hold the script yet (NOSCRIPT: not executed).
+type writeCmds struct {
+	cmds []valkey.Completed
+	eval []valkey.Completed
+}
+
+func one(cmd valkey.Completed) writeCmds { return writeCmds{cmds: []valkey.Completed{cmd}} }
+
 // write sends a write, and sends it again, within the operation's
 // deadline, while Redis certainly did not execute it and may on another
 // try: the connection could not be opened (valkey-go opens a new one for
@@ -510,15 +520,20 @@ const maxResends = 10
 // during a failover, a server loading its data). valkey-go retries only
 // read-only commands; a write it gave up on may have been applied, and is
 // never sent again here either: a second SET could overwrite a newer value
-// written by someone else in between.
-func (c *Client) write(caller, opCtx context.Context, epoch uint64, op Op, vk *valkeyClient, cmd valkey.Completed, rk string) (valkey.ValkeyResult, *outcome) {
+// written by someone else in between. It returns the replies of w.cmds.
+func (c *Client) write(caller, opCtx context.Context, epoch uint64, op Op, vk *valkeyClient, rk string, w writeCmds) ([]valkey.ValkeyResult, *outcome) {
+	cmds, evaluated := w.cmds, false
 	for attempt := 0; ; attempt++ {
-		res := c.writeFenced(opCtx, vk, cmd, rk)
-		err := res.Error()
+		res := c.writeFenced(opCtx, vk, rk, cmds...)
+		err := firstError(res)
 		if err == nil {
 			c.avail.succeeded()
 			c.avail.confirmed(rk)
 			return res, nil
+		}
+		if replyCode(err) == "NOSCRIPT" && w.eval != nil && !evaluated {
+			cmds, evaluated = w.eval, true // not executed: send the script itself
+			continue
 		}
 		o := c.failed(caller, opCtx, epoch, op, err)
 		if !o.resend || o.fallback || attempt >= maxResends || attempt >= 1 && o.kind == unreachable && isDialFailure(err) {
@@ -542,6 +557,16 @@ func (c *Client) write(caller, opCtx context.Context, epoch uint64, op Op, vk *v
 	}
 }
 
+// firstError is the first error among replies (a nil reply is not one).
+func firstError(res []valkey.ValkeyResult) error {
+	for _, r := range res {
+		if err := r.Error(); err != nil && !valkey.IsValkeyNil(err) {
+			return err
+		}
+	}
+	return nil
+}
+
 // writeFenced sends a write. With client-side caching on, Redis tells this
 // client to drop its own cached copy of the key only after the write's
 // reply; a read right after the write could still find the old value. So a
@@ -549,13 +574,17 @@ func (c *Client) write(caller, opCtx context.Context, epoch uint64, op Op, vk *v
 // time its reply arrives, the invalidation before it has been applied, and
 // the caller's next read sees the write. (Being on the key's slot, the fence
 // goes to the same node, and, with one pipelined connection per node, the
-// same connection as cached reads of the key.)
-func (c *Client) writeFenced(ctx context.Context, vk *valkeyClient, write valkey.Completed, rk string) valkey.ValkeyResult {
+// same connection as cached reads of the key.) It returns the write's
+// replies, without the fence's.
+func (c *Client) writeFenced(ctx context.Context, vk *valkeyClient, rk string, write ...valkey.Completed) []valkey.ValkeyResult {
 	if c.clientCacheOff() {
-		return vk.Do(ctx, write)
+		if len(write) == 1 {
+			return []valkey.ValkeyResult{vk.Do(ctx, write[0])}
+		}
+		return vk.DoMulti(ctx, write...)
 	}
-	results := vk.DoMulti(ctx, write, vk.B().Pttl().Key(rk).Build().Pin())
-	return results[0]
+	results := vk.DoMulti(ctx, append(write, vk.B().Pttl().Key(rk).Build().Pin())...)
+	return results[:len(write)]
 }
 
 // GetValue reads key and decodes its JSON value into a T: the typed getter

@@ -29,6 +29,17 @@
 // outcome is unknown, [ErrRejected] that Redis refused, [ErrUnavailable]
 // that it was not executed.
 //
+// Beyond Get, Set, Delete, Exists and GetMany: [Client.GetEntry] returns a
+// value with its TTL and [ETag] (the SHA-1 of the stored bytes, which Redis
+// computes too); [Client.SetWith] writes with a TTL, tags and a
+// [Condition] (IfAbsent, or IfETag for an atomic compare-and-set, refused
+// with [ErrConditionNotMet]); [Client.Increment] is an atomic 64-bit
+// counter whose TTL is set only when it is created; [Client.Expire] sets or
+// removes a TTL; [Client.SetMany] and [Client.DeleteMany] batch writes
+// with a result per entry (not atomic across keys); and
+// [Client.InvalidateTags] deletes every key written with a tag (tags.go
+// says how the index works and what it guarantees).
+//
 // State changes are logged once each: a WARN when Redis becomes
 // unreachable (with the cause), at most one reminder per
 // Options.OutageReminder while it stays so, an INFO when it is back; a Redis

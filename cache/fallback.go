@@ -3,6 +3,8 @@ package cache
 import (
 	"encoding/json"
 	"errors"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -79,14 +81,19 @@ type memoryEntry struct {
 	value   json.RawMessage
 	expires time.Time // zero: no expiry
 	weight  int
+	tags    []string // what InvalidateTags may remove it by
 }
 
 func newMemoryTier(maxBytes int) *memoryTier {
 	return &memoryTier{maxBytes: maxBytes, now: time.Now, entries: map[string]memoryEntry{}}
 }
 
-func weight(key string, value json.RawMessage) int {
-	return len(key) + len(value) + entryOverhead
+func weight(key string, value json.RawMessage, tags []string) int {
+	w := len(key) + len(value) + entryOverhead
+	for _, t := range tags {
+		w += len(t) + 16
+	}
+	return w
 }
 
 func (m *memoryTier) get(key string) (json.RawMessage, bool) {
@@ -111,25 +118,145 @@ func (m *memoryTier) expired(e memoryEntry) bool {
 // what the store holds (expired entries are dropped first). A refused
 // write removes the key's older value: it must not stand in for this one.
 func (m *memoryTier) set(key string, value json.RawMessage, ttl time.Duration) error {
-	w := weight(key, value)
+	return m.setTagged(key, value, ttl, nil)
+}
+
+func (m *memoryTier) setTagged(key string, value json.RawMessage, ttl time.Duration, tags []string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.setLocked(key, value, ttl, tags)
+}
+
+func (m *memoryTier) setLocked(key string, value json.RawMessage, ttl time.Duration, tags []string) error {
 	if old, ok := m.entries[key]; ok {
+		if !m.expired(old) {
+			// As in Redis's tag index: a key written with a tag stays
+			// invalidatable by it until it is deleted, whatever later
+			// writes say.
+			for _, t := range old.tags {
+				if !slices.Contains(tags, t) {
+					tags = append(slices.Clip(tags), t)
+				}
+			}
+		}
 		m.removeLocked(key, old)
 	}
+	w := weight(key, value, tags)
 	if m.bytes+w > m.maxBytes {
 		m.purgeExpiredLocked()
 		if m.bytes+w > m.maxBytes {
 			return errFallbackFull
 		}
 	}
-	e := memoryEntry{value: append(json.RawMessage(nil), value...), weight: w} // the caller may reuse its slice
+	e := memoryEntry{value: append(json.RawMessage(nil), value...), weight: w, tags: tags} // the caller may reuse its slice
 	if ttl > 0 {
 		e.expires = m.now().Add(ttl)
 	}
 	m.entries[key] = e
 	m.bytes += w
 	return nil
+}
+
+// getEntry returns the value with its remaining TTL (zero: none).
+func (m *memoryTier) getEntry(key string) (json.RawMessage, time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.liveLocked(key)
+	if !ok {
+		return nil, 0, false
+	}
+	var ttl time.Duration
+	if !e.expires.IsZero() {
+		ttl = e.expires.Sub(m.now())
+	}
+	return e.value, ttl, true
+}
+
+func (m *memoryTier) liveLocked(key string) (memoryEntry, bool) {
+	e, ok := m.entries[key]
+	if ok && m.expired(e) {
+		m.removeLocked(key, e)
+		return memoryEntry{}, false
+	}
+	return e, ok
+}
+
+// setIf stores value only if cond holds for the current entry, atomically;
+// it reports whether it stored, and the current value's etag when it did
+// not (empty when there is none).
+func (m *memoryTier) setIf(key string, value json.RawMessage, ttl time.Duration, tags []string, cond Condition) (bool, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, exists := m.liveLocked(key)
+	current := ""
+	if exists {
+		current = ETag(e.value)
+	}
+	if !cond.holds(exists, current) {
+		return false, current, nil
+	}
+	return true, "", m.setLocked(key, value, ttl, tags)
+}
+
+// incr adds by to the integer stored at key (0 when absent), applying ttl
+// only when it creates the key, as Increment does in Redis.
+func (m *memoryTier) incr(key string, by int64, ttl time.Duration) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, exists := m.liveLocked(key)
+	var n int64
+	if exists {
+		var err error
+		if n, err = parseCounter(e.value); err != nil {
+			return 0, err
+		}
+	}
+	sum, err := addCounter(n, by)
+	if err != nil {
+		return 0, err
+	}
+	remaining := ttl
+	if exists {
+		remaining = 0
+		if !e.expires.IsZero() {
+			remaining = e.expires.Sub(m.now())
+		}
+	}
+	return sum, m.setLocked(key, json.RawMessage(strconv.FormatInt(sum, 10)), remaining, e.tags)
+}
+
+// expire sets a new TTL on key (zero: none) and reports whether it existed.
+func (m *memoryTier) expire(key string, ttl time.Duration) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.liveLocked(key)
+	if !ok {
+		return false
+	}
+	e.expires = time.Time{}
+	if ttl > 0 {
+		e.expires = m.now().Add(ttl)
+	}
+	m.entries[key] = e
+	return true
+}
+
+// invalidateTags removes every entry written with any of tags, and says how
+// many it removed.
+func (m *memoryTier) invalidateTags(tags []string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for k, e := range m.entries {
+		if !slices.ContainsFunc(e.tags, func(t string) bool { return slices.Contains(tags, t) }) {
+			continue
+		}
+		if !m.expired(e) {
+			n++
+		}
+		m.removeLocked(k, e)
+	}
+	return n
 }
 
 func (m *memoryTier) delete(key string) bool {

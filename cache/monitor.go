@@ -25,6 +25,7 @@ func (c *Client) monitor(ctx context.Context) {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	attempt := 0
+	var swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -38,6 +39,10 @@ func (c *Client) monitor(ctx context.Context) {
 		case probeConnected:
 			attempt = 0
 			timer.Reset(c.opts.ProbeInterval)
+			if time.Since(swept) >= tagSweepEvery {
+				swept = time.Now()
+				c.sweep(ctx)
+			}
 		case probeDegradedByRequests:
 			// Requests failed since the last probe, but Redis answers: look
 			// again soon, so that once they stop failing Health says so
@@ -55,6 +60,20 @@ func (c *Client) monitor(ctx context.Context) {
 		default:
 		}
 	}
+}
+
+// tagSweepEvery is how often the monitor prunes dead entries from the tag
+// index, a few sets at a time (see tags.go).
+const tagSweepEvery = time.Minute
+
+func (c *Client) sweep(ctx context.Context) {
+	vk := c.vk.Load()
+	if vk == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout+c.opts.CommandTimeout)
+	defer cancel()
+	c.sweepTags(ctx, vk, 20)
 }
 
 // probeVerdict is what one round of check came to, for scheduling the next.

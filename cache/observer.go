@@ -17,7 +17,19 @@ const (
 	// OpGetMany counts one GetMany, whatever the number of keys; its
 	// outcome is hit when any key was found.
 	OpGetMany Op = "get_many"
+	// OpEntry is GetEntry.
+	OpEntry      Op = "entry"
+	OpIncrement  Op = "increment"
+	OpExpire     Op = "expire"
+	OpSetMany    Op = "set_many"
+	OpDeleteMany Op = "delete_many"
+	// OpInvalidateTags counts one InvalidateTags, whatever the number of
+	// tags; its outcome is hit when it deleted any key.
+	OpInvalidateTags Op = "invalidate_tags"
 )
+
+// Ops lists every Op, for observers that resolve their labels up front.
+var Ops = []Op{OpGet, OpGetMany, OpExists, OpSet, OpDelete, OpEntry, OpIncrement, OpExpire, OpSetMany, OpDeleteMany, OpInvalidateTags}
 
 // Outcome is what an operation came to, for observers.
 type Outcome string
@@ -38,6 +50,9 @@ const (
 	// OutcomeError: a read Redis refused (for example a key of another
 	// type), or a value too large to return.
 	OutcomeError Outcome = "error"
+	// OutcomeConditionNotMet: a conditional write was refused by its
+	// condition.
+	OutcomeConditionNotMet Outcome = "condition_not_met"
 	// OutcomeInvalid: the input was refused before anything was sent.
 	OutcomeInvalid Outcome = "invalid"
 	// OutcomeCanceled: the caller went away (a client disconnected)
@@ -102,6 +117,8 @@ func failureOutcome(err error, redisFailure Outcome) Outcome {
 	switch {
 	case errors.Is(err, ErrInvalidInput):
 		return OutcomeInvalid
+	case errors.Is(err, ErrConditionNotMet):
+		return OutcomeConditionNotMet
 	case errors.Is(err, context.Canceled):
 		return OutcomeCanceled
 	case (errors.Is(err, ErrRejected) || errors.Is(err, ErrValueTooLarge)) && redisFailure == OutcomeUnavailable:
