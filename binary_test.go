@@ -61,7 +61,7 @@ func envList(env map[string]string) []string {
 
 // startBinary runs the binary in an empty directory (so no .env is read)
 // and waits until it listens.
-func startBinary(t *testing.T, env map[string]string) *process {
+func startBinary(t testing.TB, env map[string]string) *process {
 	t.Helper()
 	port := redistest.FreePort(t)
 	env["PORT"] = fmt.Sprint(port)
