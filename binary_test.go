@@ -63,7 +63,7 @@ func envList(env map[string]string) []string {
 // startBinary runs the binary in an empty directory (so no .env is read)
 // on a port it picks itself (PORT=0: no other test can take the port
 // between our choice and its bind), and waits until it listens.
-func startBinary(t *testing.T, env map[string]string) *process {
+func startBinary(t testing.TB, env map[string]string) *process {
 	t.Helper()
 	env["PORT"] = "0"
 	p := &process{
@@ -93,7 +93,7 @@ var listeningLine = regexp.MustCompile(`msg=listening addr=\S*:(\d+)|"msg":"list
 
 // waitListening waits up to 5s for the service's "listening" line in
 // stdout and returns its port.
-func waitListening(t *testing.T, stdout, stderr *syncBuffer) string {
+func waitListening(t testing.TB, stdout, stderr *syncBuffer) string {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {

@@ -44,7 +44,7 @@ func (b *syncBuffer) String() string {
 // logLine is one JSON log record.
 type logLine map[string]any
 
-func (b *syncBuffer) lines(t *testing.T) []logLine {
+func (b *syncBuffer) lines(t testing.TB) []logLine {
 	t.Helper()
 	var out []logLine
 	sc := bufio.NewScanner(strings.NewReader(b.String()))
