@@ -286,7 +286,10 @@ func TestFaults(t *testing.T) {
 				proxy.BlackHole(true)
 				return func() { proxy.BlackHole(false) }
 			},
-			wantDuring: "disconnected", maxLines: 3,
+			// Degraded as commands time out, unreachable when the probe
+			// times out too, and, on a loaded machine, degraded again for
+			// a moment when the first PINGs after the heal are slow.
+			wantDuring: "disconnected", maxLines: 4,
 		},
 		{
 			name: "slow, within the command timeout",

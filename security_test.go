@@ -76,6 +76,13 @@ func TestWhoMayDoWhat(t *testing.T) {
 		{"read token, mutation", readToken, setQuery, "FORBIDDEN"},
 		{"read token, delete", readToken, deleteQuery, "FORBIDDEN"},
 		{"no token, mutation", "", setQuery, "UNAUTHENTICATED"},
+		{"read token, entry", readToken, `query($k: String!) { cacheEntry(key: $k) { etag } }`, ""},
+		{"read token, increment", readToken, `mutation($k: String!) { cacheIncrement(key: $k) { value } }`, "FORBIDDEN"},
+		{"read token, expire", readToken, `mutation($k: String!) { cacheExpire(key: $k) { existed } }`, "FORBIDDEN"},
+		{"read token, set many", readToken, `mutation($k: String!, $v: JSON!) { cacheSetMany(entries: [{key: $k, value: $v}]) { stored } }`, "FORBIDDEN"},
+		{"read token, delete many", readToken, `mutation($k: String!) { cacheDeleteMany(keys: [$k]) { deleted } }`, "FORBIDDEN"},
+		{"read token, invalidate", readToken, `mutation { cacheInvalidateTags(tags: ["auth"]) { deleted } }`, "FORBIDDEN"},
+		{"no token, entry", "", `query($k: String!) { cacheEntry(key: $k) { etag } }`, "UNAUTHENTICATED"},
 		{"write token, mutation", writeToken, setQuery, ""},
 		{"write token, query", writeToken, getQuery, ""},
 	}

@@ -69,15 +69,27 @@ var notExecutedCodes = map[string]bool{
 // outage of Redis, but nothing will work until the configuration is fixed.
 var refusedCodes = map[string]bool{"NOAUTH": true, "WRONGPASS": true}
 
-// replyCode is the error code of a Redis error reply, or "" when err is
-// not one.
+// replyCodes are the error codes Redis puts first in an error reply that
+// this package may meet. valkey-go strips the generic "ERR " prefix, so a
+// reply whose first word is none of these is an ERR.
+var replyCodes = map[string]bool{
+	"WRONGTYPE": true, "OOM": true, "NOSCRIPT": true, "NOPERM": true, "EXECABORT": true,
+	"NOREPLICAS": true, "MISCONF": true, "CROSSSLOT": true, "MOVED": true, "ASK": true,
+	"LOADING": true, "BUSY": true, "READONLY": true, "MASTERDOWN": true, "CLUSTERDOWN": true,
+	"TRYAGAIN": true, "NOAUTH": true, "WRONGPASS": true,
+}
+
+// replyCode is the error code of a Redis error reply ("ERR" for the
+// generic one), or "" when err is not one.
 func replyCode(err error) string {
-	verr, ok := valkey.IsValkeyErr(err)
-	if !ok {
+	var verr *valkey.ValkeyError
+	if !errors.As(err, &verr) || verr.IsNil() {
 		return ""
 	}
-	code, _, _ := strings.Cut(verr.Error(), " ")
-	return code
+	if code, _, _ := strings.Cut(verr.Error(), " "); replyCodes[code] {
+		return code
+	}
+	return "ERR"
 }
 
 // outcome is what a failed command came to.

@@ -227,10 +227,12 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
+	var made []tagEntry
 	if len(opts.Tags) > 0 {
 		// The index first: a key never exists with a tag the index does
 		// not know of (see tags.go).
-		if failed := c.tag(ctx, opCtx, epoch, vk, rk, opts.TTL, opts.Tags); failed != nil {
+		var failed *outcome
+		if made, failed = c.tag(ctx, opCtx, epoch, vk, rk, opts.Tags); failed != nil {
 			return c.fallbackSetWith(rk, value, opts, *failed)
 		}
 	}
@@ -239,10 +241,19 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 	if failed != nil {
 		return c.fallbackSetWith(rk, value, opts, *failed)
 	}
+	r, err := setReply(opts, res[0])
+	if errors.Is(err, ErrConditionNotMet) {
+		c.untag(opCtx, vk, rk, made)
+	}
+	return r, err
+}
+
+// setReply reads the reply to a write with opts.
+func setReply(opts SetOptions, reply valkey.ValkeyResult) (SetResult, error) {
 	switch {
 	case opts.IfAbsent:
 		// SET NX GET: nil when it stored, the old value when not.
-		old, err := res[0].AsBytes()
+		old, err := reply.AsBytes()
 		if valkey.IsValkeyNil(err) {
 			return SetResult{Backend: BackendRedis}, nil
 		}
@@ -251,7 +262,7 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 		}
 		return SetResult{Backend: BackendRedis, CurrentETag: ETag(old)}, ErrConditionNotMet
 	case opts.IfETag != "":
-		return casReply(res[0])
+		return casReply(reply)
 	}
 	return SetResult{Backend: BackendRedis}, nil
 }
@@ -385,16 +396,17 @@ func (c *Client) increment(ctx context.Context, rk string, by int64, ttl time.Du
 	return n, BackendRedis, nil
 }
 
-// errNotCounter explains INCRBY's refusal in the caller's terms.
-var errNotCounter = errors.New("the key holds a value that is not a 64-bit integer, or the sum would overflow")
+// ErrNotCounter, wrapped with ErrRejected, is why Increment was refused.
+var ErrNotCounter = errors.New("the key holds a value that is not a 64-bit integer, or the sum would overflow")
 
 func counterRejected(err error) error {
-	return fmt.Errorf("%w: %w (%w)", ErrRejected, errNotCounter, err)
+	return fmt.Errorf("%w: %w (%w)", ErrRejected, ErrNotCounter, err)
 }
 
 func (c *Client) fallbackIncrement(rk string, by int64, ttl time.Duration, refused outcome) (int64, Backend, error) {
 	if !refused.fallback {
-		if errors.Is(refused.err, ErrRejected) && replyCode(errors.Unwrap(refused.err)) == "ERR" {
+		if code := replyCode(refused.err); errors.Is(refused.err, ErrRejected) && (code == "ERR" || code == "WRONGTYPE") {
+			// INCRBY's own refusals: not an integer, overflow, another type.
 			return 0, "", counterRejected(refused.err)
 		}
 		return 0, "", refused.err
@@ -408,7 +420,7 @@ func (c *Client) fallbackIncrement(rk string, by int64, ttl time.Duration, refus
 	switch {
 	case err == nil:
 		return n, BackendMemory, nil
-	case errors.Is(err, errNotCounter):
+	case errors.Is(err, ErrNotCounter):
 		return 0, "", fmt.Errorf("%w: %w", ErrRejected, err)
 	case errors.Is(err, errFallbackFull):
 		return 0, "", fmt.Errorf("%w; the fallback tier is full (%d bytes) and did not take the write either", refused.err, c.opts.FallbackMaxBytes)
@@ -420,14 +432,14 @@ func (c *Client) fallbackIncrement(rk string, by int64, ttl time.Duration, refus
 func parseCounter(b []byte) (int64, error) {
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err != nil {
-		return 0, errNotCounter
+		return 0, ErrNotCounter
 	}
 	return n, nil
 }
 
 func addCounter(n, by int64) (int64, error) {
 	if by > 0 && n > math.MaxInt64-by || by < 0 && n < math.MinInt64-by {
-		return 0, errNotCounter
+		return 0, ErrNotCounter
 	}
 	return n + by, nil
 }

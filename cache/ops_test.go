@@ -102,7 +102,9 @@ func TestConditionalWrites(t *testing.T) {
 // lost, so the final count equals the writes answered stored.
 func TestCompareAndSetLosesNoUpdate(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.CommandTimeout = 3 * time.Second // atomicity is tested, not latency: a NO_REPLY write makes the count unknowable
+	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
 	if err := set(ctx, c, "count", json.RawMessage(`0`), 0); err != nil {
@@ -142,7 +144,9 @@ func TestCompareAndSetLosesNoUpdate(t *testing.T) {
 
 func TestIncrement(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.CommandTimeout = 3 * time.Second // atomicity is tested, not latency: a NO_REPLY write makes the count unknowable
+	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
 
@@ -405,5 +409,28 @@ func TestOperationsDuringAnOutage(t *testing.T) {
 	}
 	if _, _, err := n.Increment(ctx, "k", 1, 0); !errors.Is(err, cache.ErrUnavailable) {
 		t.Errorf("Increment without a fallback = %v; want ErrUnavailable", err)
+	}
+}
+
+// A conditional write its condition refused does not tag the key: a later
+// invalidation of that tag leaves the key alone.
+func TestRefusedConditionalWriteDoesNotTag(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	ctx := context.Background()
+	if err := set(ctx, c, "k", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	for name, cond := range map[string]cache.Condition{"IfAbsent": {IfAbsent: true}, "IfETag": {IfETag: cache.ETag([]byte("2"))}} {
+		if _, err := c.SetWith(ctx, "k", json.RawMessage(`3`), cache.SetOptions{Condition: cond, Tags: []string{"t"}}); !errors.Is(err, cache.ErrConditionNotMet) {
+			t.Fatalf("SetWith(%s) = %v; want ErrConditionNotMet", name, err)
+		}
+	}
+	if r, err := c.InvalidateTags(ctx, []string{"t"}); err != nil || r.Deleted != 0 {
+		t.Errorf("InvalidateTags = %+v, %v; want nothing deleted: the key was never written with the tag", r, err)
+	}
+	if v, _, _ := get(ctx, c, "k"); string(v) != "1" {
+		t.Errorf("Get(k) = %s; want 1", v)
 	}
 }

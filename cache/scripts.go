@@ -3,7 +3,6 @@ package cache
 import (
 	"crypto/sha1"
 	"encoding/hex"
-	"strconv"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -50,12 +49,26 @@ return {1}
 // still be under way. The set has no TTL: a key's TTL can be extended
 // after it was written (Expire), and the set must not go before the keys
 // it names; dead entries are pruned instead (tags.go).
+// Replies {score, 1 if the entry is new}.
 // KEYS[1] tag set; ARGV[1] the key.
 var tagAddScript = newScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-return now
+local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+return {now, added}
+`)
+
+// tagUndoScript takes back an entry tagAddScript made new, for a write its
+// condition then refused: the key was not written with the tag. Only if
+// nothing wrote the entry again since (same score).
+// KEYS[1] tag set; ARGV[1] the key; ARGV[2] the score tagAddScript gave.
+var tagUndoScript = newScript(`
+local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if cur and tonumber(cur) == tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 `)
 
 // tagPruneScript removes entries whose keys were found gone, but only if
@@ -81,5 +94,3 @@ for i = 2, #ARGV, 2 do
 end
 return removed
 `)
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

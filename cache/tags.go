@@ -60,18 +60,51 @@ func checkTags(tags []string) error {
 
 func (c *Client) tagSetKey(tag string) string { return c.internalKey("tag:" + tag) }
 
-// tag adds key rk to the index of each tag, before the key is written.
-func (c *Client) tag(caller, opCtx context.Context, epoch uint64, vk *valkeyClient, rk string, _ time.Duration, tags []string) *outcome {
-	calls := make([]writeCmds, 0, len(tags))
+// tagEntry is an index entry a write made: its set, and its score when
+// the entry is new (zero when the key was already in the set).
+type tagEntry struct {
+	set   string
+	added int64
+}
+
+// tag adds key rk to the index of each tag, before the key is written, and
+// returns the entries it made new.
+func (c *Client) tag(caller, opCtx context.Context, epoch uint64, vk *valkeyClient, rk string, tags []string) ([]tagEntry, *outcome) {
+	var calls []writeCmds
+	var sets []string
 	for _, t := range slices.Compact(slices.Sorted(slices.Values(tags))) {
-		calls = append(calls, tagAddScript.cmds(vk, []string{c.tagSetKey(t)}, rk))
+		set := c.tagSetKey(t)
+		sets = append(sets, set)
+		calls = append(calls, tagAddScript.cmds(vk, []string{set}, rk))
 	}
-	if err := firstError(c.runScripts(opCtx, vk, calls)); err != nil {
+	res := c.runScripts(opCtx, vk, calls)
+	if err := firstError(res); err != nil {
 		o := c.failed(caller, opCtx, epoch, OpSet, err)
-		return &o
+		return nil, &o
 	}
 	c.avail.succeeded()
-	return nil
+	var made []tagEntry
+	for i, r := range res {
+		if arr, err := r.AsIntSlice(); err == nil && len(arr) == 2 && arr[1] == 1 {
+			made = append(made, tagEntry{set: sets[i], added: arr[0]})
+		}
+	}
+	return made, nil
+}
+
+// untag takes back the new index entries of a write its condition refused,
+// so that the key is not invalidated by a tag it was never written with.
+// A failure leaves an entry too many: the key may be deleted by that tag,
+// which a cache can afford, and the entry is pruned once the key is gone.
+func (c *Client) untag(ctx context.Context, vk *valkeyClient, rk string, made []tagEntry) {
+	if len(made) == 0 {
+		return
+	}
+	calls := make([]writeCmds, len(made))
+	for i, e := range made {
+		calls[i] = tagUndoScript.cmds(vk, []string{e.set}, rk, strconv.FormatInt(e.added, 10))
+	}
+	_ = c.runScripts(ctx, vk, calls)
 }
 
 // tagBatch indexes the tags of the entries at idx in one pipeline, and

@@ -302,3 +302,40 @@ func TestServerWithoutRESP3(t *testing.T) {
 		t.Errorf("%d lines about client tracking being refused; want 1", n)
 	}
 }
+
+// An ACL user with exactly the commands README lists can do everything the
+// service does, the operations beyond get and set included.
+func TestACLUserForEveryOperation(t *testing.T) {
+	const readme = "~school-erp:* +get +set +del +exists +ping +hello +client|setname +client|info +info +client|tracking +client|caching +multi +exec +pttl +incrby +pexpire +persist +evalsha +eval +zadd +zscan +zrange +zscore +zrem +time +scan"
+	srv := redistest.Start(t, redistest.Options{Config: []string{"user cache-svc on >svc-pw " + readme}})
+	opts := fastOptions(srv.Addr, &logBuffer{})
+	opts.Username, opts.Password = "cache-svc", "svc-pw"
+	c := newClient(t, opts)
+	ready(t, c)
+	ctx := context.Background()
+	steps := map[string]func() error{
+		"set with tags": func() error {
+			_, err := c.SetWith(ctx, "k", json.RawMessage(`1`), cache.SetOptions{Tags: []string{"t"}, TTL: time.Minute})
+			return err
+		},
+		"compare-and-set": func() error {
+			_, err := c.SetWith(ctx, "k", json.RawMessage(`2`), cache.SetOptions{Condition: cache.Condition{IfETag: cache.ETag([]byte("1"))}})
+			return err
+		},
+		"entry":     func() error { _, err := c.GetEntry(ctx, "k"); return err },
+		"increment": func() error { _, _, err := c.Increment(ctx, "n", 1, time.Minute); return err },
+		"expire":    func() error { _, _, err := c.Expire(ctx, "n", 0); return err },
+		"invalidate": func() error {
+			_, err := c.InvalidateTags(ctx, []string{"t"})
+			return err
+		},
+	}
+	for _, name := range []string{"set with tags", "compare-and-set", "entry", "increment", "expire", "invalidate"} {
+		if err := steps[name](); err != nil {
+			t.Errorf("%s as the README's ACL user = %v", name, err)
+		}
+	}
+	if h := c.Health(); h.ClientCache != cache.ClientCacheOn {
+		t.Errorf("Health().ClientCache = %s for the README's ACL user; want on", h.ClientCache)
+	}
+}

@@ -39,7 +39,7 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" envDescription:"How long in-flight requests may take to finish after SIGINT/SIGTERM and the drain; those still running are then cancelled" allowed:"a positive duration such as 10s"`
 	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" envDescription:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
 
-	APITokens     string `env:"API_TOKENS" envDescription:"Bearer tokens as comma-separated name:scope:token entries; scope is read (redisHealth, cacheGet, cacheGetMany, cacheExists) or write (also cacheSet, cacheDelete); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
+	APITokens     string `env:"API_TOKENS" envDescription:"Bearer tokens as comma-separated name:scope:token entries; scope is read (the queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry) or write (also every mutation); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
 	APITokensFile string `env:"API_TOKENS_FILE" envDescription:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment" allowed:"a readable file of name:scope:token lines"`
 
 	GraphQLMaxComplexity  int           `env:"GRAPHQL_MAX_COMPLEXITY" envDefault:"250" envDescription:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`

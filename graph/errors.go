@@ -91,7 +91,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		case errors.Is(err, cache.ErrValueTooLarge):
 			gqlErr.Message = strings.TrimPrefix(unwrapGQL(err).Error(), cache.ErrValueTooLarge.Error()+": ")
 			setCode(gqlErr, CodeValueTooLarge)
-		case errors.Is(err, model.ErrNotJSON):
+		case errors.Is(err, model.ErrNotJSON), errors.Is(err, model.ErrNotInt64):
 			// An argument gqlgen could not decode: the client's doing.
 			setCode(gqlErr, CodeBadUserInput)
 		case hasCode(gqlErr):

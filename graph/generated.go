@@ -37,6 +37,14 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	CacheCounterPayload struct {
+		Backend func(childComplexity int) int
+		Failure func(childComplexity int) int
+		Key     func(childComplexity int) int
+		Message func(childComplexity int) int
+		Value   func(childComplexity int) int
+	}
+
 	CacheDeletePayload struct {
 		Backend func(childComplexity int) int
 		Deleted func(childComplexity int) int
@@ -45,13 +53,38 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
-	CacheSetPayload struct {
+	CacheEntry struct {
 		Backend    func(childComplexity int) int
-		Failure    func(childComplexity int) int
+		Etag       func(childComplexity int) int
 		Key        func(childComplexity int) int
-		Message    func(childComplexity int) int
-		Stored     func(childComplexity int) int
 		TTLSeconds func(childComplexity int) int
+		Value      func(childComplexity int) int
+	}
+
+	CacheExpirePayload struct {
+		Backend func(childComplexity int) int
+		Existed func(childComplexity int) int
+		Failure func(childComplexity int) int
+		Key     func(childComplexity int) int
+		Message func(childComplexity int) int
+	}
+
+	CacheInvalidatePayload struct {
+		Backend func(childComplexity int) int
+		Deleted func(childComplexity int) int
+		Failure func(childComplexity int) int
+		Message func(childComplexity int) int
+		Tags    func(childComplexity int) int
+	}
+
+	CacheSetPayload struct {
+		Backend     func(childComplexity int) int
+		CurrentEtag func(childComplexity int) int
+		Failure     func(childComplexity int) int
+		Key         func(childComplexity int) int
+		Message     func(childComplexity int) int
+		Stored      func(childComplexity int) int
+		TTLSeconds  func(childComplexity int) int
 	}
 
 	ClusterHealth struct {
@@ -70,11 +103,17 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
-		CacheDelete func(childComplexity int, key string) int
-		CacheSet    func(childComplexity int, key string, value model.JSON, ttlSeconds *int) int
+		CacheDelete         func(childComplexity int, key string) int
+		CacheDeleteMany     func(childComplexity int, keys []string) int
+		CacheExpire         func(childComplexity int, key string, ttlSeconds *int) int
+		CacheIncrement      func(childComplexity int, key string, by *model.Int64, ttlSeconds *int) int
+		CacheInvalidateTags func(childComplexity int, tags []string) int
+		CacheSet            func(childComplexity int, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string) int
+		CacheSetMany        func(childComplexity int, entries []*model.CacheSetInput) int
 	}
 
 	Query struct {
+		CacheEntry   func(childComplexity int, key string) int
 		CacheExists  func(childComplexity int, key string) int
 		CacheGet     func(childComplexity int, key string) int
 		CacheGetMany func(childComplexity int, keys []string) int
@@ -110,7 +149,12 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int) (*model.CacheSetPayload, error)
+	CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string) (*model.CacheSetPayload, error)
+	CacheSetMany(ctx context.Context, entries []*model.CacheSetInput) ([]*model.CacheSetPayload, error)
+	CacheDeleteMany(ctx context.Context, keys []string) ([]*model.CacheDeletePayload, error)
+	CacheIncrement(ctx context.Context, key string, by *model.Int64, ttlSeconds *int) (*model.CacheCounterPayload, error)
+	CacheExpire(ctx context.Context, key string, ttlSeconds *int) (*model.CacheExpirePayload, error)
+	CacheInvalidateTags(ctx context.Context, tags []string) (*model.CacheInvalidatePayload, error)
 	CacheDelete(ctx context.Context, key string) (*model.CacheDeletePayload, error)
 }
 type QueryResolver interface {
@@ -118,6 +162,7 @@ type QueryResolver interface {
 	CacheGet(ctx context.Context, key string) (model.JSON, error)
 	CacheGetMany(ctx context.Context, keys []string) ([]model.JSON, error)
 	CacheExists(ctx context.Context, key string) (*bool, error)
+	CacheEntry(ctx context.Context, key string) (*model.CacheEntry, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -137,6 +182,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "CacheCounterPayload.backend":
+		if e.ComplexityRoot.CacheCounterPayload.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheCounterPayload.Backend(childComplexity), true
+	case "CacheCounterPayload.failure":
+		if e.ComplexityRoot.CacheCounterPayload.Failure == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheCounterPayload.Failure(childComplexity), true
+	case "CacheCounterPayload.key":
+		if e.ComplexityRoot.CacheCounterPayload.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheCounterPayload.Key(childComplexity), true
+	case "CacheCounterPayload.message":
+		if e.ComplexityRoot.CacheCounterPayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheCounterPayload.Message(childComplexity), true
+	case "CacheCounterPayload.value":
+		if e.ComplexityRoot.CacheCounterPayload.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheCounterPayload.Value(childComplexity), true
 
 	case "CacheDeletePayload.backend":
 		if e.ComplexityRoot.CacheDeletePayload.Backend == nil {
@@ -169,12 +245,111 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.CacheDeletePayload.Message(childComplexity), true
 
+	case "CacheEntry.backend":
+		if e.ComplexityRoot.CacheEntry.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheEntry.Backend(childComplexity), true
+	case "CacheEntry.etag":
+		if e.ComplexityRoot.CacheEntry.Etag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheEntry.Etag(childComplexity), true
+	case "CacheEntry.key":
+		if e.ComplexityRoot.CacheEntry.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheEntry.Key(childComplexity), true
+	case "CacheEntry.ttlSeconds":
+		if e.ComplexityRoot.CacheEntry.TTLSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheEntry.TTLSeconds(childComplexity), true
+	case "CacheEntry.value":
+		if e.ComplexityRoot.CacheEntry.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheEntry.Value(childComplexity), true
+
+	case "CacheExpirePayload.backend":
+		if e.ComplexityRoot.CacheExpirePayload.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheExpirePayload.Backend(childComplexity), true
+	case "CacheExpirePayload.existed":
+		if e.ComplexityRoot.CacheExpirePayload.Existed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheExpirePayload.Existed(childComplexity), true
+	case "CacheExpirePayload.failure":
+		if e.ComplexityRoot.CacheExpirePayload.Failure == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheExpirePayload.Failure(childComplexity), true
+	case "CacheExpirePayload.key":
+		if e.ComplexityRoot.CacheExpirePayload.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheExpirePayload.Key(childComplexity), true
+	case "CacheExpirePayload.message":
+		if e.ComplexityRoot.CacheExpirePayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheExpirePayload.Message(childComplexity), true
+
+	case "CacheInvalidatePayload.backend":
+		if e.ComplexityRoot.CacheInvalidatePayload.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheInvalidatePayload.Backend(childComplexity), true
+	case "CacheInvalidatePayload.deleted":
+		if e.ComplexityRoot.CacheInvalidatePayload.Deleted == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheInvalidatePayload.Deleted(childComplexity), true
+	case "CacheInvalidatePayload.failure":
+		if e.ComplexityRoot.CacheInvalidatePayload.Failure == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheInvalidatePayload.Failure(childComplexity), true
+	case "CacheInvalidatePayload.message":
+		if e.ComplexityRoot.CacheInvalidatePayload.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheInvalidatePayload.Message(childComplexity), true
+	case "CacheInvalidatePayload.tags":
+		if e.ComplexityRoot.CacheInvalidatePayload.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheInvalidatePayload.Tags(childComplexity), true
+
 	case "CacheSetPayload.backend":
 		if e.ComplexityRoot.CacheSetPayload.Backend == nil {
 			break
 		}
 
 		return e.ComplexityRoot.CacheSetPayload.Backend(childComplexity), true
+	case "CacheSetPayload.currentEtag":
+		if e.ComplexityRoot.CacheSetPayload.CurrentEtag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheSetPayload.CurrentEtag(childComplexity), true
 	case "CacheSetPayload.failure":
 		if e.ComplexityRoot.CacheSetPayload.Failure == nil {
 			break
@@ -273,6 +448,50 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CacheDelete(childComplexity, args["key"].(string)), true
+	case "Mutation.cacheDeleteMany":
+		if e.ComplexityRoot.Mutation.CacheDeleteMany == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cacheDeleteMany_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CacheDeleteMany(childComplexity, args["keys"].([]string)), true
+	case "Mutation.cacheExpire":
+		if e.ComplexityRoot.Mutation.CacheExpire == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cacheExpire_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CacheExpire(childComplexity, args["key"].(string), args["ttlSeconds"].(*int)), true
+	case "Mutation.cacheIncrement":
+		if e.ComplexityRoot.Mutation.CacheIncrement == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cacheIncrement_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CacheIncrement(childComplexity, args["key"].(string), args["by"].(*model.Int64), args["ttlSeconds"].(*int)), true
+	case "Mutation.cacheInvalidateTags":
+		if e.ComplexityRoot.Mutation.CacheInvalidateTags == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cacheInvalidateTags_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CacheInvalidateTags(childComplexity, args["tags"].([]string)), true
 	case "Mutation.cacheSet":
 		if e.ComplexityRoot.Mutation.CacheSet == nil {
 			break
@@ -283,8 +502,30 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CacheSet(childComplexity, args["key"].(string), args["value"].(model.JSON), args["ttlSeconds"].(*int)), true
+		return e.ComplexityRoot.Mutation.CacheSet(childComplexity, args["key"].(string), args["value"].(model.JSON), args["ttlSeconds"].(*int), args["ifAbsent"].(*bool), args["ifEtag"].(*string), args["tags"].([]string)), true
+	case "Mutation.cacheSetMany":
+		if e.ComplexityRoot.Mutation.CacheSetMany == nil {
+			break
+		}
 
+		args, err := ec.field_Mutation_cacheSetMany_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CacheSetMany(childComplexity, args["entries"].([]*model.CacheSetInput)), true
+
+	case "Query.cacheEntry":
+		if e.ComplexityRoot.Query.CacheEntry == nil {
+			break
+		}
+
+		args, err := ec.field_Query_cacheEntry_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CacheEntry(childComplexity, args["key"].(string)), true
 	case "Query.cacheExists":
 		if e.ComplexityRoot.Query.CacheExists == nil {
 			break
@@ -455,7 +696,9 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	opCtx := graphql.GetOperationContext(ctx)
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
-		return graphql.NewInputUnmarshalerIndex()
+		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("CacheSetInput", ec.unmarshalInputCacheSetInput),
+		)
 	}
 	first := true
 
@@ -544,9 +787,9 @@ directive @auth(
 
 "What an API token allows."
 enum Scope {
-  "Queries: redisHealth, cacheGet, cacheGetMany, cacheExists."
+  "Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry."
   READ
-  "Queries and mutations: also cacheSet and cacheDelete."
+  "Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire and cacheInvalidateTags."
   WRITE
 }
 
@@ -575,9 +818,18 @@ enum CacheBackend {
 }
 
 """
+A 64-bit signed integer. Returned as a string of decimal digits, so that no
+client loses precision (a JavaScript number holds 53 bits); accepted as a
+string of digits or as an Int.
+"""
+scalar Int64
+
+"""
 Why a write was not confirmed. Absent when the write succeeded.
 """
 enum CacheWriteFailure {
+  "The write's condition (ifAbsent, ifEtag) did not hold: nothing was written. currentEtag says what the key holds."
+  CONDITION_NOT_MET
   "The write was not executed: Redis was unreachable or said it cannot serve now (the breaker is open, no connection could be opened, a failover did not finish within REDIS_COMMAND_TIMEOUT), or the request's deadline passed before the command was sent. Nothing was applied."
   REDIS_UNAVAILABLE
   "The command may have reached Redis but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke under it: the write may or may not have been applied. It is not sent again (a second write could overwrite a newer one)."
@@ -711,6 +963,76 @@ type CacheSetPayload {
   failure: CacheWriteFailure
   "A sentence for people saying what happened when not stored; null when stored."
   message: String
+  "With failure CONDITION_NOT_MET: the etag of the value the key holds, to retry a compare-and-set with; null when it holds none, and otherwise."
+  currentEtag: String
+}
+
+"A value with what a caller needs to update it safely."
+type CacheEntry {
+  "The key as given (without the server's prefix)."
+  key: String!
+  "The stored value (a value that is not JSON, written by another program, is returned as a JSON string). Null only for a stored JSON null."
+  value: JSON
+  "Seconds left before the key expires, rounded up; null when it does not expire."
+  ttlSeconds: Int
+  "SHA-1 of the stored bytes in lowercase hex (Redis computes the same digest). Pass it to cacheSet's ifEtag to write only if nobody changed the value meanwhile."
+  etag: String!
+  "Where the entry was read: REDIS, or MEMORY while Redis is unavailable (with a SERVED_FROM_MEMORY warning)."
+  backend: CacheBackend!
+}
+
+"Result of cacheIncrement."
+type CacheCounterPayload {
+  "The key as given (without the server's prefix)."
+  key: String!
+  "The counter after the increment; null when it was not confirmed."
+  value: Int64
+  "Where the increment was applied; null when it was not confirmed."
+  backend: CacheBackend
+  "Why the increment was not confirmed (REJECTED: the key holds something other than a 64-bit integer, or the sum would overflow); null when applied."
+  failure: CacheWriteFailure
+  "A sentence for people saying what happened when not applied; null otherwise."
+  message: String
+}
+
+"Result of cacheExpire."
+type CacheExpirePayload {
+  "The key as given (without the server's prefix)."
+  key: String!
+  "True when the key existed (and now has the TTL asked for); false when there was no such key or the change was not confirmed."
+  existed: Boolean!
+  "Where the change was applied; null when it was not confirmed."
+  backend: CacheBackend
+  "Why the change was not confirmed; null when Redis (or the fallback tier) answered."
+  failure: CacheWriteFailure
+  "A sentence for people saying what happened when not confirmed; null otherwise."
+  message: String
+}
+
+"Result of cacheInvalidateTags."
+type CacheInvalidatePayload {
+  "The tags as given."
+  tags: [String!]!
+  "Keys deleted (in Redis; or, with backend MEMORY, in this instance's fallback tier)."
+  deleted: Int!
+  "Where the keys were deleted; null when nothing was reached."
+  backend: CacheBackend
+  "Why the invalidation is not complete: REDIS_UNAVAILABLE means Redis was not reached (the fallback tier's entries may have been removed): invalidate again once it is back. Null when done."
+  failure: CacheWriteFailure
+  "A sentence for people saying what happened; null when done."
+  message: String
+}
+
+"One write of cacheSetMany."
+input CacheSetInput {
+  "Key within the service's namespace, as for cacheSet."
+  key: String!
+  "Any JSON value, as for cacheSet."
+  value: JSON!
+  "Seconds until the value expires, as for cacheSet; omit for no expiry."
+  ttlSeconds: Int
+  "Tags to invalidate the key by, as for cacheSet."
+  tags: [String!]
 }
 
 "Result of cacheDelete."
@@ -796,6 +1118,16 @@ type Query {
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
   ): Boolean @auth(scope: READ)
+
+  """
+  The value at key with its remaining TTL and etag, read in one round trip
+  from Redis (never from the local cache: it is for read-modify-write, where
+  both must be current); null on a miss. Failures as for cacheGet.
+  """
+  cacheEntry(
+    "Key within the service's namespace, as for cacheGet."
+    key: String!
+  ): CacheEntry @auth(scope: READ)
 }
 
 """
@@ -823,7 +1155,75 @@ type Mutation {
     value: JSON!
     "Seconds until the value expires: from 1 to CACHE_MAX_TTL (default 2592000, 30 days). Omit for no expiry."
     ttlSeconds: Int
+    "Store only if the key holds no value (SET NX); otherwise failure CONDITION_NOT_MET with the current etag. Not with ifEtag."
+    ifAbsent: Boolean
+    "Store only if the key holds a value with this etag (from cacheEntry or an earlier currentEtag): an atomic compare-and-set in Redis. Otherwise failure CONDITION_NOT_MET, with currentEtag when there is a value."
+    ifEtag: String
+    "Tags (at most 10, each following the key rules) that cacheInvalidateTags can later delete the key by. A key stays invalidatable by a tag until it is deleted, whatever later writes say."
+    tags: [String!]
   ): CacheSetPayload @auth(scope: WRITE)
+
+  """
+  Store several values, each as cacheSet does (without conditions), in one
+  round trip per Redis server (per slot group in a cluster). At most 100
+  entries. One payload per entry, in order; an entry refused for bad input is
+  null with an error at [field, index], the others still run. Not atomic
+  across keys: some may be stored and others not, as each payload says.
+  """
+  cacheSetMany(
+    "The writes, at most 100."
+    entries: [CacheSetInput!]!
+  ): [CacheSetPayload] @auth(scope: WRITE)
+
+  """
+  Remove several keys, each as cacheDelete does, in one round trip per Redis
+  server. At most 100 keys; one payload per key, in order, as for
+  cacheSetMany. Not atomic across keys.
+  """
+  cacheDeleteMany(
+    "The keys, at most 100."
+    keys: [String!]!
+  ): [CacheDeletePayload] @auth(scope: WRITE)
+
+  """
+  Add by to the 64-bit integer at key, atomically, creating it at 0 first.
+  ttlSeconds is applied only when this increment creates the key: later
+  increments do not extend it (a fixed window, as a rate limiter needs).
+  cacheGet of the key returns the number. A key holding anything else
+  answers failure REJECTED.
+  """
+  cacheIncrement(
+    "Key within the service's namespace, as for cacheSet."
+    key: String!
+    "What to add; negative to subtract."
+    by: Int64 = 1
+    "Seconds until a key this increment creates expires, as for cacheSet; omit for none."
+    ttlSeconds: Int
+  ): CacheCounterPayload @auth(scope: WRITE)
+
+  """
+  Set a new TTL on key, or remove its TTL when ttlSeconds is omitted or null.
+  The payload says whether the key existed.
+  """
+  cacheExpire(
+    "Key within the service's namespace, as for cacheSet."
+    key: String!
+    "Seconds until the key expires, from 1 to CACHE_MAX_TTL; omit or null to make it permanent."
+    ttlSeconds: Int
+  ): CacheExpirePayload @auth(scope: WRITE)
+
+  """
+  Delete every key written (through any instance) with any of tags. When it
+  returns without a failure, every key written with one of them before the
+  call began is gone from Redis; other instances' local caches drop their
+  copies as Redis's invalidation messages reach them (see README for the
+  bound measured). A write running at the same time may survive: it stays
+  tagged for the next invalidation. At most 10 tags.
+  """
+  cacheInvalidateTags(
+    "The tags, each following the key rules; at most 10."
+    tags: [String!]!
+  ): CacheInvalidatePayload @auth(scope: WRITE)
 
   """
   Remove key. The payload says whether a value was removed. Null only when
@@ -842,6 +1242,22 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
 
+func (ec *executionContext) childFields_CacheCounterPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_CacheCounterPayload_key(ctx, field)
+	case "value":
+		return ec.fieldContext_CacheCounterPayload_value(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheCounterPayload_backend(ctx, field)
+	case "failure":
+		return ec.fieldContext_CacheCounterPayload_failure(ctx, field)
+	case "message":
+		return ec.fieldContext_CacheCounterPayload_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheCounterPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_CacheDeletePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
@@ -858,6 +1274,54 @@ func (ec *executionContext) childFields_CacheDeletePayload(ctx context.Context, 
 	return nil, fmt.Errorf("no field named %q was found under type CacheDeletePayload", field.Name)
 }
 
+func (ec *executionContext) childFields_CacheEntry(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_CacheEntry_key(ctx, field)
+	case "value":
+		return ec.fieldContext_CacheEntry_value(ctx, field)
+	case "ttlSeconds":
+		return ec.fieldContext_CacheEntry_ttlSeconds(ctx, field)
+	case "etag":
+		return ec.fieldContext_CacheEntry_etag(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheEntry_backend(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheEntry", field.Name)
+}
+
+func (ec *executionContext) childFields_CacheExpirePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_CacheExpirePayload_key(ctx, field)
+	case "existed":
+		return ec.fieldContext_CacheExpirePayload_existed(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheExpirePayload_backend(ctx, field)
+	case "failure":
+		return ec.fieldContext_CacheExpirePayload_failure(ctx, field)
+	case "message":
+		return ec.fieldContext_CacheExpirePayload_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheExpirePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CacheInvalidatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "tags":
+		return ec.fieldContext_CacheInvalidatePayload_tags(ctx, field)
+	case "deleted":
+		return ec.fieldContext_CacheInvalidatePayload_deleted(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheInvalidatePayload_backend(ctx, field)
+	case "failure":
+		return ec.fieldContext_CacheInvalidatePayload_failure(ctx, field)
+	case "message":
+		return ec.fieldContext_CacheInvalidatePayload_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheInvalidatePayload", field.Name)
+}
+
 func (ec *executionContext) childFields_CacheSetPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "key":
@@ -872,6 +1336,8 @@ func (ec *executionContext) childFields_CacheSetPayload(ctx context.Context, fie
 		return ec.fieldContext_CacheSetPayload_failure(ctx, field)
 	case "message":
 		return ec.fieldContext_CacheSetPayload_message(ctx, field)
+	case "currentEtag":
+		return ec.fieldContext_CacheSetPayload_currentEtag(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CacheSetPayload", field.Name)
 }
@@ -1082,6 +1548,20 @@ func (ec *executionContext) dir_auth_args(ctx context.Context, rawArgs map[strin
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cacheDeleteMany_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "keys",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["keys"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cacheDelete_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1093,6 +1573,86 @@ func (ec *executionContext) field_Mutation_cacheDelete_args(ctx context.Context,
 		return nil, err
 	}
 	args["key"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cacheExpire_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ttlSeconds",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ttlSeconds"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cacheIncrement_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "by",
+		func(ctx context.Context, v any) (*model.Int64, error) {
+			return ec.unmarshalOInt642ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐInt64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["by"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "ttlSeconds",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ttlSeconds"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cacheInvalidateTags_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "tags",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalNString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["tags"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_cacheSetMany_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "entries",
+		func(ctx context.Context, v any) ([]*model.CacheSetInput, error) {
+			return ec.unmarshalNCacheSetInput2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetInputᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["entries"] = arg0
 	return args, nil
 }
 
@@ -1123,6 +1683,30 @@ func (ec *executionContext) field_Mutation_cacheSet_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["ttlSeconds"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "ifAbsent",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ifAbsent"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "ifEtag",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ifEtag"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "tags",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["tags"] = arg5
 	return args, nil
 }
 
@@ -1137,6 +1721,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["name"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_cacheEntry_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
 	return args, nil
 }
 
@@ -1256,6 +1854,121 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 
 // region    **************************** field.gotpl *****************************
 
+func (ec *executionContext) _CacheCounterPayload_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheCounterPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheCounterPayload_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheCounterPayload_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheCounterPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheCounterPayload_value(ctx context.Context, field graphql.CollectedField, obj *model.CacheCounterPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheCounterPayload_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Int64) graphql.Marshaler {
+			return ec.marshalOInt642ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐInt64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheCounterPayload_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheCounterPayload", field, false, false, "Int64")
+}
+
+func (ec *executionContext) _CacheCounterPayload_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheCounterPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheCounterPayload_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+			return ec.marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheCounterPayload_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheCounterPayload", field, false, false, "CacheBackend")
+}
+
+func (ec *executionContext) _CacheCounterPayload_failure(ctx context.Context, field graphql.CollectedField, obj *model.CacheCounterPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheCounterPayload_failure(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failure, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheWriteFailure) graphql.Marshaler {
+			return ec.marshalOCacheWriteFailure2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheWriteFailure(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheCounterPayload_failure(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheCounterPayload", field, false, false, "CacheWriteFailure")
+}
+
+func (ec *executionContext) _CacheCounterPayload_message(ctx context.Context, field graphql.CollectedField, obj *model.CacheCounterPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheCounterPayload_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheCounterPayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheCounterPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _CacheDeletePayload_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheDeletePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -1369,6 +2082,351 @@ func (ec *executionContext) _CacheDeletePayload_message(ctx context.Context, fie
 }
 func (ec *executionContext) fieldContext_CacheDeletePayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CacheDeletePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheEntry_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheEntry_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheEntry_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheEntry_value(ctx context.Context, field graphql.CollectedField, obj *model.CacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheEntry_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheEntry_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheEntry", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _CacheEntry_ttlSeconds(ctx context.Context, field graphql.CollectedField, obj *model.CacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheEntry_ttlSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TTLSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheEntry_ttlSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheEntry", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CacheEntry_etag(ctx context.Context, field graphql.CollectedField, obj *model.CacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheEntry_etag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Etag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheEntry_etag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheEntry", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheEntry_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheEntry_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CacheBackend) graphql.Marshaler {
+			return ec.marshalNCacheBackend2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheEntry_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheEntry", field, false, false, "CacheBackend")
+}
+
+func (ec *executionContext) _CacheExpirePayload_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheExpirePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheExpirePayload_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheExpirePayload_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheExpirePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheExpirePayload_existed(ctx context.Context, field graphql.CollectedField, obj *model.CacheExpirePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheExpirePayload_existed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Existed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheExpirePayload_existed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheExpirePayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CacheExpirePayload_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheExpirePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheExpirePayload_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+			return ec.marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheExpirePayload_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheExpirePayload", field, false, false, "CacheBackend")
+}
+
+func (ec *executionContext) _CacheExpirePayload_failure(ctx context.Context, field graphql.CollectedField, obj *model.CacheExpirePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheExpirePayload_failure(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failure, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheWriteFailure) graphql.Marshaler {
+			return ec.marshalOCacheWriteFailure2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheWriteFailure(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheExpirePayload_failure(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheExpirePayload", field, false, false, "CacheWriteFailure")
+}
+
+func (ec *executionContext) _CacheExpirePayload_message(ctx context.Context, field graphql.CollectedField, obj *model.CacheExpirePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheExpirePayload_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheExpirePayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheExpirePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheInvalidatePayload_tags(ctx context.Context, field graphql.CollectedField, obj *model.CacheInvalidatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheInvalidatePayload_tags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tags, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheInvalidatePayload_tags(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheInvalidatePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheInvalidatePayload_deleted(ctx context.Context, field graphql.CollectedField, obj *model.CacheInvalidatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheInvalidatePayload_deleted(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Deleted, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheInvalidatePayload_deleted(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheInvalidatePayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CacheInvalidatePayload_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheInvalidatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheInvalidatePayload_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+			return ec.marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheInvalidatePayload_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheInvalidatePayload", field, false, false, "CacheBackend")
+}
+
+func (ec *executionContext) _CacheInvalidatePayload_failure(ctx context.Context, field graphql.CollectedField, obj *model.CacheInvalidatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheInvalidatePayload_failure(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failure, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheWriteFailure) graphql.Marshaler {
+			return ec.marshalOCacheWriteFailure2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheWriteFailure(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheInvalidatePayload_failure(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheInvalidatePayload", field, false, false, "CacheWriteFailure")
+}
+
+func (ec *executionContext) _CacheInvalidatePayload_message(ctx context.Context, field graphql.CollectedField, obj *model.CacheInvalidatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheInvalidatePayload_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheInvalidatePayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheInvalidatePayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _CacheSetPayload_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheSetPayload) (ret graphql.Marshaler) {
@@ -1506,6 +2564,29 @@ func (ec *executionContext) _CacheSetPayload_message(ctx context.Context, field 
 	)
 }
 func (ec *executionContext) fieldContext_CacheSetPayload_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheSetPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheSetPayload_currentEtag(ctx context.Context, field graphql.CollectedField, obj *model.CacheSetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheSetPayload_currentEtag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CurrentEtag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheSetPayload_currentEtag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CacheSetPayload", field, false, false, "String")
 }
 
@@ -1726,7 +2807,7 @@ func (ec *executionContext) _Mutation_cacheSet(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CacheSet(ctx, fc.Args["key"].(string), fc.Args["value"].(model.JSON), fc.Args["ttlSeconds"].(*int))
+			return ec.Resolvers.Mutation().CacheSet(ctx, fc.Args["key"].(string), fc.Args["value"].(model.JSON), fc.Args["ttlSeconds"].(*int), fc.Args["ifAbsent"].(*bool), fc.Args["ifEtag"].(*string), fc.Args["tags"].([]string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -1772,6 +2853,316 @@ func (ec *executionContext) fieldContext_Mutation_cacheSet(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_cacheSet_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cacheSetMany(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cacheSetMany(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CacheSetMany(ctx, fc.Args["entries"].([]*model.CacheSetInput))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal []*model.CacheSetPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []*model.CacheSetPayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CacheSetPayload) graphql.Marshaler {
+			return ec.marshalOCacheSetPayload2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cacheSetMany(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheSetPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cacheSetMany_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cacheDeleteMany(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cacheDeleteMany(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CacheDeleteMany(ctx, fc.Args["keys"].([]string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal []*model.CacheDeletePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal []*model.CacheDeletePayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CacheDeletePayload) graphql.Marshaler {
+			return ec.marshalOCacheDeletePayload2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cacheDeleteMany(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheDeletePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cacheDeleteMany_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cacheIncrement(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cacheIncrement(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CacheIncrement(ctx, fc.Args["key"].(string), fc.Args["by"].(*model.Int64), fc.Args["ttlSeconds"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal *model.CacheCounterPayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheCounterPayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheCounterPayload) graphql.Marshaler {
+			return ec.marshalOCacheCounterPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheCounterPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cacheIncrement(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheCounterPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cacheIncrement_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cacheExpire(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cacheExpire(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CacheExpire(ctx, fc.Args["key"].(string), fc.Args["ttlSeconds"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal *model.CacheExpirePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheExpirePayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheExpirePayload) graphql.Marshaler {
+			return ec.marshalOCacheExpirePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheExpirePayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cacheExpire(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheExpirePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cacheExpire_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cacheInvalidateTags(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cacheInvalidateTags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CacheInvalidateTags(ctx, fc.Args["tags"].([]string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal *model.CacheInvalidatePayload
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheInvalidatePayload
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheInvalidatePayload) graphql.Marshaler {
+			return ec.marshalOCacheInvalidatePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheInvalidatePayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cacheInvalidateTags(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheInvalidatePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cacheInvalidateTags_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -2070,6 +3461,68 @@ func (ec *executionContext) fieldContext_Query_cacheExists(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_cacheExists_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_cacheEntry(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_cacheEntry(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CacheEntry(ctx, fc.Args["key"].(string))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal *model.CacheEntry
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheEntry
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheEntry) graphql.Marshaler {
+			return ec.marshalOCacheEntry2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheEntry(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_cacheEntry(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheEntry(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_cacheEntry_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -3703,6 +5156,69 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputCacheSetInput(ctx context.Context, obj any) (model.CacheSetInput, error) {
+	var it model.CacheSetInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"key", "value", "ttlSeconds", "tags"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "key":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("key"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Key = data
+		case "value":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
+			data, err := ec.unmarshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Value = data
+		case "ttlSeconds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ttlSeconds"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.TTLSeconds = data
+		case "tags":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("tags"))
+			data, err := ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Tags = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCacheSetInput unmarshals raw into the CacheSetInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCacheSetInput(ctx context.Context, raw any) (model.CacheSetInput, error) {
+	var out model.CacheSetInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CacheSetInput", raw, &out)
+	return out, err
+}
+
 // endregion **************************** input.gotpl *****************************
 
 // region    ************************** interface.gotpl ***************************
@@ -3710,6 +5226,59 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
+
+var cacheCounterPayloadImplementors = []string{"CacheCounterPayload"}
+
+func (ec *executionContext) _CacheCounterPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CacheCounterPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheCounterPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheCounterPayload")
+		case "key":
+			out.Values[i] = ec._CacheCounterPayload_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._CacheCounterPayload_value(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._CacheCounterPayload_backend(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "failure":
+			out.Values[i] = ec._CacheCounterPayload_failure(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._CacheCounterPayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
 
 var cacheDeletePayloadImplementors = []string{"CacheDeletePayload"}
 
@@ -3744,6 +5313,165 @@ func (ec *executionContext) _CacheDeletePayload(ctx context.Context, sel ast.Sel
 			}
 		case "message":
 			out.Values[i] = ec._CacheDeletePayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var cacheEntryImplementors = []string{"CacheEntry"}
+
+func (ec *executionContext) _CacheEntry(ctx context.Context, sel ast.SelectionSet, obj *model.CacheEntry) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheEntryImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheEntry")
+		case "key":
+			out.Values[i] = ec._CacheEntry_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._CacheEntry_value(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "ttlSeconds":
+			out.Values[i] = ec._CacheEntry_ttlSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "etag":
+			out.Values[i] = ec._CacheEntry_etag(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._CacheEntry_backend(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var cacheExpirePayloadImplementors = []string{"CacheExpirePayload"}
+
+func (ec *executionContext) _CacheExpirePayload(ctx context.Context, sel ast.SelectionSet, obj *model.CacheExpirePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheExpirePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheExpirePayload")
+		case "key":
+			out.Values[i] = ec._CacheExpirePayload_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "existed":
+			out.Values[i] = ec._CacheExpirePayload_existed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._CacheExpirePayload_backend(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "failure":
+			out.Values[i] = ec._CacheExpirePayload_failure(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._CacheExpirePayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var cacheInvalidatePayloadImplementors = []string{"CacheInvalidatePayload"}
+
+func (ec *executionContext) _CacheInvalidatePayload(ctx context.Context, sel ast.SelectionSet, obj *model.CacheInvalidatePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheInvalidatePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheInvalidatePayload")
+		case "tags":
+			out.Values[i] = ec._CacheInvalidatePayload_tags(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deleted":
+			out.Values[i] = ec._CacheInvalidatePayload_deleted(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._CacheInvalidatePayload_backend(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "failure":
+			out.Values[i] = ec._CacheInvalidatePayload_failure(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._CacheInvalidatePayload_message(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -3802,6 +5530,11 @@ func (ec *executionContext) _CacheSetPayload(ctx context.Context, sel ast.Select
 			}
 		case "message":
 			out.Values[i] = ec._CacheSetPayload_message(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "currentEtag":
+			out.Values[i] = ec._CacheSetPayload_currentEtag(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -3949,6 +5682,41 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "cacheSetMany":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cacheSetMany(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cacheDeleteMany":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cacheDeleteMany(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cacheIncrement":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cacheIncrement(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cacheExpire":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cacheExpire(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cacheInvalidateTags":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cacheInvalidateTags(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "cacheDelete":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cacheDelete(ctx, field)
@@ -4015,6 +5783,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_cacheExists(ctx, field)
+				})
+		case "cacheEntry":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_cacheEntry(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -4561,6 +6335,35 @@ func (ec *executionContext) marshalNBreakerState2githubᚗcomᚋschoolᚑerpᚋc
 	return v
 }
 
+func (ec *executionContext) unmarshalNCacheBackend2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx context.Context, v any) (model.CacheBackend, error) {
+	var res model.CacheBackend
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCacheBackend2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx context.Context, sel ast.SelectionSet, v model.CacheBackend) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNCacheSetInput2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetInputᚄ(ctx context.Context, v any) ([]*model.CacheSetInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CacheSetInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCacheSetInput2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalNCacheSetInput2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetInput(ctx context.Context, v any) (*model.CacheSetInput, error) {
+	res, err := ec.unmarshalInputCacheSetInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNClientCacheState2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐClientCacheState(ctx context.Context, v any) (model.ClientCacheState, error) {
 	var res model.ClientCacheState
 	err := res.UnmarshalGQL(v)
@@ -4876,11 +6679,65 @@ func (ec *executionContext) marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerp�
 	return v
 }
 
+func (ec *executionContext) marshalOCacheCounterPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheCounterPayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheCounterPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheCounterPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheDeletePayload2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx context.Context, sel ast.SelectionSet, v []*model.CacheDeletePayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOCacheDeletePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheDeletePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheDeletePayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._CacheDeletePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheEntry2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheEntry(ctx context.Context, sel ast.SelectionSet, v *model.CacheEntry) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheEntry(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheExpirePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheExpirePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheExpirePayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheExpirePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheInvalidatePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheInvalidatePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheInvalidatePayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheInvalidatePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheSetPayload2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx context.Context, sel ast.SelectionSet, v []*model.CacheSetPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx, sel, v[i])
+	})
+
+	return ret
 }
 
 func (ec *executionContext) marshalOCacheSetPayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetPayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheSetPayload) graphql.Marshaler {
@@ -4948,6 +6805,22 @@ func (ec *executionContext) marshalOInt2ᚖint(ctx context.Context, sel ast.Sele
 	return res
 }
 
+func (ec *executionContext) unmarshalOInt642ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐInt64(ctx context.Context, v any) (*model.Int64, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.Int64)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInt642ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐInt64(ctx context.Context, sel ast.SelectionSet, v *model.Int64) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
 	if v == nil {
 		return nil, nil
@@ -5007,6 +6880,41 @@ func (ec *executionContext) marshalORedisMode2ᚖgithubᚗcomᚋschoolᚑerpᚋc
 		return graphql.Null
 	}
 	return v
+}
+
+func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNString2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOString2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNString2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOString2ᚖstring(ctx context.Context, v any) (*string, error) {

@@ -10,6 +10,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 
+	"github.com/school-erp/cache-service/graph/model"
 	"github.com/school-erp/cache-service/internal/auth"
 )
 
@@ -52,6 +53,9 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	cfg.Directives.Auth = authDirective(opts.Auth)
 	// A cacheGetMany costs what its keys cost.
 	cfg.Complexity.Query.CacheGetMany = func(child int, keys []string) int { return 1 + len(keys) }
+	// A batch costs what its entries cost, as cacheGetMany does.
+	cfg.Complexity.Mutation.CacheSetMany = func(child int, entries []*model.CacheSetInput) int { return 1 + len(entries) }
+	cfg.Complexity.Mutation.CacheDeleteMany = func(child int, keys []string) int { return 1 + len(keys) }
 	srv := handler.New(NewExecutableSchema(cfg))
 	// Only these transports: JSON POST, GET for queries (gqlgen refuses
 	// mutations over GET), OPTIONS. No form or multipart transports, so a

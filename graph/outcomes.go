@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/99designs/gqlgen/graphql"
+
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph/model"
 )
@@ -64,10 +66,14 @@ func readFailure(ctx context.Context, err error) error {
 // Errors that are not about Redis (bad input, bugs) come back as err.
 func writeFailure(err error) (model.CacheWriteFailure, string, error) {
 	switch {
+	case errors.Is(err, cache.ErrConditionNotMet):
+		return model.CacheWriteFailureConditionNotMet, "The write's condition did not hold; nothing was written.", nil
 	case errors.Is(err, cache.ErrUnavailable):
 		return model.CacheWriteFailureRedisUnavailable, "Redis did not execute the write (unreachable, or the request's deadline passed before it was sent); nothing was written.", nil
 	case errors.Is(err, cache.ErrNoReply):
 		return model.CacheWriteFailureNoReply, "Redis did not reply in time; the write may or may not have been applied.", nil
+	case errors.Is(err, cache.ErrNotCounter):
+		return model.CacheWriteFailureRejected, "Redis rejected the increment: " + cache.ErrNotCounter.Error() + ". Nothing was changed.", nil
 	case errors.Is(err, cache.ErrRejected):
 		return model.CacheWriteFailureRejected, "Redis rejected the write; nothing was written.", nil
 	}
@@ -155,4 +161,67 @@ func timestamp(t time.Time) *string {
 	}
 	s := t.UTC().Format(time.RFC3339Nano)
 	return &s
+}
+
+// ttlSecondsOf renders a remaining TTL for a client: whole seconds, rounded
+// up (a key with 300ms left has not expired); nil for none.
+func ttlSecondsOf(ttl time.Duration) *int {
+	if ttl <= 0 {
+		return nil
+	}
+	s := int((ttl + time.Second - 1) / time.Second)
+	return &s
+}
+
+// atIndex is the context of element i of a list field: what is reported
+// there carries the path [field, i].
+func atIndex(ctx context.Context, i int) context.Context {
+	return graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+}
+
+// addErrorHere reports err at the path of ctx, for a list element whose
+// value is null because of it.
+func addErrorHere(ctx context.Context, err error) {
+	graphql.AddError(ctx, graphql.AddFieldLocationToError(ctx, err))
+}
+
+// setPayload is what a write answered: stored, refused by its condition
+// (with the current etag), or not confirmed; an error only for what is not
+// about Redis (bad input).
+func setPayload(key string, ttlSeconds *int, res cache.SetResult, err error) (*model.CacheSetPayload, error) {
+	if err != nil {
+		failure, message, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		p := &model.CacheSetPayload{Key: key, Failure: &failure, Message: &message}
+		if failure == model.CacheWriteFailureConditionNotMet {
+			p.CurrentEtag = nonEmpty(res.CurrentETag)
+		}
+		return p, nil
+	}
+	return &model.CacheSetPayload{Key: key, Stored: true, TTLSeconds: ttlSeconds, Backend: backendModel(res.Backend)}, nil
+}
+
+func deletePayload(key string, deleted bool, backend cache.Backend, err error) (*model.CacheDeletePayload, error) {
+	if err != nil {
+		failure, message, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		return &model.CacheDeletePayload{Key: key, Failure: &failure, Message: &message}, nil
+	}
+	return &model.CacheDeletePayload{Key: key, Deleted: deleted, Backend: backendModel(backend)}, nil
+}
+
+func invalidateMessage(failure model.CacheWriteFailure, res cache.InvalidateResult) string {
+	switch {
+	case failure == model.CacheWriteFailureRedisUnavailable && res.Backend == cache.BackendMemory:
+		return "Redis was not reached; this instance's fallback tier dropped the tagged entries it held. Invalidate again once Redis is back."
+	case failure == model.CacheWriteFailureRedisUnavailable:
+		return "Redis was not reached; nothing was invalidated. Invalidate again once Redis is back."
+	case failure == model.CacheWriteFailureNoReply:
+		return "Redis stopped replying partway: the keys counted were deleted, others may remain. Invalidate again."
+	}
+	return "Redis refused part of the invalidation: the keys counted were deleted, others may remain."
 }

@@ -21,8 +21,9 @@ import (
 )
 
 // stubCache answers every key with the same value, without Redis: enough
-// for tests about the request around the resolvers.
-type stubCache struct{}
+// for tests about the request around the resolvers. The operations those
+// tests never reach come from the nil embedded Cache, and would panic.
+type stubCache struct{ Cache }
 
 func (stubCache) Get(context.Context, string) (json.RawMessage, cache.Backend, error) {
 	return json.RawMessage(`{"n":1}`), cache.BackendRedis, nil

@@ -18,6 +18,13 @@ type Cache interface {
 	Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (cache.Backend, error)
 	Delete(ctx context.Context, key string) (bool, cache.Backend, error)
 	Exists(ctx context.Context, key string) (bool, cache.Backend, error)
+	GetEntry(ctx context.Context, key string) (*cache.Entry, error)
+	SetWith(ctx context.Context, key string, value json.RawMessage, opts cache.SetOptions) (cache.SetResult, error)
+	SetMany(ctx context.Context, entries []cache.SetEntry) ([]cache.WriteResult, error)
+	DeleteMany(ctx context.Context, keys []string) ([]cache.DeleteResult, error)
+	Increment(ctx context.Context, key string, by int64, ttl time.Duration) (int64, cache.Backend, error)
+	Expire(ctx context.Context, key string, ttl time.Duration) (bool, cache.Backend, error)
+	InvalidateTags(ctx context.Context, tags []string) (cache.InvalidateResult, error)
 	Health() cache.Health
 }
 

@@ -9,37 +9,135 @@ import (
 	"context"
 
 	"github.com/99designs/gqlgen/graphql"
+	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph/model"
 )
 
 // CacheSet is the resolver for the cacheSet field.
-func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int) (*model.CacheSetPayload, error) {
+func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string) (*model.CacheSetPayload, error) {
 	ttl, err := ttlFromSeconds(ttlSeconds)
 	if err != nil {
 		return nil, err
 	}
-	backend, err := r.Cache.Set(ctx, key, []byte(value), ttl)
+	opts := cache.SetOptions{TTL: ttl, Tags: tags}
+	if ifAbsent != nil {
+		opts.IfAbsent = *ifAbsent
+	}
+	if ifEtag != nil {
+		opts.IfETag = *ifEtag
+	}
+	res, err := r.Cache.SetWith(ctx, key, []byte(value), opts)
+	return setPayload(key, ttlSeconds, res, err)
+}
+
+// CacheSetMany is the resolver for the cacheSetMany field.
+func (r *mutationResolver) CacheSetMany(ctx context.Context, entries []*model.CacheSetInput) ([]*model.CacheSetPayload, error) {
+	in := make([]cache.SetEntry, len(entries))
+	refused := make([]error, len(entries))
+	for i, e := range entries {
+		in[i] = cache.SetEntry{Key: e.Key, Value: []byte(e.Value), Tags: e.Tags}
+		in[i].TTL, refused[i] = ttlFromSeconds(e.TTLSeconds)
+		if refused[i] != nil {
+			in[i].Key = "" // refused here; the cache sends nothing for it
+		}
+	}
+	results, err := r.Cache.SetMany(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.CacheSetPayload, len(entries))
+	for i, res := range results {
+		ctx := atIndex(ctx, i)
+		if refused[i] != nil {
+			addErrorHere(ctx, refused[i])
+			continue
+		}
+		p, err := setPayload(entries[i].Key, entries[i].TTLSeconds, cache.SetResult{Backend: res.Backend}, res.Err)
+		if err != nil {
+			addErrorHere(ctx, err)
+			continue
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// CacheDeleteMany is the resolver for the cacheDeleteMany field.
+func (r *mutationResolver) CacheDeleteMany(ctx context.Context, keys []string) ([]*model.CacheDeletePayload, error) {
+	results, err := r.Cache.DeleteMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.CacheDeletePayload, len(keys))
+	for i, res := range results {
+		p, err := deletePayload(keys[i], res.Deleted, res.Backend, res.Err)
+		if err != nil {
+			addErrorHere(atIndex(ctx, i), err)
+			continue
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// CacheIncrement is the resolver for the cacheIncrement field.
+func (r *mutationResolver) CacheIncrement(ctx context.Context, key string, by *model.Int64, ttlSeconds *int) (*model.CacheCounterPayload, error) {
+	ttl, err := ttlFromSeconds(ttlSeconds)
+	if err != nil {
+		return nil, err
+	}
+	step := int64(1)
+	if by != nil {
+		step = int64(*by)
+	}
+	n, backend, err := r.Cache.Increment(ctx, key, step, ttl)
 	if err != nil {
 		failure, message, ferr := writeFailure(err)
 		if ferr != nil {
 			return nil, ferr
 		}
-		return &model.CacheSetPayload{Key: key, Failure: &failure, Message: &message}, nil
+		return &model.CacheCounterPayload{Key: key, Failure: &failure, Message: &message}, nil
 	}
-	return &model.CacheSetPayload{Key: key, Stored: true, TTLSeconds: ttlSeconds, Backend: backendModel(backend)}, nil
+	value := model.Int64(n)
+	return &model.CacheCounterPayload{Key: key, Value: &value, Backend: backendModel(backend)}, nil
+}
+
+// CacheExpire is the resolver for the cacheExpire field.
+func (r *mutationResolver) CacheExpire(ctx context.Context, key string, ttlSeconds *int) (*model.CacheExpirePayload, error) {
+	ttl, err := ttlFromSeconds(ttlSeconds)
+	if err != nil {
+		return nil, err
+	}
+	existed, backend, err := r.Cache.Expire(ctx, key, ttl)
+	if err != nil {
+		failure, message, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		return &model.CacheExpirePayload{Key: key, Failure: &failure, Message: &message}, nil
+	}
+	return &model.CacheExpirePayload{Key: key, Existed: existed, Backend: backendModel(backend)}, nil
+}
+
+// CacheInvalidateTags is the resolver for the cacheInvalidateTags field.
+func (r *mutationResolver) CacheInvalidateTags(ctx context.Context, tags []string) (*model.CacheInvalidatePayload, error) {
+	res, err := r.Cache.InvalidateTags(ctx, tags)
+	p := &model.CacheInvalidatePayload{Tags: tags, Deleted: res.Deleted, Backend: backendModel(res.Backend)}
+	if err != nil {
+		failure, _, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		message := invalidateMessage(failure, res)
+		p.Failure, p.Message = &failure, &message
+	}
+	return p, nil
 }
 
 // CacheDelete is the resolver for the cacheDelete field.
 func (r *mutationResolver) CacheDelete(ctx context.Context, key string) (*model.CacheDeletePayload, error) {
 	deleted, backend, err := r.Cache.Delete(ctx, key)
-	if err != nil {
-		failure, message, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		return &model.CacheDeletePayload{Key: key, Failure: &failure, Message: &message}, nil
-	}
-	return &model.CacheDeletePayload{Key: key, Deleted: deleted, Backend: backendModel(backend)}, nil
+	return deletePayload(key, deleted, backend, err)
 }
 
 // RedisHealth is the resolver for the redisHealth field.
@@ -93,6 +191,19 @@ func (r *queryResolver) CacheExists(ctx context.Context, key string) (*bool, err
 	}
 	warnIfFallback(ctx, backend)
 	return &exists, nil
+}
+
+// CacheEntry is the resolver for the cacheEntry field.
+func (r *queryResolver) CacheEntry(ctx context.Context, key string) (*model.CacheEntry, error) {
+	e, err := r.Cache.GetEntry(ctx, key)
+	if err != nil {
+		return nil, readFailure(ctx, err)
+	}
+	if e == nil {
+		return nil, nil
+	}
+	warnIfFallback(ctx, e.Backend)
+	return &model.CacheEntry{Key: key, Value: model.JSON(e.Value), TTLSeconds: ttlSecondsOf(e.TTL), Etag: e.ETag, Backend: *backendModel(e.Backend)}, nil
 }
 
 // Mutation returns MutationResolver implementation.

@@ -9,6 +9,20 @@ import (
 	"strconv"
 )
 
+// Result of cacheIncrement.
+type CacheCounterPayload struct {
+	// The key as given (without the server's prefix).
+	Key string `json:"key"`
+	// The counter after the increment; null when it was not confirmed.
+	Value *Int64 `json:"value,omitempty"`
+	// Where the increment was applied; null when it was not confirmed.
+	Backend *CacheBackend `json:"backend,omitempty"`
+	// Why the increment was not confirmed (REJECTED: the key holds something other than a 64-bit integer, or the sum would overflow); null when applied.
+	Failure *CacheWriteFailure `json:"failure,omitempty"`
+	// A sentence for people saying what happened when not applied; null otherwise.
+	Message *string `json:"message,omitempty"`
+}
+
 // Result of cacheDelete.
 type CacheDeletePayload struct {
 	// The key as given (without the server's prefix).
@@ -21,6 +35,60 @@ type CacheDeletePayload struct {
 	Failure *CacheWriteFailure `json:"failure,omitempty"`
 	// A sentence for people saying what happened when the delete was not confirmed; null otherwise.
 	Message *string `json:"message,omitempty"`
+}
+
+// A value with what a caller needs to update it safely.
+type CacheEntry struct {
+	// The key as given (without the server's prefix).
+	Key string `json:"key"`
+	// The stored value (a value that is not JSON, written by another program, is returned as a JSON string). Null only for a stored JSON null.
+	Value JSON `json:"value,omitempty"`
+	// Seconds left before the key expires, rounded up; null when it does not expire.
+	TTLSeconds *int `json:"ttlSeconds,omitempty"`
+	// SHA-1 of the stored bytes in lowercase hex (Redis computes the same digest). Pass it to cacheSet's ifEtag to write only if nobody changed the value meanwhile.
+	Etag string `json:"etag"`
+	// Where the entry was read: REDIS, or MEMORY while Redis is unavailable (with a SERVED_FROM_MEMORY warning).
+	Backend CacheBackend `json:"backend"`
+}
+
+// Result of cacheExpire.
+type CacheExpirePayload struct {
+	// The key as given (without the server's prefix).
+	Key string `json:"key"`
+	// True when the key existed (and now has the TTL asked for); false when there was no such key or the change was not confirmed.
+	Existed bool `json:"existed"`
+	// Where the change was applied; null when it was not confirmed.
+	Backend *CacheBackend `json:"backend,omitempty"`
+	// Why the change was not confirmed; null when Redis (or the fallback tier) answered.
+	Failure *CacheWriteFailure `json:"failure,omitempty"`
+	// A sentence for people saying what happened when not confirmed; null otherwise.
+	Message *string `json:"message,omitempty"`
+}
+
+// Result of cacheInvalidateTags.
+type CacheInvalidatePayload struct {
+	// The tags as given.
+	Tags []string `json:"tags"`
+	// Keys deleted (in Redis; or, with backend MEMORY, in this instance's fallback tier).
+	Deleted int `json:"deleted"`
+	// Where the keys were deleted; null when nothing was reached.
+	Backend *CacheBackend `json:"backend,omitempty"`
+	// Why the invalidation is not complete: REDIS_UNAVAILABLE means Redis was not reached (the fallback tier's entries may have been removed): invalidate again once it is back. Null when done.
+	Failure *CacheWriteFailure `json:"failure,omitempty"`
+	// A sentence for people saying what happened; null when done.
+	Message *string `json:"message,omitempty"`
+}
+
+// One write of cacheSetMany.
+type CacheSetInput struct {
+	// Key within the service's namespace, as for cacheSet.
+	Key string `json:"key"`
+	// Any JSON value, as for cacheSet.
+	Value JSON `json:"value"`
+	// Seconds until the value expires, as for cacheSet; omit for no expiry.
+	TTLSeconds *int `json:"ttlSeconds,omitempty"`
+	// Tags to invalidate the key by, as for cacheSet.
+	Tags []string `json:"tags,omitempty"`
 }
 
 // Result of cacheSet.
@@ -37,6 +105,8 @@ type CacheSetPayload struct {
 	Failure *CacheWriteFailure `json:"failure,omitempty"`
 	// A sentence for people saying what happened when not stored; null when stored.
 	Message *string `json:"message,omitempty"`
+	// With failure CONDITION_NOT_MET: the etag of the value the key holds, to retry a compare-and-set with; null when it holds none, and otherwise.
+	CurrentEtag *string `json:"currentEtag,omitempty"`
 }
 
 // State of a Redis Cluster as the last probe saw it.
@@ -264,6 +334,8 @@ func (e CacheBackend) MarshalJSON() ([]byte, error) {
 type CacheWriteFailure string
 
 const (
+	// The write's condition (ifAbsent, ifEtag) did not hold: nothing was written. currentEtag says what the key holds.
+	CacheWriteFailureConditionNotMet CacheWriteFailure = "CONDITION_NOT_MET"
 	// The write was not executed: Redis was unreachable or said it cannot serve now (the breaker is open, no connection could be opened, a failover did not finish within REDIS_COMMAND_TIMEOUT), or the request's deadline passed before the command was sent. Nothing was applied.
 	CacheWriteFailureRedisUnavailable CacheWriteFailure = "REDIS_UNAVAILABLE"
 	// The command may have reached Redis but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke under it: the write may or may not have been applied. It is not sent again (a second write could overwrite a newer one).
@@ -273,6 +345,7 @@ const (
 )
 
 var AllCacheWriteFailure = []CacheWriteFailure{
+	CacheWriteFailureConditionNotMet,
 	CacheWriteFailureRedisUnavailable,
 	CacheWriteFailureNoReply,
 	CacheWriteFailureRejected,
@@ -280,7 +353,7 @@ var AllCacheWriteFailure = []CacheWriteFailure{
 
 func (e CacheWriteFailure) IsValid() bool {
 	switch e {
-	case CacheWriteFailureRedisUnavailable, CacheWriteFailureNoReply, CacheWriteFailureRejected:
+	case CacheWriteFailureConditionNotMet, CacheWriteFailureRedisUnavailable, CacheWriteFailureNoReply, CacheWriteFailureRejected:
 		return true
 	}
 	return false
@@ -566,9 +639,9 @@ func (e RedisStatus) MarshalJSON() ([]byte, error) {
 type Scope string
 
 const (
-	// Queries: redisHealth, cacheGet, cacheGetMany, cacheExists.
+	// Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry.
 	ScopeRead Scope = "READ"
-	// Queries and mutations: also cacheSet and cacheDelete.
+	// Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire and cacheInvalidateTags.
 	ScopeWrite Scope = "WRITE"
 )
 

@@ -49,6 +49,61 @@ query CacheExists {
   cacheExists(key: "greeting")
 }
 
+query CacheEntry {
+  cacheEntry(key: "greeting") {
+    value
+    ttlSeconds
+    etag
+    backend
+  }
+}
+
+mutation CacheSetIfAbsent {
+  cacheSet(key: "greeting", value: {hello: "again"}, ifAbsent: true, tags: ["demo"]) {
+    stored
+    failure
+    currentEtag
+  }
+}
+
+mutation CacheIncrement {
+  cacheIncrement(key: "visits", by: 1, ttlSeconds: 60) {
+    value
+    backend
+    failure
+  }
+}
+
+mutation CacheExpire {
+  cacheExpire(key: "visits", ttlSeconds: 120) {
+    existed
+    failure
+  }
+}
+
+mutation CacheSetMany {
+  cacheSetMany(entries: [{key: "a", value: 1, tags: ["demo"]}, {key: "b", value: 2, ttlSeconds: 60}]) {
+    key
+    stored
+    backend
+  }
+}
+
+mutation CacheDeleteMany {
+  cacheDeleteMany(keys: ["a", "b"]) {
+    key
+    deleted
+  }
+}
+
+mutation CacheInvalidateTags {
+  cacheInvalidateTags(tags: ["demo"]) {
+    deleted
+    failure
+    message
+  }
+}
+
 mutation CacheDelete {
   cacheDelete(key: "greeting") {
     key

@@ -84,6 +84,38 @@ func TestExamplesRunAgainstService(t *testing.T) {
 		{"CacheGet", "cacheGet", wantJSON(`{"hello":"world"}`)},
 		{"CacheGetMany", "cacheGetMany", wantJSON(`[{"hello":"world"},null]`)},
 		{"CacheExists", "cacheExists", wantJSON(`true`)},
+		{"CacheEntry", "cacheEntry", func(t *testing.T, data json.RawMessage) {
+			var e struct {
+				Value      json.RawMessage
+				TTLSeconds int
+				Etag       string
+				Backend    string
+			}
+			if err := json.Unmarshal(data, &e); err != nil {
+				t.Fatal(err)
+			}
+			if string(e.Value) != `{"hello":"world"}` || e.TTLSeconds < 290 || len(e.Etag) != 40 || e.Backend != "REDIS" {
+				t.Errorf("cacheEntry = %s; want the value, ttlSeconds near 300, a 40-digit etag, REDIS", data)
+			}
+		}},
+		{"CacheSetIfAbsent", "cacheSet", func(t *testing.T, data json.RawMessage) {
+			var p struct {
+				Stored      bool
+				Failure     string
+				CurrentEtag string
+			}
+			if err := json.Unmarshal(data, &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Stored || p.Failure != "CONDITION_NOT_MET" || len(p.CurrentEtag) != 40 {
+				t.Errorf("cacheSet(ifAbsent) = %s; want CONDITION_NOT_MET with the current etag", data)
+			}
+		}},
+		{"CacheIncrement", "cacheIncrement", wantJSON(`{"value":"1","backend":"REDIS","failure":null}`)},
+		{"CacheExpire", "cacheExpire", wantJSON(`{"existed":true,"failure":null}`)},
+		{"CacheSetMany", "cacheSetMany", wantJSON(`[{"key":"a","stored":true,"backend":"REDIS"},{"key":"b","stored":true,"backend":"REDIS"}]`)},
+		{"CacheDeleteMany", "cacheDeleteMany", wantJSON(`[{"key":"a","deleted":true},{"key":"b","deleted":true}]`)},
+		{"CacheInvalidateTags", "cacheInvalidateTags", wantJSON(`{"deleted":0,"failure":null,"message":null}`)},
 		{"CacheDelete", "cacheDelete", wantJSON(`{"key":"greeting","deleted":true,"backend":"REDIS","failure":null,"message":null}`)},
 	}
 
