@@ -357,6 +357,7 @@ func TestInvalidateTagsInACluster(t *testing.T) {
 			t.Errorf("Get(%s) after the invalidation = %s; want a miss", e.Key, v)
 		}
 	}
+	exerciseOperations(t, c, "cluster:")
 }
 
 // Every new operation during an outage, with the memory fallback: truthful
@@ -432,5 +433,54 @@ func TestRefusedConditionalWriteDoesNotTag(t *testing.T) {
 	}
 	if v, _, _ := get(ctx, c, "k"); string(v) != "1" {
 		t.Errorf("Get(k) = %s; want 1", v)
+	}
+}
+
+// exerciseOperations runs every operation beyond get and set once and
+// checks what it answered, for the topology tests (Sentinel, Cluster).
+func exerciseOperations(t *testing.T, c *cache.Client, prefix string) {
+	t.Helper()
+	ctx := context.Background()
+	k := func(s string) string { return prefix + s }
+	if _, err := c.SetWith(ctx, k("doc"), json.RawMessage(`1`), cache.SetOptions{Tags: []string{prefix + "tag"}, TTL: time.Minute}); err != nil {
+		t.Fatalf("SetWith = %v", err)
+	}
+	e, err := c.GetEntry(ctx, k("doc"))
+	if err != nil || e == nil || e.TTL == 0 {
+		t.Fatalf("GetEntry = %+v, %v", e, err)
+	}
+	if _, err := c.SetWith(ctx, k("doc"), json.RawMessage(`2`), cache.SetOptions{Condition: cache.Condition{IfETag: e.ETag}}); err != nil {
+		t.Errorf("SetWith(IfETag) = %v", err)
+	}
+	if n, _, err := c.Increment(ctx, k("n"), 2, time.Minute); n != 2 || err != nil {
+		t.Errorf("Increment = %d, %v", n, err)
+	}
+	if ok, _, err := c.Expire(ctx, k("n"), 0); !ok || err != nil {
+		t.Errorf("Expire = %v, %v", ok, err)
+	}
+	var entries []cache.SetEntry
+	var keys []string
+	for i := range 20 {
+		entries = append(entries, cache.SetEntry{Key: k(fmt.Sprint("m", i)), Value: json.RawMessage(`1`), Tags: []string{prefix + "tag"}})
+		keys = append(keys, k(fmt.Sprint("m", i)))
+	}
+	rs, err := c.SetMany(ctx, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rs {
+		if r.Err != nil {
+			t.Errorf("SetMany[%d] = %v", i, r.Err)
+		}
+	}
+	if r, err := c.InvalidateTags(ctx, []string{prefix + "tag"}); err != nil || r.Deleted != 21 {
+		t.Errorf("InvalidateTags = %+v, %v; want 21 deleted", r, err)
+	}
+	ds, err := c.DeleteMany(ctx, append(keys, k("n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ds[len(ds)-1].Deleted || ds[0].Deleted {
+		t.Errorf("DeleteMany = %+v; want only the counter deleted (the rest were invalidated)", ds)
 	}
 }

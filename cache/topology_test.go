@@ -146,6 +146,9 @@ func TestSentinelFailover(t *testing.T) {
 	})
 	t.Logf("writes resumed %s after the master was killed", time.Since(killed).Round(time.Millisecond))
 
+	// Every operation works against the new master.
+	exerciseOperations(t, c, "sentinel:")
+
 	// Nothing written after the failover is lost.
 	for i := range 50 {
 		if err := set(ctx, c, fmt.Sprintf("after:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
