@@ -158,6 +158,11 @@ func (o Options) validate() error {
 		return errors.New("cache: a cluster has only database 0")
 	case o.Fallback != "" && o.Fallback != FallbackNone && o.Fallback != FallbackMemory:
 		return errors.New("cache: Fallback must be FallbackNone or FallbackMemory")
+	case strings.Contains(o.KeyPrefix, "{") && !strings.Contains(o.KeyPrefix[strings.Index(o.KeyPrefix, "{"):], "}"):
+		// Redis would hash keys from that '{' to a '}' in the caller's key:
+		// the service's own keys could not be put in the slot of the keys
+		// they belong to (leases, in a cluster).
+		return errors.New("cache: KeyPrefix has a '{' with no '}' after it; close the hash tag (\"{app}:\") or leave braces out")
 	case o.Fallback == FallbackMemory && len(o.ClusterAddrs) > 0:
 		return errors.New("cache: the memory fallback is off in cluster mode (one node down must not put every key in memory); use FallbackNone with ClusterAddrs")
 	}

@@ -105,7 +105,7 @@ type Redis struct {
 	Password  string `env:"REDIS_PASSWORD" envDescription:"Password for AUTH (empty: no AUTH)" allowed:"any string" secret:"true"`
 	DB        int    `env:"REDIS_DB" envDefault:"0" envDescription:"Logical database number" allowed:"an integer of 0 or more"`
 	TLS       bool   `env:"REDIS_TLS" envDescription:"Connect with TLS, verifying the server certificate; default false, but true in production" allowed:"true or false"`
-	KeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"school-erp:" envDescription:"Prefix the service puts in front of every key it touches" allowed:"any string"`
+	KeyPrefix string `env:"REDIS_KEY_PREFIX" envDefault:"school-erp:" envDescription:"Prefix the service puts in front of every key it touches" allowed:"any string, with every '{' closed by a '}' after it (a hash tag such as {app}: keeps all keys in one cluster slot)"`
 
 	TLSCAFile             string `env:"REDIS_TLS_CA_FILE" envDescription:"PEM file of a private CA trusted beside the system roots" allowed:"a readable PEM file, with TLS on"`
 	TLSCertFile           string `env:"REDIS_TLS_CERT_FILE" envDescription:"Client certificate (PEM) for mutual TLS; needs REDIS_TLS_KEY_FILE" allowed:"a readable PEM file, with TLS on and REDIS_TLS_KEY_FILE set"`
@@ -353,6 +353,7 @@ func (c *Config) validate(environ map[string]string) error {
 		{"LOG_FORMAT", oneOf(c.LogFormat, "", "text", "json"), c.LogFormat},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0, c.ShutdownTimeout},
 		{"REDIS_HOST", strings.TrimSpace(r.Host) != "", r.Host},
+		{"REDIS_KEY_PREFIX", !strings.Contains(r.KeyPrefix, "{") || strings.Contains(r.KeyPrefix[strings.Index(r.KeyPrefix, "{"):], "}"), r.KeyPrefix},
 		{"REDIS_PORT", r.Port >= 1 && r.Port <= 65535, r.Port},
 		{"REDIS_DB", r.DB >= 0, r.DB},
 		{"REDIS_DIAL_TIMEOUT", r.DialTimeout > 0, r.DialTimeout},

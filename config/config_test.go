@@ -168,6 +168,7 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"url plain host shown", map[string]string{"REDIS_URL": "redis://cache.internal:6379/x"}, "REDIS_URL", []string{"cache.internal:6379"}, nil},
 		{"fallback smaller than a value", map[string]string{"CACHE_FALLBACK": "memory", "CACHE_MAX_VALUE_BYTES": "1048576", "CACHE_FALLBACK_MAX_BYTES": "1024"}, "CACHE_FALLBACK_MAX_BYTES", []string{"CACHE_MAX_VALUE_BYTES"}, nil},
 		{"url password with #", map[string]string{"REDIS_URL": "redis://u:hunter2pw#x@h:1/z"}, "REDIS_URL", []string{"xxxxx@h"}, []string{"hunter2pw"}},
+		{"prefix with an unclosed brace", map[string]string{"REDIS_KEY_PREFIX": "app{x:"}, "REDIS_KEY_PREFIX", []string{`"app{x:"`}, nil},
 		{"url password with @", map[string]string{"REDIS_URL": "redis://app:hunter@2pw@h:port"}, "REDIS_URL", []string{"xxxxx@h:port"}, []string{"hunter", "2pw"}},
 		{"url user without password", map[string]string{"REDIS_URL": "redis://app@h:1"}, "REDIS_URL", []string{"password"}, nil},
 		{"probe interval too short", map[string]string{"REDIS_HEALTH_INTERVAL": "1ns"}, "REDIS_HEALTH_INTERVAL", nil, nil},
