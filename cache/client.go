@@ -37,6 +37,8 @@ type Client struct {
 	log         *slog.Logger
 	obs         Observer
 	avail       *availability
+	// waiters are the callers of Fetch waiting for another's value.
+	waiters *waitList
 
 	// vk is nil until the first connection succeeds; valkey-go reconnects
 	// by itself after that.
@@ -81,6 +83,7 @@ func New(opts Options) (*Client, error) {
 		addrs:       addrs,
 		log:         opts.Logger.With(slog.String("component", "redis"), slog.String("addr", addrs)),
 		obs:         opts.Observer,
+		waiters:     newWaitList(),
 		done:        make(chan struct{}),
 	}
 	if c.obs == nil {
@@ -413,26 +416,8 @@ func (c *Client) checkSet(key string, value json.RawMessage, ttl time.Duration) 
 }
 
 func (c *Client) set(ctx context.Context, rk string, value json.RawMessage, ttl time.Duration) (Backend, error) {
-	vk, epoch, refused := c.acquire(ctx)
-	if refused != nil {
-		return c.fallbackSet(rk, value, ttl, *refused)
-	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
-	defer cancel()
-	set := vk.B().Set().Key(rk).Value(valkey.BinaryString(value))
-	var cmd valkey.Completed
-	switch {
-	case ttl == 0:
-		cmd = set.Build().Pin()
-	case ttl%time.Second == 0:
-		cmd = set.Ex(ttl).Build().Pin()
-	default:
-		cmd = set.Px(ttl).Build().Pin()
-	}
-	if _, failed := c.write(ctx, opCtx, epoch, OpSet, vk, rk, one(cmd)); failed != nil {
-		return c.fallbackSet(rk, value, ttl, *failed)
-	}
-	return BackendRedis, nil
+	r, err := c.setWith(ctx, rk, value, SetOptions{TTL: ttl})
+	return r.Backend, err
 }
 
 // Delete removes key and reports whether it existed.
@@ -455,7 +440,7 @@ func (c *Client) del(ctx context.Context, rk string) (bool, Backend, error) {
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, rk, one(vk.B().Del().Key(rk).Build().Pin()))
+	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, rk, c.revoking(vk, rk, vk.B().Del().Key(rk).Build().Pin()))
 	if failed != nil {
 		return c.fallbackDelete(rk, *failed)
 	}
@@ -629,19 +614,6 @@ func (c *Client) fallbackExists(rk string, refused outcome) (bool, Backend, erro
 	return v != nil, backend, err
 }
 
-func (c *Client) fallbackSet(rk string, value json.RawMessage, ttl time.Duration, refused outcome) (Backend, error) {
-	if !refused.fallback {
-		return "", refused.err
-	}
-	err := c.avail.withFallback(func(m *memoryTier) error { return m.set(rk, value, ttl) })
-	switch {
-	case err == nil:
-		return BackendMemory, nil
-	case errors.Is(err, errFallbackFull):
-		return "", fmt.Errorf("%w; the fallback tier is full (%d bytes) and did not take the write either", refused.err, c.opts.FallbackMaxBytes)
-	}
-	return "", refused.err
-}
 
 func (c *Client) fallbackDelete(rk string, refused outcome) (bool, Backend, error) {
 	var deleted bool

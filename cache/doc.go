@@ -38,7 +38,11 @@
 // removes a TTL; [Client.SetMany] and [Client.DeleteMany] batch writes
 // with a result per entry (not atomic across keys); and
 // [Client.InvalidateTags] deletes every key written with a tag (tags.go
-// says how the index works and what it guarantees).
+// says how the index works and what it guarantees). [Client.Fetch] and
+// [Client.GetOrCompute] protect a missing hot key from a stampede with a
+// lease: one caller computes, the others wait for its value, and a stale
+// write after the key changed is refused with [ErrLeaseInvalid]
+// (leases.go).
 //
 // State changes are logged once each: a WARN when Redis becomes
 // unreachable (with the cause), at most one reminder per

@@ -233,6 +233,9 @@ func (c *Client) clientOption() valkey.ClientOption {
 		ConnWriteTimeout:  o.DialTimeout + o.CommandTimeout,
 		DisableCache:      o.DisableClientCache || c.clientCacheRefused.Load(),
 		CacheSizeEachConn: o.ClientCacheBytes,
+		// Redis's invalidations wake the callers of Fetch waiting for a
+		// key to be written.
+		OnInvalidations: c.waiters.invalidated,
 		// One pipelined connection per server: cached reads and writes of a
 		// key then share a connection, which writeFenced relies on (and
 		// valkey-go's auto-pipelining keeps one connection busy enough).

@@ -26,10 +26,13 @@ const (
 	// OpInvalidateTags counts one InvalidateTags, whatever the number of
 	// tags; its outcome is hit when it deleted any key.
 	OpInvalidateTags Op = "invalidate_tags"
+	// OpFetch is Fetch: hit, lease_granted, waited_hit (the value arrived
+	// while it waited), pending (it waited in vain, or could not wait).
+	OpFetch Op = "fetch"
 )
 
 // Ops lists every Op, for observers that resolve their labels up front.
-var Ops = []Op{OpGet, OpGetMany, OpExists, OpSet, OpDelete, OpEntry, OpIncrement, OpExpire, OpSetMany, OpDeleteMany, OpInvalidateTags}
+var Ops = []Op{OpGet, OpGetMany, OpExists, OpSet, OpDelete, OpEntry, OpIncrement, OpExpire, OpSetMany, OpDeleteMany, OpInvalidateTags, OpFetch}
 
 // Outcome is what an operation came to, for observers.
 type Outcome string
@@ -53,6 +56,16 @@ const (
 	// OutcomeConditionNotMet: a conditional write was refused by its
 	// condition.
 	OutcomeConditionNotMet Outcome = "condition_not_met"
+	// OutcomeLeaseGranted: Fetch missed and gave this caller the lease.
+	OutcomeLeaseGranted Outcome = "lease_granted"
+	// OutcomeWaitedHit: Fetch missed, waited, and the holder's value came.
+	OutcomeWaitedHit Outcome = "waited_hit"
+	// OutcomePending: Fetch missed while another caller held the lease,
+	// and the value did not come within the wait.
+	OutcomePending Outcome = "pending"
+	// OutcomeLeaseInvalid: a write with a lease was refused (the lease had
+	// expired or been revoked): a stale write prevented.
+	OutcomeLeaseInvalid Outcome = "lease_invalid"
 	// OutcomeInvalid: the input was refused before anything was sent.
 	OutcomeInvalid Outcome = "invalid"
 	// OutcomeCanceled: the caller went away (a client disconnected)
@@ -119,6 +132,8 @@ func failureOutcome(err error, redisFailure Outcome) Outcome {
 		return OutcomeInvalid
 	case errors.Is(err, ErrConditionNotMet):
 		return OutcomeConditionNotMet
+	case errors.Is(err, ErrLeaseInvalid):
+		return OutcomeLeaseInvalid
 	case errors.Is(err, context.Canceled):
 		return OutcomeCanceled
 	case (errors.Is(err, ErrRejected) || errors.Is(err, ErrValueTooLarge)) && redisFailure == OutcomeUnavailable:

@@ -189,6 +189,10 @@ type SetOptions struct {
 	Condition
 	// Tags name groups the key belongs to, for InvalidateTags.
 	Tags []string
+	// Lease, from Fetch, makes the write the lease holder's: it stores and
+	// releases the lease, or is refused with ErrLeaseInvalid when the lease
+	// expired or was revoked. Not with a Condition.
+	Lease string
 }
 
 // SetResult says how a write ended.
@@ -209,6 +213,9 @@ func (c *Client) SetWith(ctx context.Context, key string, value json.RawMessage,
 	err := c.checkSet(key, value, opts.TTL)
 	if err == nil {
 		err = opts.Condition.check()
+	}
+	if err == nil && opts.Lease != "" {
+		err = checkLease(opts)
 	}
 	if err == nil {
 		err = checkTags(opts.Tags)
@@ -242,7 +249,7 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 		return c.fallbackSetWith(rk, value, opts, *failed)
 	}
 	r, err := setReply(opts, res[0])
-	if errors.Is(err, ErrConditionNotMet) {
+	if errors.Is(err, ErrConditionNotMet) || errors.Is(err, ErrLeaseInvalid) {
 		c.untag(opCtx, vk, rk, made)
 	}
 	return r, err
@@ -263,31 +270,44 @@ func setReply(opts SetOptions, reply valkey.ValkeyResult) (SetResult, error) {
 		return SetResult{Backend: BackendRedis, CurrentETag: ETag(old)}, ErrConditionNotMet
 	case opts.IfETag != "":
 		return casReply(reply)
+	case opts.Lease != "":
+		if n, err := reply.AsInt64(); err != nil || n != 1 {
+			return SetResult{Backend: BackendRedis}, ErrLeaseInvalid
+		}
 	}
 	return SetResult{Backend: BackendRedis}, nil
 }
 
-// setCmds builds the commands of a write with opts.
+// setCmds builds the commands of a write with opts. Every write but one
+// with a lease revokes the key's lease (see leases.go).
 func (c *Client) setCmds(vk *valkeyClient, rk string, value json.RawMessage, opts SetOptions) writeCmds {
 	px := strconv.FormatInt(opts.TTL.Milliseconds(), 10)
 	switch {
+	case opts.Lease != "":
+		return leaseSetScript.cmds(vk, []string{rk, c.leaseKey(rk)}, opts.Lease, string(value), px)
 	case opts.IfETag != "":
-		return casScript.cmds(vk, []string{rk}, opts.IfETag, string(value), px)
+		return casScript.cmds(vk, []string{rk, c.leaseKey(rk)}, opts.IfETag, string(value), px)
 	case opts.IfAbsent:
 		args := []string{string(value), "NX", "GET"}
 		if opts.TTL > 0 {
 			args = append(args, "PX", px)
 		}
-		return one(vk.B().Arbitrary("SET").Keys(rk).Args(args...).Build().Pin())
+		return c.revoking(vk, rk, vk.B().Arbitrary("SET").Keys(rk).Args(args...).Build().Pin())
 	}
 	set := vk.B().Set().Key(rk).Value(valkey.BinaryString(value))
 	switch {
 	case opts.TTL == 0:
-		return one(set.Build().Pin())
+		return c.revoking(vk, rk, set.Build().Pin())
 	case opts.TTL%time.Second == 0:
-		return one(set.Ex(opts.TTL).Build().Pin())
+		return c.revoking(vk, rk, set.Ex(opts.TTL).Build().Pin())
 	}
-	return one(set.Px(opts.TTL).Build().Pin())
+	return c.revoking(vk, rk, set.Px(opts.TTL).Build().Pin())
+}
+
+// revoking sends cmds with the deletion of rk's lease after them, in the
+// same pipeline (the lease key is in rk's slot).
+func (c *Client) revoking(vk *valkeyClient, rk string, cmds ...valkey.Completed) writeCmds {
+	return writeCmds{cmds: append(cmds, vk.B().Del().Key(c.leaseKey(rk)).Build().Pin())}
 }
 
 // casReply reads the compare-and-set script's reply: {1} stored; {0, etag}
@@ -358,17 +378,17 @@ func (c *Client) increment(ctx context.Context, rk string, by int64, ttl time.Du
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
 	incr := vk.B().Incrby().Key(rk).Increment(by).Build().Pin()
-	w := one(incr)
+	w := c.revoking(vk, rk, incr)
 	if ttl > 0 {
 		// SET NX creates the key with its TTL only when it is absent; in
 		// one transaction with the INCRBY, so the key cannot expire in
 		// between and come back without one.
-		w = writeCmds{cmds: []valkey.Completed{
+		w = c.revoking(vk, rk,
 			vk.B().Multi().Build().Pin(),
 			vk.B().Set().Key(rk).Value("0").Nx().Px(ttl).Build().Pin(),
 			incr,
 			vk.B().Exec().Build().Pin(),
-		}}
+		)
 	}
 	res, failed := c.write(ctx, opCtx, epoch, OpIncrement, vk, rk, w)
 	if failed != nil {
@@ -579,7 +599,7 @@ func (c *Client) DeleteMany(ctx context.Context, keys []string) ([]DeleteResult,
 		results: writes,
 		key:     func(i int) string { return c.redisKey(keys[i]) },
 		cmds: func(vk *valkeyClient, i int) writeCmds {
-			return one(vk.B().Del().Key(c.redisKey(keys[i])).Build().Pin())
+			return c.revoking(vk, c.redisKey(keys[i]), vk.B().Del().Key(c.redisKey(keys[i])).Build().Pin())
 		},
 		fallback: func(i int, refused outcome) WriteResult {
 			d, b, err := c.fallbackDelete(c.redisKey(keys[i]), refused)
@@ -731,4 +751,17 @@ func batchBackend(results []WriteResult) Backend {
 		}
 	}
 	return ""
+}
+
+func checkLease(opts SetOptions) error {
+	switch {
+	case opts.IfAbsent || opts.IfETag != "":
+		return fmt.Errorf("%w: a write with a lease takes no condition (the lease is the condition)", ErrInvalidInput)
+	case len(opts.Lease) != 32:
+		return fmt.Errorf("%w: a lease is the 32-character token cacheFetch gave", ErrInvalidInput)
+	}
+	if _, err := hex.DecodeString(opts.Lease); err != nil {
+		return fmt.Errorf("%w: a lease is the 32-character token cacheFetch gave", ErrInvalidInput)
+	}
+	return nil
 }

@@ -30,6 +30,7 @@ func (s script) cmds(vk *valkeyClient, keys []string, args ...string) writeCmds 
 // bytes, as ETag computes it. Replies {1} when it stored, {0, etag} when
 // the value differs, {0} when there is none.
 // KEYS[1] key; ARGV[1] etag; ARGV[2] value; ARGV[3] TTL in ms, 0 for none.
+// It revokes the key's lease when it writes (KEYS[2], in the key's slot).
 var casScript = newScript(`
 local cur = redis.call('GET', KEYS[1])
 if not cur then return {0} end
@@ -40,7 +41,34 @@ if ARGV[3] == '0' then
 else
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 end
+redis.call('DEL', KEYS[2])
 return {1}
+`)
+
+// fetchScript is Fetch: the value if there is one ({1, value, pttl});
+// otherwise a lease for this caller if nobody holds one ({2}), or {3}.
+// KEYS[1] key; KEYS[2] its lease key; ARGV[1] token; ARGV[2] lease in ms.
+var fetchScript = newScript(`
+local v = redis.call('GET', KEYS[1])
+if v then return {1, v, redis.call('PTTL', KEYS[1])} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2} end
+return {3}
+`)
+
+// leaseSetScript is a write with a lease: only while the lease is this
+// caller's, and it releases the lease with the write. Replies 1 when it
+// stored, 0 when the lease had expired or been revoked.
+// KEYS[1] key; KEYS[2] its lease key; ARGV[1] token; ARGV[2] value;
+// ARGV[3] TTL in ms, 0 for none.
+var leaseSetScript = newScript(`
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '0' then
+  redis.call('SET', KEYS[1], ARGV[2])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+redis.call('DEL', KEYS[2])
+return 1
 `)
 
 // tagAddScript records that a key is written with a tag: the key goes into

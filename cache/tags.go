@@ -237,7 +237,8 @@ func (c *Client) invalidateTag(ctx context.Context, vk *valkeyClient, set string
 		if len(pairs) > 0 {
 			var cmds []valkey.Completed
 			for i := 0; i+1 < len(pairs); i += 2 {
-				cmds = append(cmds, vk.B().Del().Key(pairs[i]).Build().Pin())
+				// Deleting the key revokes its lease too (see leases.go).
+				cmds = append(cmds, vk.B().Del().Key(pairs[i]).Build().Pin(), vk.B().Del().Key(c.leaseKey(pairs[i])).Build().Pin())
 				if !c.clientCacheOff() {
 					// As writeFenced: this instance's next read of the
 					// key sees it gone.
@@ -245,9 +246,9 @@ func (c *Client) invalidateTag(ctx context.Context, vk *valkeyClient, set string
 				}
 			}
 			res := vk.DoMulti(ctx, cmds...)
-			step := 1
+			step := 2
 			if !c.clientCacheOff() {
-				step = 2
+				step = 3
 			}
 			for i := 0; i < len(res); i += step {
 				n, err := res[i].AsInt64()

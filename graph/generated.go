@@ -69,6 +69,18 @@ type ComplexityRoot struct {
 		Message func(childComplexity int) int
 	}
 
+	CacheFetchResult struct {
+		Backend    func(childComplexity int) int
+		Etag       func(childComplexity int) int
+		Hit        func(childComplexity int) int
+		Key        func(childComplexity int) int
+		Lease      func(childComplexity int) int
+		Pending    func(childComplexity int) int
+		TTLSeconds func(childComplexity int) int
+		Value      func(childComplexity int) int
+		WaitedMs   func(childComplexity int) int
+	}
+
 	CacheInvalidatePayload struct {
 		Backend func(childComplexity int) int
 		Deleted func(childComplexity int) int
@@ -106,9 +118,10 @@ type ComplexityRoot struct {
 		CacheDelete         func(childComplexity int, key string) int
 		CacheDeleteMany     func(childComplexity int, keys []string) int
 		CacheExpire         func(childComplexity int, key string, ttlSeconds *int) int
+		CacheFetch          func(childComplexity int, key string, leaseSeconds int, waitMs *int) int
 		CacheIncrement      func(childComplexity int, key string, by *model.Int64, ttlSeconds *int) int
 		CacheInvalidateTags func(childComplexity int, tags []string) int
-		CacheSet            func(childComplexity int, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string) int
+		CacheSet            func(childComplexity int, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string, lease *string) int
 		CacheSetMany        func(childComplexity int, entries []*model.CacheSetInput) int
 	}
 
@@ -149,7 +162,8 @@ type ComplexityRoot struct {
 // region    ************************** generated!.gotpl **************************
 
 type MutationResolver interface {
-	CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string) (*model.CacheSetPayload, error)
+	CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string, lease *string) (*model.CacheSetPayload, error)
+	CacheFetch(ctx context.Context, key string, leaseSeconds int, waitMs *int) (*model.CacheFetchResult, error)
 	CacheSetMany(ctx context.Context, entries []*model.CacheSetInput) ([]*model.CacheSetPayload, error)
 	CacheDeleteMany(ctx context.Context, keys []string) ([]*model.CacheDeletePayload, error)
 	CacheIncrement(ctx context.Context, key string, by *model.Int64, ttlSeconds *int) (*model.CacheCounterPayload, error)
@@ -306,6 +320,61 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CacheExpirePayload.Message(childComplexity), true
+
+	case "CacheFetchResult.backend":
+		if e.ComplexityRoot.CacheFetchResult.Backend == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Backend(childComplexity), true
+	case "CacheFetchResult.etag":
+		if e.ComplexityRoot.CacheFetchResult.Etag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Etag(childComplexity), true
+	case "CacheFetchResult.hit":
+		if e.ComplexityRoot.CacheFetchResult.Hit == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Hit(childComplexity), true
+	case "CacheFetchResult.key":
+		if e.ComplexityRoot.CacheFetchResult.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Key(childComplexity), true
+	case "CacheFetchResult.lease":
+		if e.ComplexityRoot.CacheFetchResult.Lease == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Lease(childComplexity), true
+	case "CacheFetchResult.pending":
+		if e.ComplexityRoot.CacheFetchResult.Pending == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Pending(childComplexity), true
+	case "CacheFetchResult.ttlSeconds":
+		if e.ComplexityRoot.CacheFetchResult.TTLSeconds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.TTLSeconds(childComplexity), true
+	case "CacheFetchResult.value":
+		if e.ComplexityRoot.CacheFetchResult.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.Value(childComplexity), true
+	case "CacheFetchResult.waitedMs":
+		if e.ComplexityRoot.CacheFetchResult.WaitedMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheFetchResult.WaitedMs(childComplexity), true
 
 	case "CacheInvalidatePayload.backend":
 		if e.ComplexityRoot.CacheInvalidatePayload.Backend == nil {
@@ -470,6 +539,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.CacheExpire(childComplexity, args["key"].(string), args["ttlSeconds"].(*int)), true
+	case "Mutation.cacheFetch":
+		if e.ComplexityRoot.Mutation.CacheFetch == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_cacheFetch_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.CacheFetch(childComplexity, args["key"].(string), args["leaseSeconds"].(int), args["waitMs"].(*int)), true
 	case "Mutation.cacheIncrement":
 		if e.ComplexityRoot.Mutation.CacheIncrement == nil {
 			break
@@ -502,7 +582,7 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Mutation.CacheSet(childComplexity, args["key"].(string), args["value"].(model.JSON), args["ttlSeconds"].(*int), args["ifAbsent"].(*bool), args["ifEtag"].(*string), args["tags"].([]string)), true
+		return e.ComplexityRoot.Mutation.CacheSet(childComplexity, args["key"].(string), args["value"].(model.JSON), args["ttlSeconds"].(*int), args["ifAbsent"].(*bool), args["ifEtag"].(*string), args["tags"].([]string), args["lease"].(*string)), true
 	case "Mutation.cacheSetMany":
 		if e.ComplexityRoot.Mutation.CacheSetMany == nil {
 			break
@@ -789,7 +869,7 @@ directive @auth(
 enum Scope {
   "Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry."
   READ
-  "Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire and cacheInvalidateTags."
+  "Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire, cacheInvalidateTags and cacheFetch."
   WRITE
 }
 
@@ -830,6 +910,8 @@ Why a write was not confirmed. Absent when the write succeeded.
 enum CacheWriteFailure {
   "The write's condition (ifAbsent, ifEtag) did not hold: nothing was written. currentEtag says what the key holds."
   CONDITION_NOT_MET
+  "A write with a lease was refused: the lease had expired, or another write of the key (a set, a delete, a compare-and-set, an increment, a tag invalidation) revoked it. Nothing was written: the value computed under the lease is stale."
+  LEASE_INVALID
   "The write was not executed: Redis was unreachable or said it cannot serve now (the breaker is open, no connection could be opened, a failover did not finish within REDIS_COMMAND_TIMEOUT), or the request's deadline passed before the command was sent. Nothing was applied."
   REDIS_UNAVAILABLE
   "The command may have reached Redis but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke under it: the write may or may not have been applied. It is not sent again (a second write could overwrite a newer one)."
@@ -979,6 +1061,28 @@ type CacheEntry {
   etag: String!
   "Where the entry was read: REDIS, or MEMORY while Redis is unavailable (with a SERVED_FROM_MEMORY warning)."
   backend: CacheBackend!
+}
+
+"Result of cacheFetch."
+type CacheFetchResult {
+  "The key as given (without the server's prefix)."
+  key: String!
+  "True when the key holds a value: value, ttlSeconds and etag are set."
+  hit: Boolean!
+  "The value on a hit; null otherwise."
+  value: JSON
+  "On a hit, seconds left before the key expires (rounded up); null when it does not expire, and on a miss."
+  ttlSeconds: Int
+  "On a hit, the etag of the stored bytes, as for cacheEntry."
+  etag: String
+  "On a miss, when this caller was given the lease: a token to pass to cacheSet's lease argument with the value it computes, before leaseSeconds run out. Null otherwise."
+  lease: String
+  "On a miss, true when another caller holds the lease and its value did not arrive within waitMs: compute the value without writing it, or ask again."
+  pending: Boolean!
+  "Milliseconds this call waited for another caller's value; 0 when it did not wait."
+  waitedMs: Int!
+  "Where the value was read: REDIS, or MEMORY while Redis is unavailable; null on a miss during an outage."
+  backend: CacheBackend
 }
 
 "Result of cacheIncrement."
@@ -1161,7 +1265,33 @@ type Mutation {
     ifEtag: String
     "Tags (at most 10, each following the key rules) that cacheInvalidateTags can later delete the key by. A key stays invalidatable by a tag until it is deleted, whatever later writes say."
     tags: [String!]
+    "The lease cacheFetch gave this caller: the write stores the value and releases the lease in one step, or is refused with failure LEASE_INVALID when the lease expired or another write revoked it. Not with ifAbsent or ifEtag."
+    lease: String
   ): CacheSetPayload @auth(scope: WRITE)
+
+  """
+  Read key with stampede protection. A hit answers the value, as cacheEntry
+  does. On a miss, if nobody holds the key's lease, this caller gets one
+  (held in Redis for leaseSeconds, so it works across instances) and is
+  expected to compute the value and write it with cacheSet(lease: ...); if
+  another caller holds it, this one waits up to waitMs (cut short before
+  GRAPHQL_REQUEST_TIMEOUT) for that value, woken by Redis when the key is
+  written, not by polling, and gets it; if the time runs out it gets pending:
+  true and no lease. While Redis is unavailable no lease is granted and
+  nothing waits: the response carries a REDIS_UNAVAILABLE warning (every
+  caller computes), or the fallback tier's value with SERVED_FROM_MEMORY.
+  A mutation: granting a lease is a side effect, and only a writer can
+  fulfil one. Waiting needs client-side caching (REDIS_CLIENT_CACHE); without
+  it a caller that finds the lease out gets pending at once.
+  """
+  cacheFetch(
+    "Key within the service's namespace, as for cacheGet."
+    key: String!
+    "How long a lease granted now lasts: from 1 to CACHE_MAX_TTL seconds."
+    leaseSeconds: Int!
+    "How long to wait, in milliseconds, for another caller's value when the lease is out: 0 (the default) does not wait."
+    waitMs: Int = 0
+  ): CacheFetchResult @auth(scope: WRITE)
 
   """
   Store several values, each as cacheSet does (without conditions), in one
@@ -1304,6 +1434,30 @@ func (ec *executionContext) childFields_CacheExpirePayload(ctx context.Context, 
 		return ec.fieldContext_CacheExpirePayload_message(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CacheExpirePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_CacheFetchResult(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_CacheFetchResult_key(ctx, field)
+	case "hit":
+		return ec.fieldContext_CacheFetchResult_hit(ctx, field)
+	case "value":
+		return ec.fieldContext_CacheFetchResult_value(ctx, field)
+	case "ttlSeconds":
+		return ec.fieldContext_CacheFetchResult_ttlSeconds(ctx, field)
+	case "etag":
+		return ec.fieldContext_CacheFetchResult_etag(ctx, field)
+	case "lease":
+		return ec.fieldContext_CacheFetchResult_lease(ctx, field)
+	case "pending":
+		return ec.fieldContext_CacheFetchResult_pending(ctx, field)
+	case "waitedMs":
+		return ec.fieldContext_CacheFetchResult_waitedMs(ctx, field)
+	case "backend":
+		return ec.fieldContext_CacheFetchResult_backend(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheFetchResult", field.Name)
 }
 
 func (ec *executionContext) childFields_CacheInvalidatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -1598,6 +1752,36 @@ func (ec *executionContext) field_Mutation_cacheExpire_args(ctx context.Context,
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_cacheFetch_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "key",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["key"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "leaseSeconds",
+		func(ctx context.Context, v any) (int, error) {
+			return ec.unmarshalNInt2int(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["leaseSeconds"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "waitMs",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["waitMs"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_cacheIncrement_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -1707,6 +1891,14 @@ func (ec *executionContext) field_Mutation_cacheSet_args(ctx context.Context, ra
 		return nil, err
 	}
 	args["tags"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "lease",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["lease"] = arg6
 	return args, nil
 }
 
@@ -2314,6 +2506,213 @@ func (ec *executionContext) fieldContext_CacheExpirePayload_message(_ context.Co
 	return graphql.NewScalarFieldContext("CacheExpirePayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _CacheFetchResult_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheFetchResult_hit(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_hit(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Hit, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_hit(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CacheFetchResult_value(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _CacheFetchResult_ttlSeconds(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_ttlSeconds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TTLSeconds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_ttlSeconds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CacheFetchResult_etag(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_etag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Etag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_etag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheFetchResult_lease(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_lease(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lease, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_lease(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheFetchResult_pending(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_pending(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pending, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_pending(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CacheFetchResult_waitedMs(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_waitedMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.WaitedMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_waitedMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CacheFetchResult_backend(ctx context.Context, field graphql.CollectedField, obj *model.CacheFetchResult) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheFetchResult_backend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Backend, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheBackend) graphql.Marshaler {
+			return ec.marshalOCacheBackend2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheBackend(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheFetchResult_backend(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheFetchResult", field, false, false, "CacheBackend")
+}
+
 func (ec *executionContext) _CacheInvalidatePayload_tags(ctx context.Context, field graphql.CollectedField, obj *model.CacheInvalidatePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -2807,7 +3206,7 @@ func (ec *executionContext) _Mutation_cacheSet(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Mutation().CacheSet(ctx, fc.Args["key"].(string), fc.Args["value"].(model.JSON), fc.Args["ttlSeconds"].(*int), fc.Args["ifAbsent"].(*bool), fc.Args["ifEtag"].(*string), fc.Args["tags"].([]string))
+			return ec.Resolvers.Mutation().CacheSet(ctx, fc.Args["key"].(string), fc.Args["value"].(model.JSON), fc.Args["ttlSeconds"].(*int), fc.Args["ifAbsent"].(*bool), fc.Args["ifEtag"].(*string), fc.Args["tags"].([]string), fc.Args["lease"].(*string))
 		},
 		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
 			directive0 := next
@@ -2853,6 +3252,68 @@ func (ec *executionContext) fieldContext_Mutation_cacheSet(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Mutation_cacheSet_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_cacheFetch(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_cacheFetch(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().CacheFetch(ctx, fc.Args["key"].(string), fc.Args["leaseSeconds"].(int), fc.Args["waitMs"].(*int))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "WRITE")
+				if err != nil {
+					var zeroVal *model.CacheFetchResult
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheFetchResult
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheFetchResult) graphql.Marshaler {
+			return ec.marshalOCacheFetchResult2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheFetchResult(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_cacheFetch(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheFetchResult(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_cacheFetch_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -5439,6 +5900,79 @@ func (ec *executionContext) _CacheExpirePayload(ctx context.Context, sel ast.Sel
 	return out
 }
 
+var cacheFetchResultImplementors = []string{"CacheFetchResult"}
+
+func (ec *executionContext) _CacheFetchResult(ctx context.Context, sel ast.SelectionSet, obj *model.CacheFetchResult) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheFetchResultImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheFetchResult")
+		case "key":
+			out.Values[i] = ec._CacheFetchResult_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "hit":
+			out.Values[i] = ec._CacheFetchResult_hit(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._CacheFetchResult_value(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "ttlSeconds":
+			out.Values[i] = ec._CacheFetchResult_ttlSeconds(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "etag":
+			out.Values[i] = ec._CacheFetchResult_etag(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lease":
+			out.Values[i] = ec._CacheFetchResult_lease(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pending":
+			out.Values[i] = ec._CacheFetchResult_pending(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "waitedMs":
+			out.Values[i] = ec._CacheFetchResult_waitedMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "backend":
+			out.Values[i] = ec._CacheFetchResult_backend(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var cacheInvalidatePayloadImplementors = []string{"CacheInvalidatePayload"}
 
 func (ec *executionContext) _CacheInvalidatePayload(ctx context.Context, sel ast.SelectionSet, obj *model.CacheInvalidatePayload) graphql.Marshaler {
@@ -5678,6 +6212,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 		case "cacheSet":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_cacheSet(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cacheFetch":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_cacheFetch(ctx, field)
 			})
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
@@ -6718,6 +7259,13 @@ func (ec *executionContext) marshalOCacheExpirePayload2ᚖgithubᚗcomᚋschool�
 		return graphql.Null
 	}
 	return ec._CacheExpirePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCacheFetchResult2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheFetchResult(ctx context.Context, sel ast.SelectionSet, v *model.CacheFetchResult) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CacheFetchResult(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOCacheInvalidatePayload2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheInvalidatePayload(ctx context.Context, sel ast.SelectionSet, v *model.CacheInvalidatePayload) graphql.Marshaler {

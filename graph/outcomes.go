@@ -68,6 +68,8 @@ func writeFailure(err error) (model.CacheWriteFailure, string, error) {
 	switch {
 	case errors.Is(err, cache.ErrConditionNotMet):
 		return model.CacheWriteFailureConditionNotMet, "The write's condition did not hold; nothing was written.", nil
+	case errors.Is(err, cache.ErrLeaseInvalid):
+		return model.CacheWriteFailureLeaseInvalid, "The lease had expired or was revoked by another write of the key; nothing was written.", nil
 	case errors.Is(err, cache.ErrUnavailable):
 		return model.CacheWriteFailureRedisUnavailable, "Redis did not execute the write (unreachable, or the request's deadline passed before it was sent); nothing was written.", nil
 	case errors.Is(err, cache.ErrNoReply):

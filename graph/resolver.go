@@ -25,6 +25,7 @@ type Cache interface {
 	Increment(ctx context.Context, key string, by int64, ttl time.Duration) (int64, cache.Backend, error)
 	Expire(ctx context.Context, key string, ttl time.Duration) (bool, cache.Backend, error)
 	InvalidateTags(ctx context.Context, tags []string) (cache.InvalidateResult, error)
+	Fetch(ctx context.Context, key string, leaseTTL, wait time.Duration) (cache.FetchResult, error)
 	Health() cache.Health
 }
 

@@ -7,6 +7,8 @@ package graph
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/school-erp/cache-service/cache"
@@ -14,12 +16,15 @@ import (
 )
 
 // CacheSet is the resolver for the cacheSet field.
-func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string) (*model.CacheSetPayload, error) {
+func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string, lease *string) (*model.CacheSetPayload, error) {
 	ttl, err := ttlFromSeconds(ttlSeconds)
 	if err != nil {
 		return nil, err
 	}
 	opts := cache.SetOptions{TTL: ttl, Tags: tags}
+	if lease != nil {
+		opts.Lease = *lease
+	}
 	if ifAbsent != nil {
 		opts.IfAbsent = *ifAbsent
 	}
@@ -28,6 +33,44 @@ func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model
 	}
 	res, err := r.Cache.SetWith(ctx, key, []byte(value), opts)
 	return setPayload(key, ttlSeconds, res, err)
+}
+
+// CacheFetch is the resolver for the cacheFetch field.
+func (r *mutationResolver) CacheFetch(ctx context.Context, key string, leaseSeconds int, waitMs *int) (*model.CacheFetchResult, error) {
+	lease, err := ttlFromSeconds(&leaseSeconds)
+	if err != nil {
+		return nil, badInput("leaseSeconds must be a positive number of seconds; got %d", leaseSeconds)
+	}
+	var wait time.Duration
+	if waitMs != nil {
+		if *waitMs < 0 {
+			return nil, badInput("waitMs must not be negative; got %d", *waitMs)
+		}
+		wait = time.Duration(*waitMs) * time.Millisecond
+	}
+	res, err := r.Cache.Fetch(ctx, key, lease, wait)
+	out := &model.CacheFetchResult{Key: key, Pending: res.Pending, WaitedMs: int(res.Waited.Milliseconds())}
+	if err != nil {
+		switch {
+		case errors.Is(err, cache.ErrUnavailable):
+			addWarning(ctx, WarningRedisUnavailable, "Redis is unavailable: no lease was granted and nothing waited; compute the value")
+			return out, nil
+		case errors.Is(err, cache.ErrNoReply):
+			addWarning(ctx, WarningNoReply, "Redis did not reply in time: no lease was granted; compute the value")
+			return out, nil
+		}
+		return nil, err
+	}
+	if res.Lease != "" {
+		out.Lease = &res.Lease
+	}
+	if e := res.Entry; e != nil {
+		warnIfFallback(ctx, e.Backend)
+		out.Hit, out.Value, out.TTLSeconds, out.Etag, out.Backend = true, model.JSON(e.Value), ttlSecondsOf(e.TTL), &e.ETag, backendModel(e.Backend)
+	} else {
+		out.Backend = backendModel(cache.BackendRedis)
+	}
+	return out, nil
 }
 
 // CacheSetMany is the resolver for the cacheSetMany field.

@@ -65,6 +65,28 @@ type CacheExpirePayload struct {
 	Message *string `json:"message,omitempty"`
 }
 
+// Result of cacheFetch.
+type CacheFetchResult struct {
+	// The key as given (without the server's prefix).
+	Key string `json:"key"`
+	// True when the key holds a value: value, ttlSeconds and etag are set.
+	Hit bool `json:"hit"`
+	// The value on a hit; null otherwise.
+	Value JSON `json:"value,omitempty"`
+	// On a hit, seconds left before the key expires (rounded up); null when it does not expire, and on a miss.
+	TTLSeconds *int `json:"ttlSeconds,omitempty"`
+	// On a hit, the etag of the stored bytes, as for cacheEntry.
+	Etag *string `json:"etag,omitempty"`
+	// On a miss, when this caller was given the lease: a token to pass to cacheSet's lease argument with the value it computes, before leaseSeconds run out. Null otherwise.
+	Lease *string `json:"lease,omitempty"`
+	// On a miss, true when another caller holds the lease and its value did not arrive within waitMs: compute the value without writing it, or ask again.
+	Pending bool `json:"pending"`
+	// Milliseconds this call waited for another caller's value; 0 when it did not wait.
+	WaitedMs int `json:"waitedMs"`
+	// Where the value was read: REDIS, or MEMORY while Redis is unavailable; null on a miss during an outage.
+	Backend *CacheBackend `json:"backend,omitempty"`
+}
+
 // Result of cacheInvalidateTags.
 type CacheInvalidatePayload struct {
 	// The tags as given.
@@ -336,6 +358,8 @@ type CacheWriteFailure string
 const (
 	// The write's condition (ifAbsent, ifEtag) did not hold: nothing was written. currentEtag says what the key holds.
 	CacheWriteFailureConditionNotMet CacheWriteFailure = "CONDITION_NOT_MET"
+	// A write with a lease was refused: the lease had expired, or another write of the key (a set, a delete, a compare-and-set, an increment, a tag invalidation) revoked it. Nothing was written: the value computed under the lease is stale.
+	CacheWriteFailureLeaseInvalid CacheWriteFailure = "LEASE_INVALID"
 	// The write was not executed: Redis was unreachable or said it cannot serve now (the breaker is open, no connection could be opened, a failover did not finish within REDIS_COMMAND_TIMEOUT), or the request's deadline passed before the command was sent. Nothing was applied.
 	CacheWriteFailureRedisUnavailable CacheWriteFailure = "REDIS_UNAVAILABLE"
 	// The command may have reached Redis but no reply came within REDIS_COMMAND_TIMEOUT, or the connection broke under it: the write may or may not have been applied. It is not sent again (a second write could overwrite a newer one).
@@ -346,6 +370,7 @@ const (
 
 var AllCacheWriteFailure = []CacheWriteFailure{
 	CacheWriteFailureConditionNotMet,
+	CacheWriteFailureLeaseInvalid,
 	CacheWriteFailureRedisUnavailable,
 	CacheWriteFailureNoReply,
 	CacheWriteFailureRejected,
@@ -353,7 +378,7 @@ var AllCacheWriteFailure = []CacheWriteFailure{
 
 func (e CacheWriteFailure) IsValid() bool {
 	switch e {
-	case CacheWriteFailureConditionNotMet, CacheWriteFailureRedisUnavailable, CacheWriteFailureNoReply, CacheWriteFailureRejected:
+	case CacheWriteFailureConditionNotMet, CacheWriteFailureLeaseInvalid, CacheWriteFailureRedisUnavailable, CacheWriteFailureNoReply, CacheWriteFailureRejected:
 		return true
 	}
 	return false
@@ -641,7 +666,7 @@ type Scope string
 const (
 	// Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry.
 	ScopeRead Scope = "READ"
-	// Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire and cacheInvalidateTags.
+	// Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire, cacheInvalidateTags and cacheFetch.
 	ScopeWrite Scope = "WRITE"
 )
 

@@ -18,7 +18,7 @@ import (
 
 var (
 	ops      = cache.Ops
-	outcomes = []cache.Outcome{cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeStored, cache.OutcomeNotStored, cache.OutcomeConditionNotMet, cache.OutcomeUnavailable, cache.OutcomeError, cache.OutcomeInvalid, cache.OutcomeCanceled}
+	outcomes = []cache.Outcome{cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeStored, cache.OutcomeNotStored, cache.OutcomeConditionNotMet, cache.OutcomeLeaseGranted, cache.OutcomeWaitedHit, cache.OutcomePending, cache.OutcomeLeaseInvalid, cache.OutcomeUnavailable, cache.OutcomeError, cache.OutcomeInvalid, cache.OutcomeCanceled}
 	backends = []cache.Backend{cache.BackendRedis, cache.BackendMemory, ""}
 	statuses = []cache.Status{cache.StatusConnected, cache.StatusDegraded, cache.StatusDisconnected}
 	breakers = []cache.BreakerState{cache.BreakerClosed, cache.BreakerOpen, cache.BreakerHalfOpen}
@@ -51,7 +51,7 @@ func New() *Metrics {
 	m := &Metrics{registry: prometheus.NewRegistry()}
 	opsVec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cache_operations_total",
-		Help: "Cache operations by op (get, get_many, exists, entry, set, set_many, delete, delete_many, increment, expire, invalidate_tags), outcome (hit, miss, stored, not_stored, condition_not_met, unavailable, error, invalid, canceled) and backend that answered (redis, memory, or none).",
+		Help: "Cache operations by op (get, get_many, exists, entry, set, set_many, delete, delete_many, increment, expire, invalidate_tags, fetch), outcome (hit, miss, stored, not_stored, condition_not_met, lease_granted, waited_hit, pending, lease_invalid, unavailable, error, invalid, canceled) and backend that answered (redis, memory, or none).",
 	}, []string{"op", "outcome", "backend"})
 	durVec := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "cache_operation_duration_seconds",

@@ -58,6 +58,15 @@ query CacheEntry {
   }
 }
 
+mutation CacheFetch {
+  cacheFetch(key: "greeting", leaseSeconds: 10, waitMs: 500) {
+    hit
+    value
+    lease
+    pending
+  }
+}
+
 mutation CacheSetIfAbsent {
   cacheSet(key: "greeting", value: {hello: "again"}, ifAbsent: true, tags: ["demo"]) {
     stored

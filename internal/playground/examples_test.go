@@ -98,6 +98,7 @@ func TestExamplesRunAgainstService(t *testing.T) {
 				t.Errorf("cacheEntry = %s; want the value, ttlSeconds near 300, a 40-digit etag, REDIS", data)
 			}
 		}},
+		{"CacheFetch", "cacheFetch", wantJSON(`{"hit":true,"value":{"hello":"world"},"lease":null,"pending":false}`)},
 		{"CacheSetIfAbsent", "cacheSet", func(t *testing.T, data json.RawMessage) {
 			var p struct {
 				Stored      bool
