@@ -614,7 +614,6 @@ func (c *Client) fallbackExists(rk string, refused outcome) (bool, Backend, erro
 	return v != nil, backend, err
 }
 
-
 func (c *Client) fallbackDelete(rk string, refused outcome) (bool, Backend, error) {
 	var deleted bool
 	if !refused.fallback || c.avail.withFallback(func(m *memoryTier) error {
