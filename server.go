@@ -352,13 +352,14 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		},
 		Logger: logger,
 	})
-	// Outermost first: answer CORS, identify the caller, limit its rate,
-	// refuse oversized bodies (a chunked body is read only once the caller
-	// passed the limiter), then bound the whole request in time.
+	// Outermost first: answer CORS, admit only known callers, limit their
+	// rate, refuse oversized bodies (a chunked body is read only once the
+	// caller passed the limiter), then bound the whole request in time.
+	// See admission.go.
 	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
 	gql = limitBody(cfg.MaxRequestBytes, gql)
 	gql = d.limiter.Middleware(rateKey, gql)
-	gql = d.auth.Middleware(gql)
+	gql = admit(d.auth, gql)
 	if len(cfg.AllowedOrigins) > 0 {
 		// (rs/cors reads an empty list as "any origin": none means no
 		// CORS headers at all, so browsers refuse cross-origin calls.)

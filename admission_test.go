@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+// refusalBody is what a request refused before GraphQL gets: one error,
+// no data.
+type refusalBody struct {
+	Data   *json.RawMessage `json:"data"`
+	Errors []gqlError       `json:"errors"`
+}
+
+// refusedWith decodes body and reports whether it is one GraphQL error with
+// code, and no data.
+func refusedWith(body, code string) bool {
+	var r refusalBody
+	if err := json.Unmarshal([]byte(body), &r); err != nil || r.Data != nil || len(r.Errors) != 1 {
+		return false
+	}
+	got, _ := r.Errors[0].Extensions["code"].(string)
+	return got == code && r.Errors[0].Message != ""
+}
+
+func TestAdmissionBeforeParsing(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, productionEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	mutation, _ := json.Marshal(map[string]any{"query": setQuery, "variables": map[string]any{"k": "anon", "v": 1}})
+
+	tests := []struct {
+		name, method, path, bearer, body string
+		challenge                        string
+	}{
+		{"no token", http.MethodPost, "/graphql", "", string(mutation), "Bearer"},
+		{"unknown token", http.MethodPost, "/graphql", "not-a-known-token-value", string(mutation), `Bearer error="invalid_token"`},
+		// Were the body read, this would be 400 BAD_REQUEST.
+		{"no token, body not JSON", http.MethodPost, "/graphql", "", "{not json", "Bearer"},
+		{"no token, GET", http.MethodGet, "/graphql?query=" + url.QueryEscape(`{ cacheGet(key: "k") }`), "", "", "Bearer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, h, body := send(t, tt.method, svc.url+tt.path, tt.bearer, tt.body)
+			if code != http.StatusUnauthorized || h.Get("WWW-Authenticate") != tt.challenge || !refusedWith(body, "UNAUTHENTICATED") {
+				t.Errorf("%s %s = %d (WWW-Authenticate %q) %s; want 401, %q, UNAUTHENTICATED", tt.method, tt.path, code, h.Get("WWW-Authenticate"), body, tt.challenge)
+			}
+		})
+	}
+
+	t.Run("the body is never asked for", func(t *testing.T) {
+		// A client that sends Expect: 100-continue waits for the server to
+		// ask for the body; a refusal must come without that.
+		conn, err := net.Dial("tcp", strings.TrimPrefix(svc.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n", len(mutation))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("first response to Expect: 100-continue without a token = %d; want 401 (not 100: the body must not be wanted)", resp.StatusCode)
+		}
+	})
+
+	t.Run("scopes are still per field", func(t *testing.T) {
+		code, r := request(t, svc, readToken, setQuery, map[string]any{"k": "anon", "v": 1})
+		if code != http.StatusOK || r.code() != "FORBIDDEN" {
+			t.Errorf("read token on a mutation = %d %+v; want 200 with FORBIDDEN on the field", code, r.Errors)
+		}
+	})
+
+	t.Run("health is open", func(t *testing.T) {
+		for _, path := range []string{"/health", "/health/redis", "/livez", "/readyz"} {
+			if code, _, body := send(t, http.MethodGet, svc.url+path, "", ""); code != http.StatusOK {
+				t.Errorf("anonymous GET %s = %d %s; want 200", path, code, body)
+			}
+		}
+	})
+
+	if n, err := srv.Do(t, "DBSIZE"); err != nil || n != "0" {
+		t.Errorf("DBSIZE = %s, %v; want 0: nothing refused may be stored", n, err)
+	}
+}
+
+// vmRSS is the resident set size of process pid, in bytes.
+func vmRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err != nil {
+				t.Fatalf("VmRSS line %q: %v", line, err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("/proc/%d/status has no VmRSS", pid)
+	return 0
+}
+
+// postRaw sends a POST of body on a connection of its own, whatever the
+// server does with the body, and returns the response. The body is written
+// beside the read, as an attacker would send it: the server may answer and
+// close before taking it all.
+func postRaw(t *testing.T, baseURL, bearer string, body []byte) (int, http.Header, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	auth := ""
+	if bearer != "" {
+		auth = "Authorization: Bearer " + bearer + "\r\n"
+	}
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n", auth, len(body))
+		_, _ = conn.Write(body) // fails once the server closes: expected
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	conn.Close()
+	<-written
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+// TestAnonymousBodiesCostNoMemory: the built binary, as staging runs it,
+// refuses 60 anonymous 1 MiB documents without reading them. When they were
+// parsed, validated and cached before being refused, RSS grew by about
+// 110 MiB.
+func TestAnonymousBodiesCostNoMemory(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	p := startBinary(t, map[string]string{"APP_ENV": "staging", "API_TOKENS": testToken, "REDIS_HOST": host, "REDIS_PORT": port})
+	pid := p.cmd.Process.Pid
+	// Warm up what every request needs (connections, buffers) first.
+	for range 3 {
+		postRaw(t, p.url, "", []byte(`{"query":"{ cacheGet(key: \"k\") }"}`))
+	}
+	before := vmRSS(t, pid)
+	const documents, size = 60, 1 << 20
+	answered := 0
+	for i := range documents {
+		// A distinct document each time, 1 MiB of it one string literal:
+		// a query cache keyed by document keeps every one.
+		prefix := fmt.Sprintf(`{"query":"{ cacheGet(key: \"%d-`, i)
+		suffix := `\") }"}`
+		body := []byte(prefix + strings.Repeat("x", size-len(prefix)-len(suffix)) + suffix)
+		code, h, got := postRaw(t, p.url, "", body)
+		if code == http.StatusUnauthorized && h.Get("WWW-Authenticate") == "Bearer" && refusedWith(got, "UNAUTHENTICATED") {
+			answered++
+		} else if answered == i {
+			t.Errorf("anonymous POST %d = %d %q %.200s; want 401 UNAUTHENTICATED", i, code, h.Get("WWW-Authenticate"), got)
+		}
+	}
+	if answered != documents {
+		t.Errorf("%d of %d anonymous POSTs answered 401 UNAUTHENTICATED; want all", answered, documents)
+	}
+	after := vmRSS(t, pid)
+	growth := after - before
+	t.Logf("VmRSS %d KiB before, %d KiB after %d anonymous 1 MiB POSTs: grew %d KiB", before>>10, after>>10, documents, growth>>10)
+	if growth >= 30<<20 {
+		t.Errorf("RSS grew by %d MiB over %d anonymous 1 MiB POSTs; want less than 30 MiB (they must not be read)", growth>>20, documents)
+	}
+}
