@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,5 +194,101 @@ func TestAnonymousBodiesCostNoMemory(t *testing.T) {
 	t.Logf("VmRSS %d KiB before, %d KiB after %d anonymous 1 MiB POSTs: grew %d KiB", before>>10, after>>10, documents, growth>>10)
 	if growth >= 30<<20 {
 		t.Errorf("RSS grew by %d MiB over %d anonymous 1 MiB POSTs; want less than 30 MiB (they must not be read)", growth>>20, documents)
+	}
+}
+
+// loadResult counts the answers of a load run by HTTP status and by the
+// first error's code.
+type loadResult struct {
+	requests int
+	status   map[int]int
+	codes    map[string]int
+	elapsed  time.Duration
+}
+
+// hammer POSTs body with bearer from workers goroutines as fast as the
+// service answers, for at most d or total requests, whichever comes first.
+func hammer(t *testing.T, baseURL, bearer, body string, workers, total int, d time.Duration) loadResult {
+	t.Helper()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var mu sync.Mutex
+	res := loadResult{status: map[int]int{}, codes: map[string]int{}}
+	var sent atomic.Int64
+	start := time.Now()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for time.Now().Before(deadline) && sent.Add(1) <= int64(total) {
+				req, _ := http.NewRequest(http.MethodPost, baseURL+"/graphql", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+bearer)
+				resp, err := client.Do(req)
+				if err != nil {
+					t.Errorf("POST /graphql: %v", err)
+					return
+				}
+				raw, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				var r gqlResponse
+				_ = json.Unmarshal(raw, &r)
+				mu.Lock()
+				res.requests++
+				res.status[resp.StatusCode]++
+				res.codes[r.code()]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	t.Logf("%d requests in %v (%.0f/s): status %v, codes %v", res.requests, res.elapsed.Round(time.Millisecond), float64(res.requests)/res.elapsed.Seconds(), res.status, res.codes)
+	return res
+}
+
+// loadEnv is the binary in staging with one write token and the defaults
+// otherwise, apart from extra.
+func loadEnv(srv *redistest.Server, extra map[string]string) map[string]string {
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	env := map[string]string{"APP_ENV": "staging", "API_TOKENS": testToken, "REDIS_HOST": host, "REDIS_PORT": port}
+	for k, v := range extra {
+		env[k] = v
+	}
+	return env
+}
+
+var loadBody = func() string {
+	b, _ := json.Marshal(map[string]any{"query": setQuery, "variables": map[string]any{"k": "load", "v": map[string]any{"n": 1}}})
+	return string(b)
+}()
+
+// TestTokensAreNotThrottledByDefault: one write token at full speed, with
+// the defaults a deployment gets. The former default (1000 requests a
+// second per token, bursts of 2000) refused most of such a load.
+func TestTokensAreNotThrottledByDefault(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	p := startBinary(t, loadEnv(srv, nil))
+	p.set(t, "ready", 1)
+	res := hammer(t, p.url, p.bearer, loadBody, 16, 20000, 3*time.Second)
+	if res.status[http.StatusTooManyRequests] > 0 || res.status[http.StatusOK] != res.requests {
+		t.Errorf("%d of %d requests from one token answered 429 with default settings (statuses %v); want every one 200", res.status[http.StatusTooManyRequests], res.requests, res.status)
+	}
+}
+
+func TestRateLimitRPSThrottlesTokens(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	p := startBinary(t, loadEnv(srv, map[string]string{"RATE_LIMIT_RPS": "100"}))
+	p.set(t, "ready", 1)
+	res := hammer(t, p.url, p.bearer, loadBody, 16, 4000, 3*time.Second)
+	limited := res.status[http.StatusTooManyRequests]
+	if limited*2 <= res.requests || res.codes["RATE_LIMITED"] != limited {
+		t.Errorf("RATE_LIMIT_RPS=100: %d of %d requests answered 429 (codes %v); want most, each RATE_LIMITED", limited, res.requests, res.codes)
+	}
+	// At most the burst (200) and 100 a second got through.
+	if ok, most := res.status[http.StatusOK], 200+int(100*res.elapsed.Seconds())+20; ok > most {
+		t.Errorf("%d requests answered 200 in %v; want at most %d at 100 a second with bursts of 200", ok, res.elapsed, most)
 	}
 }

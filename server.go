@@ -118,11 +118,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			slog.Int("maxBytes", opts.FallbackMaxBytes))
 	}
 
-	limiter, err := ratelimit.New(cfg.RateLimitRPS, cfg.RateLimitBurst)
-	if err != nil {
-		return err
-	}
-	defer limiter.Close()
 	// The configuration allows no tokens in development only. An open API
 	// is asked for by name, so that no empty list can open one.
 	authn := auth.New(authTokens(cfg.Tokens))
@@ -130,6 +125,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		authn = auth.OpenAccess()
 		logger.Warn("no API tokens configured: anyone who can reach the port may read and write the cache (allowed in development only; set API_TOKENS)")
 	}
+	limiter, err := ratelimit.New(rateLimits(cfg, authn.Open()))
+	if err != nil {
+		return err
+	}
+	defer limiter.Close()
 	var draining atomic.Bool
 	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining})
 
@@ -358,7 +358,7 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 	// See admission.go.
 	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
 	gql = limitBody(cfg.MaxRequestBytes, gql)
-	gql = d.limiter.Middleware(rateKey, gql)
+	gql = d.limiter.Middleware(tokenName, gql)
 	gql = admit(d.auth, gql)
 	if len(cfg.AllowedOrigins) > 0 {
 		// (rs/cors reads an empty list as "any origin": none means no
@@ -425,13 +425,23 @@ func requestDeadline(d time.Duration, next http.Handler) http.Handler {
 	})
 }
 
-// rateKey names the caller a request counts against: its token, or for an
-// anonymous call its address.
-func rateKey(r *http.Request) string {
-	if c := auth.FromContext(r.Context()); c.Authenticated() {
-		return "token:" + c.Name
+// tokenName names the token a request counts against, "" for an
+// anonymous call (counted by its address).
+func tokenName(r *http.Request) string {
+	return auth.FromContext(r.Context()).Name
+}
+
+// rateLimits are each token's limit and, where anonymous calls are let in
+// at all (open access), theirs.
+func rateLimits(cfg *config.Config, open bool) ratelimit.Options {
+	opts := ratelimit.Options{Tokens: map[string]ratelimit.Limit{}}
+	for name, l := range cfg.TokenRateLimits {
+		opts.Tokens[name] = ratelimit.Limit{Rate: l.RPS, Burst: l.Burst}
 	}
-	return "addr:" + ratelimit.ClientAddr(r)
+	if open {
+		opts.Anonymous = ratelimit.Limit{Rate: cfg.AnonymousRateLimit.RPS, Burst: cfg.AnonymousRateLimit.Burst}
+	}
+	return opts
 }
 
 // limitBody refuses bodies larger than limit with 413. A declared length is
