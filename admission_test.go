@@ -292,3 +292,57 @@ func TestRateLimitRPSThrottlesTokens(t *testing.T) {
 		t.Errorf("%d requests answered 200 in %v; want at most %d at 100 a second with bursts of 200", ok, res.elapsed, most)
 	}
 }
+
+// TestLoadSheddingPastTheInFlightBound: with GRAPHQL_MAX_IN_FLIGHT=2 and
+// two requests held in Redis (DEBUG SLEEP), a third is refused at once with
+// 503 OVERLOADED and Retry-After instead of waiting; health endpoints still
+// answer meanwhile; the held requests finish, and their slots come back.
+func TestLoadSheddingPastTheInFlightBound(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := productionEnv(srv.Addr)
+	env["GRAPHQL_MAX_IN_FLIGHT"] = "2"
+	env["REDIS_COMMAND_TIMEOUT"] = "5s" // the held requests wait for Redis
+	env["REDIS_DEGRADED_LATENCY"] = "10s"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+
+	sleeping := make(chan struct{})
+	go func() {
+		close(sleeping)
+		_, _ = srv.Do(t, "DEBUG", "SLEEP", "2")
+	}()
+	<-sleeping
+	time.Sleep(100 * time.Millisecond) // Redis is asleep
+	held := make(chan string, 2)
+	for i := range 2 {
+		go func() {
+			_, r := request(t, svc, writeToken, setQuery, map[string]any{"k": fmt.Sprint("held", i), "v": i})
+			held <- string(r.Data["cacheSet"])
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // both are in flight, waiting on Redis
+
+	start := time.Now()
+	code, h, body := send(t, http.MethodPost, svc.url+"/graphql", writeToken, loadBody)
+	if elapsed := time.Since(start); code != http.StatusServiceUnavailable || !refusedWith(body, "OVERLOADED") || h.Get("Retry-After") == "" || elapsed > 250*time.Millisecond {
+		t.Errorf("third request with 2 in flight (bound 2) = %d %s (Retry-After %q) after %v; want 503 OVERLOADED with Retry-After, at once", code, body, h.Get("Retry-After"), elapsed)
+	}
+	for _, path := range []string{"/health", "/livez", "/readyz", "/metrics", "/health/redis"} {
+		start := time.Now()
+		code, _, body := send(t, http.MethodGet, svc.url+path, readToken, "")
+		// /health/redis reports Redis itself, asleep: whatever it says,
+		// it says it at once.
+		if elapsed := time.Since(start); code != http.StatusOK && path != "/health/redis" || elapsed > 500*time.Millisecond {
+			t.Errorf("GET %s while the GraphQL bound is full = %d after %v: %.200s; want an answer at once (200)", path, code, elapsed, body)
+		}
+	}
+	for range 2 {
+		if got := <-held; !strings.Contains(got, `"stored":true`) {
+			t.Errorf("held request = %s; want stored once Redis woke", got)
+		}
+	}
+	if code, _, body := send(t, http.MethodPost, svc.url+"/graphql", writeToken, loadBody); code != http.StatusOK || !strings.Contains(body, `"stored":true`) {
+		t.Errorf("request after the held ones finished = %d %s; want 200 stored (their slots are free again)", code, body)
+	}
+}

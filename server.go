@@ -353,11 +353,13 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		Logger: logger,
 	})
 	// Outermost first: answer CORS, admit only known callers, limit their
-	// rate, refuse oversized bodies (a chunked body is read only once the
-	// caller passed the limiter), then bound the whole request in time.
-	// See admission.go.
+	// rate, shed what is beyond the in-flight bound, refuse oversized
+	// bodies (a chunked body is read only once all of that passed), then
+	// bound the whole request in time. See admission.go. Health endpoints
+	// pass none of this.
 	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
 	gql = limitBody(cfg.MaxRequestBytes, gql)
+	gql = limitInFlight(cfg.MaxInFlight, gql)
 	gql = d.limiter.Middleware(tokenName, gql)
 	gql = admit(d.auth, gql)
 	if len(cfg.AllowedOrigins) > 0 {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,6 +66,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"Redis.HealthInterval", cfg.Redis.HealthInterval, 5 * time.Second},
 		{"Redis.Source", cfg.Redis.Source, "REDIS_HOST"},
 		{"Cache.MaxValueBytes", cfg.Cache.MaxValueBytes, 1 << 20},
+		{"MaxInFlight", cfg.MaxInFlight, InFlightPerCPU * runtime.GOMAXPROCS(0)},
+		{"TokenRateLimit default", cfg.RateLimitRPS, 0.0},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -174,6 +177,7 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"fallback mode", map[string]string{"CACHE_FALLBACK": "disk"}, "CACHE_FALLBACK", []string{"none or memory"}, nil},
 		{"drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "-1s"}, "SHUTDOWN_DRAIN_DELAY", nil, nil},
 		{"metrics port equals port", map[string]string{"PORT": "7000", "METRICS_PORT": "7000"}, "METRICS_PORT", nil, nil},
+		{"in-flight bound", map[string]string{"GRAPHQL_MAX_IN_FLIGHT": "-1"}, "GRAPHQL_MAX_IN_FLIGHT", []string{"1 to 1000000"}, nil},
 		{"rate not finite", map[string]string{"RATE_LIMIT_RPS": "Inf"}, "RATE_LIMIT_RPS", []string{"0 or more"}, nil},
 		{"burst without a rate", map[string]string{"RATE_LIMIT_BURST": "50"}, "RATE_LIMIT_BURST", []string{"RATE_LIMIT_RPS above 0"}, nil},
 		{"burst too large", map[string]string{"RATE_LIMIT_RPS": "10", "RATE_LIMIT_BURST": "2000000"}, "RATE_LIMIT_BURST", []string{"1000000"}, nil},
