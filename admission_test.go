@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strconv"
@@ -344,5 +346,148 @@ func TestLoadSheddingPastTheInFlightBound(t *testing.T) {
 	}
 	if code, _, body := send(t, http.MethodPost, svc.url+"/graphql", writeToken, loadBody); code != http.StatusOK || !strings.Contains(body, `"stored":true`) {
 		t.Errorf("request after the held ones finished = %d %s; want 200 stored (their slots are free again)", code, body)
+	}
+}
+
+// trickle sends a POST whose body arrives in pieces, waiting pause before
+// each, and stops after sending pieces of them if stall is set. It
+// returns the response (or fails on none within 10s) and when it came.
+func trickle(t *testing.T, baseURL, bearer string, body []byte, pieces int, pause time.Duration, stall int) (*http.Response, string, time.Time) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(baseURL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	auth := ""
+	if bearer != "" {
+		auth = "Authorization: Bearer " + bearer + "\r\n"
+	}
+	fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n", auth, len(body))
+	go func() {
+		size := (len(body) + pieces - 1) / pieces
+		for i := 0; i < pieces && (stall == 0 || i < stall); i++ {
+			time.Sleep(pause)
+			if _, err := conn.Write(body[i*size : min(len(body), (i+1)*size)]); err != nil {
+				return
+			}
+		}
+	}()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("read response: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), time.Now()
+}
+
+// TestSlowBodyGetsTheWholeDeadline: a body that takes 1.5 s to arrive,
+// within the body's own bound, still has all of GRAPHQL_REQUEST_TIMEOUT
+// (600 ms here) once it is in. When the deadline started with the request,
+// this answered HTTP 200 with the body null.
+func TestSlowBodyGetsTheWholeDeadline(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, productionEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	body, _ := json.Marshal(map[string]any{"query": setQuery, "variables": map[string]any{"k": "slow", "v": "arrived"}})
+	resp, got, _ := trickle(t, svc.url, writeToken, body, 3, 500*time.Millisecond, 0)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(got, `"stored":true`) {
+		t.Errorf("body in 1.5 s, deadline 600 ms: %d %s; want 200 stored", resp.StatusCode, got)
+	}
+	if v, err := srv.Do(t, "GET", "school-erp:slow"); err != nil || v != `"arrived"` {
+		t.Errorf("GET school-erp:slow = %q, %v; want the value", v, err)
+	}
+}
+
+// TestBodyPastItsBoundIsRefusedWithACode: a body still arriving when
+// GRAPHQL_BODY_TIMEOUT passes is refused with 408 BODY_TIMEOUT, at the
+// bound, never 200 null.
+func TestBodyPastItsBoundIsRefusedWithACode(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := productionEnv(srv.Addr)
+	env["GRAPHQL_BODY_TIMEOUT"] = "500ms"
+	svc := startService(t, env)
+	body, _ := json.Marshal(map[string]any{"query": setQuery, "variables": map[string]any{"k": "stalled", "v": 1}})
+	start := time.Now()
+	resp, got, at := trickle(t, svc.url, writeToken, body, 2, 50*time.Millisecond, 1)
+	if elapsed := at.Sub(start); resp.StatusCode != http.StatusRequestTimeout || !refusedWith(got, "BODY_TIMEOUT") || elapsed > 1500*time.Millisecond {
+		t.Errorf("half a body, then nothing, with a 500 ms body bound = %d %s after %v; want 408 BODY_TIMEOUT at the bound", resp.StatusCode, got, elapsed)
+	}
+	if n, _ := srv.Do(t, "EXISTS", "school-erp:stalled"); n != "0" {
+		t.Error("a refused body was stored")
+	}
+}
+
+// TestOutOfTimeIsNeverNull: with a deadline shorter than parsing and
+// validating take, some requests run out of time before any field runs.
+// gqlgen answers those with its end-of-stream nil, which used to reach the
+// client as HTTP 200 null; each must be a coded error, or a real answer.
+func TestOutOfTimeIsNeverNull(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := productionEnv(srv.Addr)
+	env["GRAPHQL_REQUEST_TIMEOUT"] = "1ms"
+	svc := startService(t, env)
+	const requests = 20
+	outOfTime := 0
+	for i := range requests {
+		// A distinct document each time (a cached one is not parsed
+		// again), with a long comment: lexing it outlasts the deadline.
+		body, _ := json.Marshal(map[string]any{"query": fmt.Sprintf("# %d %s\n{ cacheExists(key: \"k\") }", i, strings.Repeat("x", 256<<10))})
+		code, h, got := send(t, http.MethodPost, svc.url+"/graphql", readToken, string(body))
+		switch {
+		case code == http.StatusServiceUnavailable && refusedWith(got, "DEADLINE_EXCEEDED") && h.Get("Retry-After") != "":
+			outOfTime++
+		case code == http.StatusOK && strings.HasPrefix(got, `{"data":`):
+		default:
+			t.Fatalf("request with a 1 ms deadline = %d %q; want 503 DEADLINE_EXCEEDED or an answer, never null", code, got)
+		}
+	}
+	t.Logf("%d of %d ran out of time before a field ran", outOfTime, requests)
+}
+
+// TestOutOfTimeRewritesOnlyNull: the deadline guard changes the one answer
+// gqlgen gives when the deadline ended an operation before any field ran,
+// and nothing else.
+func TestOutOfTimeRewritesOnlyNull(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name       string
+		wait       bool // write after the deadline
+		status     int  // written first when not 0
+		body       string
+		wantStatus int
+		wantCode   string // empty: the body as written
+	}{
+		{"null after the deadline", true, 0, "null", http.StatusServiceUnavailable, "DEADLINE_EXCEEDED"},
+		{"an answer after the deadline", true, 0, `{"data":{"cacheGet":null},"extensions":{"warnings":[{"code":"NO_REPLY"}]}}`, http.StatusOK, ""},
+		{"an error status after the deadline", true, http.StatusUnprocessableEntity, "null", http.StatusUnprocessableEntity, ""},
+		{"null within the deadline", false, 0, "null", http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := requestDeadline(20*time.Millisecond, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.wait {
+					<-r.Context().Done()
+				}
+				if tt.status != 0 {
+					w.WriteHeader(tt.status)
+				}
+				_, _ = io.WriteString(w, tt.body)
+			}))
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/graphql", nil))
+			if rec.Code != tt.wantStatus {
+				t.Errorf("status = %d; want %d", rec.Code, tt.wantStatus)
+			}
+			if tt.wantCode == "" && rec.Body.String() != tt.body || tt.wantCode != "" && !refusedWith(rec.Body.String(), tt.wantCode) {
+				t.Errorf("body = %s; want %s", rec.Body, cmp.Or(tt.wantCode, tt.body))
+			}
+		})
 	}
 }

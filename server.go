@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -353,12 +352,12 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		Logger: logger,
 	})
 	// Outermost first: answer CORS, admit only known callers, limit their
-	// rate, shed what is beyond the in-flight bound, refuse oversized
-	// bodies (a chunked body is read only once all of that passed), then
-	// bound the whole request in time. See admission.go. Health endpoints
+	// rate, shed what is beyond the in-flight bound, read the body within
+	// its size and time bounds (only once all of that passed), then bound
+	// the rest of the request in time. See admission.go. Health endpoints
 	// pass none of this.
 	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
-	gql = limitBody(cfg.MaxRequestBytes, gql)
+	gql = readBody(cfg.MaxRequestBytes, cfg.GraphQLBodyTimeout, gql)
 	gql = limitInFlight(cfg.MaxInFlight, gql)
 	gql = d.limiter.Middleware(tokenName, gql)
 	gql = admit(d.auth, gql)
@@ -416,17 +415,6 @@ func requireToken(a *auth.Authenticator, next http.Handler) http.Handler {
 	})
 }
 
-// requestDeadline bounds a whole GraphQL request: mutation fields run one
-// after another, and each cache operation has its own deadline, so without
-// this a request of many fields could wait many deadlines.
-func requestDeadline(d time.Duration, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
-}
-
 // tokenName names the token a request counts against, "" for an
 // anonymous call (counted by its address).
 func tokenName(r *http.Request) string {
@@ -444,41 +432,6 @@ func rateLimits(cfg *config.Config, open bool) ratelimit.Options {
 		opts.Anonymous = ratelimit.Limit{Rate: cfg.AnonymousRateLimit.RPS, Burst: cfg.AnonymousRateLimit.Burst}
 	}
 	return opts
-}
-
-// limitBody refuses bodies larger than limit with 413. A declared length is
-// checked at once; a chunked body (length unknown) is read here, bounded,
-// so that gqlgen never sees a truncated one. Declared lengths within the
-// limit go through without a copy: the hot path.
-func limitBody(limit int64, next http.Handler) http.Handler {
-	tooLarge := func(w http.ResponseWriter) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.ContentLength > limit:
-			tooLarge(w)
-			return
-		case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-			var tooBig *http.MaxBytesError
-			switch {
-			case errors.As(err, &tooBig):
-				tooLarge(w)
-				return
-			case err != nil:
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = io.WriteString(w, `{"errors":[{"message":"could not read the request body","extensions":{"code":"BAD_REQUEST"}}]}`)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {

@@ -50,7 +50,8 @@ type Config struct {
 	GraphQLMaxAliases     int           `env:"GRAPHQL_MAX_ALIASES" envDefault:"20" envDescription:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
 	GraphQLMaxOperations  int           `env:"GRAPHQL_MAX_OPERATIONS" envDefault:"10" envDescription:"Most operations in one query document" allowed:"an integer from 1 to 100"`
 	GraphQLMaxBodyBytes   int           `env:"GRAPHQL_MAX_BODY_BYTES" envDescription:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
-	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" envDescription:"Deadline for a whole GraphQL request: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
+	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" envDescription:"Deadline for a whole GraphQL request, from when its body has been read: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting, and a request it ends before any field ran gets HTTP 503 DEADLINE_EXCEEDED; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
+	GraphQLBodyTimeout    time.Duration `env:"GRAPHQL_BODY_TIMEOUT" envDefault:"10s" envDescription:"Time a GraphQL request's body may take to arrive, from when its headers were read; beyond it HTTP 408 BODY_TIMEOUT (GRAPHQL_REQUEST_TIMEOUT starts only once the body is in)" allowed:"a positive duration such as 10s"`
 	GraphQLMaxInFlight    int           `env:"GRAPHQL_MAX_IN_FLIGHT" envDescription:"Most GraphQL requests this instance works on at once; beyond it a request is refused at once with HTTP 503 OVERLOADED and Retry-After instead of queueing (health endpoints are not counted); empty means 64 per CPU (GOMAXPROCS)" allowed:"empty, or an integer from 1 to 1000000"`
 	GraphQLIntrospection  string        `env:"GRAPHQL_INTROSPECTION" envDescription:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 	GraphQLPlayground     string        `env:"GRAPHQL_PLAYGROUND" envDescription:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
@@ -449,6 +450,7 @@ func (c *Config) validate(environ map[string]string) error {
 		{"GRAPHQL_MAX_IN_FLIGHT", c.GraphQLMaxInFlight >= 0 && c.GraphQLMaxInFlight <= 1_000_000, c.GraphQLMaxInFlight},
 		{"GRAPHQL_INTROSPECTION", oneOf(c.GraphQLIntrospection, "", "true", "false"), c.GraphQLIntrospection},
 		{"GRAPHQL_REQUEST_TIMEOUT", c.GraphQLRequestTimeout >= 0, c.GraphQLRequestTimeout},
+		{"GRAPHQL_BODY_TIMEOUT", c.GraphQLBodyTimeout > 0, c.GraphQLBodyTimeout},
 		{"GRAPHQL_PLAYGROUND", oneOf(c.GraphQLPlayground, "", "true", "false"), c.GraphQLPlayground},
 		{"RATE_LIMIT_RPS", c.RateLimitRPS >= 0 && !math.IsInf(c.RateLimitRPS, 0), c.RateLimitRPS},
 		{"RATE_LIMIT_BURST", c.RateLimitBurst == 0 || c.RateLimitBurst >= 1 && c.RateLimitBurst <= maxBurst && c.RateLimitRPS > 0, c.RateLimitBurst},
