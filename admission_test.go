@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -490,4 +492,110 @@ func TestOutOfTimeRewritesOnlyNull(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSlowClientsDoNotStarveTheServer: 500 connections that send half a
+// request header and then nothing. /health still answers within a second,
+// and the server closes every one of them within its header timeout.
+func TestSlowClientsDoNotStarveTheServer(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port})
+	n := slowClientConnections(t, 500)
+
+	type slow struct {
+		conn   net.Conn
+		opened time.Time
+	}
+	conns := make([]slow, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.conn.Close()
+		}
+	})
+	addr := strings.TrimPrefix(p.url, "http://")
+	for i := range n {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		opened := time.Now()
+		if _, err := fmt.Fprintf(conn, "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: appl"); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, slow{conn, opened})
+	}
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	for range 3 {
+		start := time.Now()
+		resp, err := client.Get(p.url + "/health")
+		if err != nil {
+			t.Fatalf("GET /health with %d half-sent headers open: %v", n, err)
+		}
+		resp.Body.Close()
+		if elapsed := time.Since(start); resp.StatusCode != http.StatusOK || elapsed > time.Second {
+			t.Errorf("GET /health with %d half-sent headers open = %d after %v; want 200 within 1s", n, resp.StatusCode, elapsed)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Each connection must be closed by the server (a read returns EOF or
+	// a reset) within the header timeout of its opening; the slack is for
+	// a loaded machine.
+	const slack = time.Second
+	closedAfter := make(chan time.Duration, n)
+	for _, c := range conns {
+		go func() {
+			_ = c.conn.SetReadDeadline(c.opened.Add(readHeaderTimeout + slack))
+			_, err := io.Copy(io.Discard, c.conn)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				closedAfter <- -1 // still open at our deadline
+				return
+			}
+			closedAfter <- time.Since(c.opened)
+		}()
+	}
+	var latest time.Duration
+	open := 0
+	for range n {
+		d := <-closedAfter
+		if d < 0 {
+			open++
+			continue
+		}
+		latest = max(latest, d)
+	}
+	t.Logf("%d half-header connections; the last one closed %v after it opened (header timeout %v)", n, latest.Round(time.Millisecond), readHeaderTimeout)
+	if open > 0 {
+		t.Errorf("%d of %d half-header connections were still open %v after they opened; want every one closed within the header timeout (%v)", open, n, readHeaderTimeout+slack, readHeaderTimeout)
+	}
+}
+
+// slowClientConnections is how many connections of its own the slow-client
+// test may open: want, unless the process's file-descriptor limit (which
+// Go raises to the hard limit at start) leaves less room beside the
+// descriptors already open and some for the tests running in parallel.
+func slowClientConnections(t *testing.T, want int) int {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const headroom = 256
+	room := int(lim.Cur) - len(entries) - headroom
+	if room >= want {
+		return want
+	}
+	if room < 50 {
+		t.Skipf("RLIMIT_NOFILE is %d with %d descriptors open: no room for %d connections (ulimit -n)", lim.Cur, len(entries), want)
+	}
+	t.Logf("RLIMIT_NOFILE is %d with %d descriptors open: %d connections instead of %d (ulimit -n)", lim.Cur, len(entries), room, want)
+	return room
 }

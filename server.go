@@ -314,15 +314,29 @@ func authTokens(tokens []config.Token) []auth.Token {
 	return out
 }
 
+// Connection bounds. A client has readHeaderTimeout to send a request's
+// headers, and a kept-alive connection may stay idle for idleTimeout, so a
+// slow or idle client costs a socket and a goroutine for that long at most
+// and holds nothing else: the server closes it (TestSlowClientsDoNotStarve
+// TheServer). GraphQL bodies have a bound of their own
+// (GRAPHQL_BODY_TIMEOUT, admission.go), as do GraphQL answers;
+// readTimeout and writeTimeout bound everything else.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 // newHTTPServer serves h; every request's context derives from base.
 func newHTTPServer(h http.Handler, logger *slog.Logger, base context.Context) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		BaseContext:       func(net.Listener) context.Context { return base },
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }
