@@ -450,6 +450,9 @@ func TestOutOfTimeIsNeverNull(t *testing.T) {
 		}
 	}
 	t.Logf("%d of %d ran out of time before a field ran", outOfTime, requests)
+	if outOfTime == 0 {
+		t.Skip("no request ran out of time before a field ran, so the case was not reached here (TestOutOfTimeRewritesOnlyNull covers it)")
+	}
 }
 
 // TestOutOfTimeRewritesOnlyNull: the deadline guard changes the one answer
