@@ -317,9 +317,9 @@ func authTokens(tokens []config.Token) []auth.Token {
 // Connection bounds. A client has readHeaderTimeout to send a request's
 // headers, and a kept-alive connection may stay idle for idleTimeout, so a
 // slow or idle client costs a socket and a goroutine for that long at most
-// and holds nothing else: the server closes it (TestSlowClientsDoNotStarve
-// TheServer). GraphQL bodies have a bound of their own
-// (GRAPHQL_BODY_TIMEOUT, admission.go), as do GraphQL answers;
+// and holds nothing else: the server closes it (see
+// TestSlowClientsDoNotStarveTheServer). GraphQL bodies have a bound of
+// their own (GRAPHQL_BODY_TIMEOUT, admission.go), as do GraphQL answers;
 // readTimeout and writeTimeout bound everything else.
 const (
 	readHeaderTimeout = 5 * time.Second
