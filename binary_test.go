@@ -44,6 +44,8 @@ type process struct {
 	stdout *syncBuffer
 	stderr *syncBuffer
 	exit   chan error
+	// bearer is sent with GraphQL requests when the process has tokens.
+	bearer string
 }
 
 // baseEnv keeps only what a process needs from the test's environment
@@ -85,6 +87,9 @@ func startBinary(t testing.TB, env map[string]string) *process {
 		<-p.exit
 	})
 	p.url = "http://127.0.0.1:" + waitListening(t, p.stdout, p.stderr)
+	if env["API_TOKENS"] == testToken {
+		p.bearer = testTokenValue
+	}
 	return p
 }
 
@@ -112,7 +117,12 @@ func (p *process) set(t *testing.T, key string, value any) {
 	body, _ := json.Marshal(map[string]any{"query": setQuery, "variables": map[string]any{"k": key, "v": value}})
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		resp, err := http.Post(p.url+"/graphql", "application/json", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, p.url+"/graphql", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if p.bearer != "" {
+			req.Header.Set("Authorization", "Bearer "+p.bearer)
+		}
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,7 +135,7 @@ func TestLinearizableAcrossSentinelFailover(t *testing.T) {
 		"REDIS_SENTINEL_ADDRS":  strings.Join(addrs, ","),
 		"REDIS_SENTINEL_MASTER": "mymaster",
 		"CACHE_FALLBACK":        "none",
-		"RATE_LIMIT_RPS":        "0", // as in linStandaloneEnv
+		"RATE_LIMIT_ANONYMOUS":  "0", // as in linStandaloneEnv
 	})
 	r := newLinRun(t, p)
 	// One long-lived client per data node, for the killers and for ROLE:
@@ -269,10 +269,11 @@ func linStandaloneEnv(srv *redistest.Server, extra map[string]string) map[string
 		"REDIS_HOST": host,
 		"REDIS_PORT": port,
 		// The clients send about 1600 requests a second from one
-		// address, above the default limit of 1000 a second (bursts of
-		// 2000) per address: without this, hundreds of calls get HTTP
-		// 429 RATE_LIMITED. The limiter is not what is tested.
-		"RATE_LIMIT_RPS": "0",
+		// address, anonymous (development without tokens), above the
+		// default anonymous limit of 1000 a second (bursts of 2000) per
+		// address: without this, hundreds of calls get HTTP 429
+		// RATE_LIMITED. The limiter is not what is tested.
+		"RATE_LIMIT_ANONYMOUS": "0",
 	}
 	for k, v := range extra {
 		env[k] = v

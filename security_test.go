@@ -301,42 +301,85 @@ func TestCORS(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	// No Redis at all: the limiter must work without it.
-	env := productionEnv("127.0.0.1:1")
-	env["RATE_LIMIT_RPS"] = "1"
-	env["RATE_LIMIT_BURST"] = "3"
-	svc := startService(t, env)
-	codes := func(bearer string, n int) []int {
-		var out []int
-		for range n {
-			code, _ := request(t, svc, bearer, `{ cacheExists(key: "k") }`, nil)
-			out = append(out, code)
+	codesOf := func(svc *service) func(bearer string, n int) string {
+		return func(bearer string, n int) string {
+			var out []int
+			for range n {
+				code, _ := request(t, svc, bearer, `{ cacheExists(key: "k") }`, nil)
+				out = append(out, code)
+			}
+			return fmt.Sprint(out)
 		}
-		return out
 	}
-	if got := fmt.Sprint(codes(readToken, 4)); got != "[200 200 200 429]" {
-		t.Errorf("read token, 4 quick requests with burst 3: %s", got)
-	}
-	// Another token has its own bucket; anonymous callers count by address.
-	if got := fmt.Sprint(codes(writeToken, 1)); got != "[200]" {
-		t.Errorf("write token after the read token was limited: %s", got)
-	}
-	if got := fmt.Sprint(codes("", 4)); got != "[200 200 200 429]" {
-		t.Errorf("anonymous, 4 quick requests: %s", got)
-	}
-	body, _ := json.Marshal(map[string]any{"query": `{ cacheExists(key: "k") }`})
-	req, _ := http.NewRequest(http.MethodPost, svc.url+"/graphql", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+readToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(raw), "RATE_LIMITED") || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("limited response = %d %s (Retry-After %q); want 429 RATE_LIMITED with Retry-After", resp.StatusCode, raw, resp.Header.Get("Retry-After"))
-	}
+
+	t.Run("a default for every token", func(t *testing.T) {
+		t.Parallel()
+		// No Redis at all: the limiter must work without it.
+		env := productionEnv("127.0.0.1:1")
+		env["RATE_LIMIT_RPS"] = "1"
+		env["RATE_LIMIT_BURST"] = "3"
+		svc := startService(t, env)
+		codes := codesOf(svc)
+		if got := codes(readToken, 4); got != "[200 200 200 429]" {
+			t.Errorf("read token, 4 quick requests with burst 3: %s", got)
+		}
+		// Another token has its own bucket.
+		if got := codes(writeToken, 1); got != "[200]" {
+			t.Errorf("write token after the read token was limited: %s", got)
+		}
+		// Anonymous calls are refused before the limiter, and not counted.
+		if got := codes("", 4); got != "[401 401 401 401]" {
+			t.Errorf("anonymous, 4 quick requests with tokens configured: %s", got)
+		}
+		code, h, raw := send(t, http.MethodPost, svc.url+"/graphql", readToken, `{"query":"{ cacheExists(key: \"k\") }"}`)
+		if code != http.StatusTooManyRequests || !refusedWith(raw, "RATE_LIMITED") || h.Get("Retry-After") != "1" {
+			t.Errorf("limited response = %d %s (Retry-After %q); want 429 RATE_LIMITED with Retry-After 1", code, raw, h.Get("Retry-After"))
+		}
+	})
+
+	t.Run("by token name", func(t *testing.T) {
+		t.Parallel()
+		env := productionEnv("127.0.0.1:1")
+		env["RATE_LIMIT_TOKENS"] = "reports=0.5/2"
+		svc := startService(t, env)
+		codes := codesOf(svc)
+		if got := codes(readToken, 3); got != "[200 200 429]" {
+			t.Errorf("reports (0.5/2), 3 quick requests: %s", got)
+		}
+		if got := codes(writeToken, 20); strings.Contains(got, "429") {
+			t.Errorf("erp, without a limit of its own and no RATE_LIMIT_RPS: %s; want no 429", got)
+		}
+		_, h, _ := send(t, http.MethodPost, svc.url+"/graphql", readToken, `{"query":"{ cacheExists(key: \"k\") }"}`)
+		if h.Get("Retry-After") != "2" {
+			t.Errorf("Retry-After at 0.5 a second = %q; want 2", h.Get("Retry-After"))
+		}
+	})
+
+	t.Run("one token exempt from the default", func(t *testing.T) {
+		t.Parallel()
+		env := productionEnv("127.0.0.1:1")
+		env["RATE_LIMIT_RPS"] = "1"
+		env["RATE_LIMIT_BURST"] = "2"
+		env["RATE_LIMIT_TOKENS"] = "erp=0"
+		svc := startService(t, env)
+		codes := codesOf(svc)
+		if got := codes(writeToken, 20); strings.Contains(got, "429") {
+			t.Errorf("erp=0: %s; want no 429", got)
+		}
+		if got := codes(readToken, 3); got != "[200 200 429]" {
+			t.Errorf("reports under RATE_LIMIT_RPS=1, burst 2: %s", got)
+		}
+	})
+
+	t.Run("anonymous in development, by address", func(t *testing.T) {
+		t.Parallel()
+		env := testEnv("127.0.0.1:1")
+		env["RATE_LIMIT_ANONYMOUS"] = "1/3"
+		svc := startService(t, env)
+		if got := codesOf(svc)("", 4); got != "[200 200 200 429]" {
+			t.Errorf("anonymous, RATE_LIMIT_ANONYMOUS=1/3, 4 quick requests: %s", got)
+		}
+	})
 }
 
 func TestKeyRules(t *testing.T) {
@@ -438,9 +481,12 @@ func TestOutOfRangeNumbersAreBadInputNotPanics(t *testing.T) {
 		`mutation { cacheSet(key: "n", value: 123456789012345678901234567890) { stored } }`,
 		`mutation { cacheSet(key: "n", value: {deep: [1, {x: -1e999}]}) { stored } }`,
 	} {
-		for range 3 { // anonymous, repeated: no 5xx, no log line each time
+		for range 3 { // repeated: no 5xx, no log line each time (anonymous calls are refused before parsing)
 			body, _ := json.Marshal(map[string]any{"query": q})
-			resp, err := http.Post(svc.url+"/graphql", "application/json", bytes.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, svc.url+"/graphql", bytes.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+writeToken)
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

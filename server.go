@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -118,15 +117,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			slog.Int("maxBytes", opts.FallbackMaxBytes))
 	}
 
-	limiter, err := ratelimit.New(cfg.RateLimitRPS, cfg.RateLimitBurst)
+	// The configuration allows no tokens in development only. An open API
+	// is asked for by name, so that no empty list can open one.
+	authn := auth.New(authTokens(cfg.Tokens))
+	if len(cfg.Tokens) == 0 {
+		authn = auth.OpenAccess()
+		logger.Warn("no API tokens configured: anyone who can reach the port may read and write the cache (allowed in development only; set API_TOKENS)")
+	}
+	limiter, err := ratelimit.New(rateLimits(cfg, authn.Open()))
 	if err != nil {
 		return err
 	}
 	defer limiter.Close()
-	authn := auth.New(authTokens(cfg.Tokens))
-	if authn.Open() {
-		logger.Warn("no API tokens configured: anyone who can reach the port may read and write the cache (allowed in development only; set API_TOKENS)")
-	}
 	var draining atomic.Bool
 	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining})
 
@@ -312,15 +314,29 @@ func authTokens(tokens []config.Token) []auth.Token {
 	return out
 }
 
+// Connection bounds. A client has readHeaderTimeout to send a request's
+// headers, and a kept-alive connection may stay idle for idleTimeout, so a
+// slow or idle client costs a socket and a goroutine for that long at most
+// and holds nothing else: the server closes it (see
+// TestSlowClientsDoNotStarveTheServer). GraphQL bodies have a bound of
+// their own (GRAPHQL_BODY_TIMEOUT, admission.go), as do GraphQL answers;
+// readTimeout and writeTimeout bound everything else.
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
 // newHTTPServer serves h; every request's context derives from base.
 func newHTTPServer(h http.Handler, logger *slog.Logger, base context.Context) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		BaseContext:       func(net.Listener) context.Context { return base },
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 }
@@ -349,13 +365,16 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		},
 		Logger: logger,
 	})
-	// Outermost first: answer CORS, identify the caller, limit its rate,
-	// refuse oversized bodies (a chunked body is read only once the caller
-	// passed the limiter), then bound the whole request in time.
+	// Outermost first: answer CORS, admit only known callers, limit their
+	// rate, shed what is beyond the in-flight bound, read the body within
+	// its size and time bounds (only once all of that passed), then bound
+	// the rest of the request in time. See admission.go. Health endpoints
+	// pass none of this.
 	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
-	gql = limitBody(cfg.MaxRequestBytes, gql)
-	gql = d.limiter.Middleware(rateKey, gql)
-	gql = d.auth.Middleware(gql)
+	gql = readBody(cfg.MaxRequestBytes, cfg.GraphQLBodyTimeout, gql)
+	gql = limitInFlight(cfg.MaxInFlight, gql)
+	gql = d.limiter.Middleware(tokenName, gql)
+	gql = admit(d.auth, gql)
 	if len(cfg.AllowedOrigins) > 0 {
 		// (rs/cors reads an empty list as "any origin": none means no
 		// CORS headers at all, so browsers refuse cross-origin calls.)
@@ -410,59 +429,23 @@ func requireToken(a *auth.Authenticator, next http.Handler) http.Handler {
 	})
 }
 
-// requestDeadline bounds a whole GraphQL request: mutation fields run one
-// after another, and each cache operation has its own deadline, so without
-// this a request of many fields could wait many deadlines.
-func requestDeadline(d time.Duration, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), d)
-		defer cancel()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
+// tokenName names the token a request counts against, "" for an
+// anonymous call (counted by its address).
+func tokenName(r *http.Request) string {
+	return auth.FromContext(r.Context()).Name
 }
 
-// rateKey names the caller a request counts against: its token, or for an
-// anonymous call its address.
-func rateKey(r *http.Request) string {
-	if c := auth.FromContext(r.Context()); c.Authenticated() {
-		return "token:" + c.Name
+// rateLimits are each token's limit and, where anonymous calls are let in
+// at all (open access), theirs.
+func rateLimits(cfg *config.Config, open bool) ratelimit.Options {
+	opts := ratelimit.Options{Tokens: map[string]ratelimit.Limit{}}
+	for name, l := range cfg.TokenRateLimits {
+		opts.Tokens[name] = ratelimit.Limit{Rate: l.RPS, Burst: l.Burst}
 	}
-	return "addr:" + ratelimit.ClientAddr(r)
-}
-
-// limitBody refuses bodies larger than limit with 413. A declared length is
-// checked at once; a chunked body (length unknown) is read here, bounded,
-// so that gqlgen never sees a truncated one. Declared lengths within the
-// limit go through without a copy: the hot path.
-func limitBody(limit int64, next http.Handler) http.Handler {
-	tooLarge := func(w http.ResponseWriter) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		fmt.Fprintf(w, `{"errors":[{"message":"request body is larger than %d bytes","extensions":{"code":"REQUEST_TOO_LARGE"}}]}`, limit)
+	if open {
+		opts.Anonymous = ratelimit.Limit{Rate: cfg.AnonymousRateLimit.RPS, Burst: cfg.AnonymousRateLimit.Burst}
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.ContentLength > limit:
-			tooLarge(w)
-			return
-		case r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody:
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-			var tooBig *http.MaxBytesError
-			switch {
-			case errors.As(err, &tooBig):
-				tooLarge(w)
-				return
-			case err != nil:
-				w.Header().Set("Content-Type", "application/json")
-				w.WriteHeader(http.StatusBadRequest)
-				_, _ = io.WriteString(w, `{"errors":[{"message":"could not read the request body","extensions":{"code":"BAD_REQUEST"}}]}`)
-				return
-			}
-			r.Body = io.NopCloser(bytes.NewReader(body))
-			r.ContentLength = int64(len(body))
-		}
-		next.ServeHTTP(w, r)
-	})
+	return opts
 }
 
 func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {

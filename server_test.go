@@ -80,7 +80,10 @@ type service struct {
 
 // testToken is a write token for tests that run in staging or production,
 // which refuse to start without one.
-const testToken = "tests:write:0123456789abcdef0123"
+const (
+	testToken      = "tests:write:" + testTokenValue
+	testTokenValue = "0123456789abcdef0123"
+)
 
 // testEnv is the base environment: fast timings, JSON logs, a free port.
 func testEnv(redisAddr string) map[string]string {
@@ -100,9 +103,10 @@ func testEnv(redisAddr string) map[string]string {
 		"CACHE_FALLBACK": "none",
 		// Staging and production default to a 5s drain.
 		"SHUTDOWN_DRAIN_DELAY": "0s",
-		// The load tests send thousands of requests a second from one
-		// address; rate limiting has tests of its own.
-		"RATE_LIMIT_RPS": "0",
+		// Without tokens (development) calls are anonymous, and the load
+		// tests send thousands a second from one address; rate limiting
+		// has tests of its own.
+		"RATE_LIMIT_ANONYMOUS": "0",
 	}
 }
 
@@ -143,7 +147,7 @@ func startService(t *testing.T, env map[string]string) *service {
 	var runErr error
 	s := &service{url: "http://127.0.0.1:" + port, logs: logs}
 	if env["API_TOKENS"] == testToken {
-		s.bearer = strings.SplitN(testToken, ":", 3)[2]
+		s.bearer = testTokenValue
 	}
 	s.stop = func() error {
 		once.Do(func() {

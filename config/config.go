@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,14 +50,18 @@ type Config struct {
 	GraphQLMaxAliases     int           `env:"GRAPHQL_MAX_ALIASES" envDefault:"20" envDescription:"Most aliased fields in an operation" allowed:"an integer from 0 to 1000"`
 	GraphQLMaxOperations  int           `env:"GRAPHQL_MAX_OPERATIONS" envDefault:"10" envDescription:"Most operations in one query document" allowed:"an integer from 1 to 100"`
 	GraphQLMaxBodyBytes   int           `env:"GRAPHQL_MAX_BODY_BYTES" envDescription:"Largest request body; empty means 4 x CACHE_MAX_VALUE_BYTES + 64 KiB, room for the largest value however the client escapes it" allowed:"empty, or an integer from 1024 up"`
-	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" envDescription:"Deadline for a whole GraphQL request: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
+	GraphQLRequestTimeout time.Duration `env:"GRAPHQL_REQUEST_TIMEOUT" envDescription:"Deadline for a whole GraphQL request, from when its body has been read: cache operations that would start after it answer at once (NO_REPLY / not stored) instead of each waiting, and a request it ends before any field ran gets HTTP 503 DEADLINE_EXCEEDED; empty means twice REDIS_COMMAND_TIMEOUT" allowed:"empty, or a positive duration such as 1s"`
+	GraphQLBodyTimeout    time.Duration `env:"GRAPHQL_BODY_TIMEOUT" envDefault:"10s" envDescription:"Time a GraphQL request's body may take to arrive, from when its headers were read; beyond it HTTP 408 BODY_TIMEOUT (GRAPHQL_REQUEST_TIMEOUT starts only once the body is in)" allowed:"a positive duration such as 10s"`
+	GraphQLMaxInFlight    int           `env:"GRAPHQL_MAX_IN_FLIGHT" envDescription:"Most GraphQL requests this instance works on at once; beyond it a request is refused at once with HTTP 503 OVERLOADED and Retry-After instead of queueing (health endpoints are not counted); empty means 64 per CPU (GOMAXPROCS)" allowed:"empty, or an integer from 1 to 1000000"`
 	GraphQLIntrospection  string        `env:"GRAPHQL_INTROSPECTION" envDescription:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 	GraphQLPlayground     string        `env:"GRAPHQL_PLAYGROUND" envDescription:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envDescription:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
 
-	RateLimitRPS   float64 `env:"RATE_LIMIT_RPS" envDefault:"1000" envDescription:"Requests per second each token (or, for anonymous calls, each client address) may make to /graphql on this instance; 0 turns limiting off" allowed:"a number of 0 or more"`
-	RateLimitBurst int     `env:"RATE_LIMIT_BURST" envDefault:"2000" envDescription:"Requests a token or address may make at once above the steady rate" allowed:"an integer from 1 to 1000000"`
+	RateLimitRPS       float64 `env:"RATE_LIMIT_RPS" envDefault:"0" envDescription:"Requests per second each API token may make to /graphql on this instance, unless RATE_LIMIT_TOKENS gives it a limit of its own; 0 (the default) means tokens are not limited" allowed:"a number of 0 or more"`
+	RateLimitBurst     int     `env:"RATE_LIMIT_BURST" envDescription:"Requests a token may make at once above RATE_LIMIT_RPS; empty means twice RATE_LIMIT_RPS" allowed:"empty, or an integer from 1 to 1000000 with RATE_LIMIT_RPS above 0"`
+	RateLimitTokens    string  `env:"RATE_LIMIT_TOKENS" envDescription:"Limits of particular tokens, by token name: comma-separated name=rate/burst entries such as reporting=200/400,etl=50/100 (requests per second / at once; /burst left out means twice the rate); name=0 exempts that token from RATE_LIMIT_RPS" allowed:"comma-separated name=rate[/burst] entries, each name a token of API_TOKENS or API_TOKENS_FILE, rate a number of 0 or more, burst an integer from 1 to 1000000"`
+	RateLimitAnonymous string  `env:"RATE_LIMIT_ANONYMOUS" envDefault:"1000/2000" envDescription:"Limit of anonymous calls per client address, where they are allowed (development without tokens; elsewhere they are refused before any limit), as rate/burst; 0 turns it off" allowed:"0, or rate[/burst] with rate a number above 0 and burst an integer from 1 to 1000000"`
 
 	MetricsEnabled bool `env:"METRICS_ENABLED" envDefault:"true" envDescription:"Serve Prometheus metrics at /metrics" allowed:"true or false"`
 	MetricsPort    int  `env:"METRICS_PORT" envDescription:"Serve /metrics on this port instead of PORT (empty: on PORT)" allowed:"empty, or an integer from 1 to 65535 other than PORT"`
@@ -74,8 +80,13 @@ type Config struct {
 	Playground         bool          `env:"-"`
 	FieldSuggestions   bool          `env:"-"`
 	MaxRequestBytes    int64         `env:"-"`
+	MaxInFlight        int           `env:"-"`
 	AllowedOrigins     []string      `env:"-"`
 	Tokens             []Token       `env:"-"`
+	// TokenRateLimits holds every token's limit by name: its own from
+	// RATE_LIMIT_TOKENS, or else RATE_LIMIT_RPS and RATE_LIMIT_BURST.
+	TokenRateLimits    map[string]RateLimit `env:"-"`
+	AnonymousRateLimit RateLimit            `env:"-"`
 
 	// ignoredByURL is what IgnoredByURL reports, found by Load.
 	ignoredByURL []string
@@ -95,6 +106,57 @@ func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 // String hides the token's value too, so %v of a Token (or of a slice of
 // them, where slog does not call LogValue) shows only its name and scope.
 func (t Token) String() string { return t.Name + " (" + t.Scope + ")" }
+
+// RateLimit is a steady rate with bursts above it. A zero RPS means no
+// limit. (Its fields are set by Load, never read from the environment.)
+type RateLimit struct {
+	RPS   float64 `env:"-"`
+	Burst int     `env:"-"`
+}
+
+// Off reports whether l limits nothing.
+func (l RateLimit) Off() bool { return l.RPS == 0 }
+
+func (l RateLimit) String() string {
+	if l.Off() {
+		return "off"
+	}
+	return strconv.FormatFloat(l.RPS, 'g', -1, 64) + "/" + strconv.Itoa(l.Burst)
+}
+
+// maxBurst bounds every burst.
+const maxBurst = 1_000_000
+
+// defaultBurst is the burst of a limit given as a rate alone: two seconds'
+// worth, and at least one request.
+func defaultBurst(rps float64) int {
+	return int(min(maxBurst, max(1, math.Ceil(2*rps))))
+}
+
+// ParseRateLimit reads rate[/burst]: requests per second (0 for no limit)
+// and optionally how many may come at once; the burst defaults to twice
+// the rate.
+func ParseRateLimit(s string) (RateLimit, error) {
+	rate, burst, hasBurst := strings.Cut(strings.TrimSpace(s), "/")
+	rps, err := strconv.ParseFloat(rate, 64)
+	if err != nil || rps < 0 || math.IsInf(rps, 0) || math.IsNaN(rps) {
+		return RateLimit{}, fmt.Errorf("rate %q must be a number of 0 or more", rate)
+	}
+	if !hasBurst {
+		if rps == 0 {
+			return RateLimit{}, nil
+		}
+		return RateLimit{RPS: rps, Burst: defaultBurst(rps)}, nil
+	}
+	if rps == 0 {
+		return RateLimit{}, errors.New("a rate of 0 means no limit: leave the burst out")
+	}
+	b, err := strconv.Atoi(burst)
+	if err != nil || b < 1 || b > maxBurst {
+		return RateLimit{}, fmt.Errorf("burst %q must be an integer from 1 to %d", burst, maxBurst)
+	}
+	return RateLimit{RPS: rps, Burst: b}, nil
+}
 
 // Redis describes where Redis is and how the client treats it.
 type Redis struct {
@@ -150,6 +212,17 @@ type Cache struct {
 	Fallback         string        `env:"CACHE_FALLBACK" envDescription:"What answers while Redis is unavailable: none (reads miss, writes not stored) or memory (a bounded in-process store); empty means memory in development, none elsewhere and with a cluster" allowed:"empty, none or memory (not memory with a cluster)"`
 	FallbackMaxBytes int           `env:"CACHE_FALLBACK_MAX_BYTES" envDefault:"33554432" envDescription:"Size bound of the in-process fallback tier, in bytes" allowed:"an integer from 1024 to 1073741824"`
 }
+
+// InFlightPerCPU sizes the default GRAPHQL_MAX_IN_FLIGHT: this many per
+// CPU the process may use (GOMAXPROCS, which follows a container's CPU
+// limit). On the 2-core machine the service is built on, cacheSet
+// throughput peaked between 16 and 64 requests in flight (8 000 to 11 500
+// a second, p99 6 to 15 ms) and fell beyond (8 900 a second at 256, p99
+// 95 ms): past that, queueing only adds latency. 64 per CPU (128 there)
+// leaves room for requests waiting on a Redis across a network, which use
+// no CPU, and bounds memory: a request in flight holds its body and its
+// decoded value, about 2 MiB for a 1 MiB value (README, Limits).
+const InFlightPerCPU = 64
 
 // MaxKeyAllowance is room for a key and per-entry overhead beside the largest
 // value in the fallback tier.
@@ -375,11 +448,13 @@ func (c *Config) validate(environ map[string]string) error {
 		{"GRAPHQL_MAX_ALIASES", c.GraphQLMaxAliases >= 0 && c.GraphQLMaxAliases <= 1000, c.GraphQLMaxAliases},
 		{"GRAPHQL_MAX_OPERATIONS", c.GraphQLMaxOperations >= 1 && c.GraphQLMaxOperations <= 100, c.GraphQLMaxOperations},
 		{"GRAPHQL_MAX_BODY_BYTES", c.GraphQLMaxBodyBytes == 0 || c.GraphQLMaxBodyBytes >= 1024, c.GraphQLMaxBodyBytes},
+		{"GRAPHQL_MAX_IN_FLIGHT", c.GraphQLMaxInFlight >= 0 && c.GraphQLMaxInFlight <= 1_000_000, c.GraphQLMaxInFlight},
 		{"GRAPHQL_INTROSPECTION", oneOf(c.GraphQLIntrospection, "", "true", "false"), c.GraphQLIntrospection},
 		{"GRAPHQL_REQUEST_TIMEOUT", c.GraphQLRequestTimeout >= 0, c.GraphQLRequestTimeout},
+		{"GRAPHQL_BODY_TIMEOUT", c.GraphQLBodyTimeout > 0, c.GraphQLBodyTimeout},
 		{"GRAPHQL_PLAYGROUND", oneOf(c.GraphQLPlayground, "", "true", "false"), c.GraphQLPlayground},
-		{"RATE_LIMIT_RPS", c.RateLimitRPS >= 0, c.RateLimitRPS},
-		{"RATE_LIMIT_BURST", c.RateLimitBurst >= 1 && c.RateLimitBurst <= 1000000, c.RateLimitBurst},
+		{"RATE_LIMIT_RPS", c.RateLimitRPS >= 0 && !math.IsInf(c.RateLimitRPS, 0), c.RateLimitRPS},
+		{"RATE_LIMIT_BURST", c.RateLimitBurst == 0 || c.RateLimitBurst >= 1 && c.RateLimitBurst <= maxBurst && c.RateLimitRPS > 0, c.RateLimitBurst},
 		{"METRICS_PORT", c.MetricsPort >= 0 && c.MetricsPort <= 65535 && (c.MetricsPort == 0 || c.MetricsPort != c.Port), c.MetricsPort},
 	}
 	for _, ch := range checks {
@@ -463,6 +538,10 @@ func (c *Config) resolveAPI(dev bool) error {
 	if c.MaxRequestBytes == 0 {
 		c.MaxRequestBytes = 4*int64(c.Cache.MaxValueBytes) + 64<<10
 	}
+	c.MaxInFlight = c.GraphQLMaxInFlight
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = InFlightPerCPU * runtime.GOMAXPROCS(0)
+	}
 
 	c.AllowedOrigins = trimAll(c.CORSAllowedOrigins)
 	if c.AllowedOrigins == nil && dev {
@@ -499,6 +578,57 @@ func (c *Config) resolveAPI(dev bool) error {
 		return &Error{Var: "API_TOKENS", Value: "", Allowed: "at least one token in " + c.AppEnv + " (API_TOKENS or API_TOKENS_FILE): without one, anyone who reaches the port could read and overwrite the cache"}
 	}
 	c.Tokens = tokens
+	return c.resolveRateLimits()
+}
+
+// resolveRateLimits gives every token its limit, and anonymous callers
+// theirs. A RATE_LIMIT_TOKENS entry for a name no token has is refused: a
+// typo would otherwise leave the token it meant unlimited, silently.
+func (c *Config) resolveRateLimits() error {
+	anon, err := ParseRateLimit(c.RateLimitAnonymous)
+	if err != nil {
+		return &Error{Var: "RATE_LIMIT_ANONYMOUS", Value: c.RateLimitAnonymous, Allowed: "rate[/burst] or 0: " + err.Error()}
+	}
+	c.AnonymousRateLimit = anon
+	byDefault := RateLimit{}
+	if c.RateLimitRPS > 0 {
+		byDefault = RateLimit{RPS: c.RateLimitRPS, Burst: c.RateLimitBurst}
+		if byDefault.Burst == 0 {
+			byDefault.Burst = defaultBurst(c.RateLimitRPS)
+		}
+	}
+	c.TokenRateLimits = make(map[string]RateLimit, len(c.Tokens))
+	for _, t := range c.Tokens {
+		c.TokenRateLimits[t.Name] = byDefault
+	}
+	bad := func(format string, args ...any) error {
+		return &Error{Var: "RATE_LIMIT_TOKENS", Value: c.RateLimitTokens, Allowed: "name=rate[/burst] entries: " + fmt.Sprintf(format, args...)}
+	}
+	own := map[string]bool{}
+	n := 0
+	for entry := range strings.SplitSeq(c.RateLimitTokens, ",") {
+		if entry = strings.TrimSpace(entry); entry == "" {
+			continue
+		}
+		n++
+		name, spec, ok := strings.Cut(entry, "=")
+		name = strings.TrimSpace(name)
+		switch {
+		case !ok || name == "":
+			return bad("entry %d is not name=rate/burst", n)
+		case own[name]:
+			return bad("entry %d: %s appears twice", n, name)
+		}
+		if _, known := c.TokenRateLimits[name]; !known {
+			return bad("entry %d: no token is named %s in API_TOKENS or API_TOKENS_FILE", n, name)
+		}
+		limit, err := ParseRateLimit(spec)
+		if err != nil {
+			return bad("entry %d (%s): %v", n, name, err)
+		}
+		own[name] = true
+		c.TokenRateLimits[name] = limit
+	}
 	return nil
 }
 
@@ -769,10 +899,22 @@ func (c Config) LogValue() slog.Value {
 			slog.Bool("introspection", c.Introspection),
 			slog.Bool("playground", c.Playground),
 			slog.Any("corsOrigins", c.AllowedOrigins),
-			slog.Float64("rateLimitRPS", c.RateLimitRPS),
+			slog.Int("maxInFlight", c.MaxInFlight),
+			slog.String("tokenRateLimits", rateLimitsByName(c.TokenRateLimits)),
+			slog.String("anonymousRateLimit", c.AnonymousRateLimit.String()),
 		),
 		slog.String("fallback", c.Cache.Fallback),
 	)
+}
+
+// rateLimitsByName shows limits as name=rate/burst, sorted by name.
+func rateLimitsByName(limits map[string]RateLimit) string {
+	names := slices.Sorted(maps.Keys(limits))
+	out := make([]string, len(names))
+	for i, name := range names {
+		out[i] = name + "=" + limits[name].String()
+	}
+	return strings.Join(out, ",")
 }
 
 // IgnoredByURL lists the discrete Redis variables that were set (in the

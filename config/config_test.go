@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -65,6 +66,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"Redis.HealthInterval", cfg.Redis.HealthInterval, 5 * time.Second},
 		{"Redis.Source", cfg.Redis.Source, "REDIS_HOST"},
 		{"Cache.MaxValueBytes", cfg.Cache.MaxValueBytes, 1 << 20},
+		{"MaxInFlight", cfg.MaxInFlight, InFlightPerCPU * runtime.GOMAXPROCS(0)},
+		{"TokenRateLimit default", cfg.RateLimitRPS, 0.0},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -175,6 +178,19 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"fallback mode", map[string]string{"CACHE_FALLBACK": "disk"}, "CACHE_FALLBACK", []string{"none or memory"}, nil},
 		{"drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "-1s"}, "SHUTDOWN_DRAIN_DELAY", nil, nil},
 		{"metrics port equals port", map[string]string{"PORT": "7000", "METRICS_PORT": "7000"}, "METRICS_PORT", nil, nil},
+		{"in-flight bound", map[string]string{"GRAPHQL_MAX_IN_FLIGHT": "-1"}, "GRAPHQL_MAX_IN_FLIGHT", []string{"1 to 1000000"}, nil},
+		{"rate not finite", map[string]string{"RATE_LIMIT_RPS": "Inf"}, "RATE_LIMIT_RPS", []string{"0 or more"}, nil},
+		{"burst without a rate", map[string]string{"RATE_LIMIT_BURST": "50"}, "RATE_LIMIT_BURST", []string{"RATE_LIMIT_RPS above 0"}, nil},
+		{"burst too large", map[string]string{"RATE_LIMIT_RPS": "10", "RATE_LIMIT_BURST": "2000000"}, "RATE_LIMIT_BURST", []string{"1000000"}, nil},
+		{"token limit without =", map[string]string{"API_TOKENS": testToken, "RATE_LIMIT_TOKENS": "ops:200/400"}, "RATE_LIMIT_TOKENS", []string{"entry 1 is not name=rate/burst"}, []string{"0123456789abcdef"}},
+		{"token limit for an unknown token", map[string]string{"API_TOKENS": testToken, "RATE_LIMIT_TOKENS": "ops=5,opz=200/400"}, "RATE_LIMIT_TOKENS", []string{"entry 2", "no token is named opz"}, nil},
+		{"token limit twice", map[string]string{"API_TOKENS": testToken, "RATE_LIMIT_TOKENS": "ops=5,ops=6"}, "RATE_LIMIT_TOKENS", []string{"ops appears twice"}, nil},
+		{"token limit rate", map[string]string{"API_TOKENS": testToken, "RATE_LIMIT_TOKENS": "ops=fast/400"}, "RATE_LIMIT_TOKENS", []string{"entry 1 (ops)", `rate "fast"`}, nil},
+		{"token limit burst", map[string]string{"API_TOKENS": testToken, "RATE_LIMIT_TOKENS": "ops=200/0"}, "RATE_LIMIT_TOKENS", []string{`burst "0"`, "1 to 1000000"}, nil},
+		{"token limit of 0 with a burst", map[string]string{"API_TOKENS": testToken, "RATE_LIMIT_TOKENS": "ops=0/10"}, "RATE_LIMIT_TOKENS", []string{"leave the burst out"}, nil},
+		{"token limit without tokens", map[string]string{"RATE_LIMIT_TOKENS": "ops=5"}, "RATE_LIMIT_TOKENS", []string{"no token is named ops"}, nil},
+		{"anonymous limit", map[string]string{"RATE_LIMIT_ANONYMOUS": "-1"}, "RATE_LIMIT_ANONYMOUS", []string{`RATE_LIMIT_ANONYMOUS="-1"`, "0 or more"}, nil},
+		{"anonymous burst", map[string]string{"RATE_LIMIT_ANONYMOUS": "10/x"}, "RATE_LIMIT_ANONYMOUS", []string{`burst "x"`}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -562,5 +578,37 @@ func TestAPIDefaultsByEnvironment(t *testing.T) {
 	}
 	if _, err := load(map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "CORS_ALLOWED_ORIGINS": "*"}); err == nil {
 		t.Error("CORS_ALLOWED_ORIGINS=* loaded in production; want it refused")
+	}
+}
+
+func TestRateLimits(t *testing.T) {
+	t.Parallel()
+	const tokens = "erp:write:0123456789abcdef,reporting:read:fedcba9876543210,etl:write:aaaabbbbccccdddd"
+	tests := []struct {
+		name      string
+		env       map[string]string
+		tokens    string // name=limit, sorted
+		anonymous string
+	}{
+		{"defaults: tokens unlimited", map[string]string{"API_TOKENS": tokens}, "erp=off,etl=off,reporting=off", "1000/2000"},
+		{"a rate for every token, burst twice it", map[string]string{"API_TOKENS": tokens, "RATE_LIMIT_RPS": "100"}, "erp=100/200,etl=100/200,reporting=100/200", "1000/2000"},
+		{"rate and burst", map[string]string{"API_TOKENS": tokens, "RATE_LIMIT_RPS": "0.5", "RATE_LIMIT_BURST": "3"}, "erp=0.5/3,etl=0.5/3,reporting=0.5/3", "1000/2000"},
+		{"small rate, burst at least one", map[string]string{"API_TOKENS": tokens, "RATE_LIMIT_RPS": "0.2"}, "erp=0.2/1,etl=0.2/1,reporting=0.2/1", "1000/2000"},
+		{"by name, others unlimited", map[string]string{"API_TOKENS": tokens, "RATE_LIMIT_TOKENS": " reporting=200/400, etl=50 "}, "erp=off,etl=50/100,reporting=200/400", "1000/2000"},
+		{"by name beside a default, one exempt", map[string]string{"API_TOKENS": tokens, "RATE_LIMIT_RPS": "10", "RATE_LIMIT_TOKENS": "erp=0,etl=50/100"}, "erp=off,etl=50/100,reporting=10/20", "1000/2000"},
+		{"anonymous off", map[string]string{"RATE_LIMIT_ANONYMOUS": "0"}, "", "off"},
+		{"anonymous rate only", map[string]string{"RATE_LIMIT_ANONYMOUS": "5"}, "", "5/10"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, _ := loadExpecting(t, tt.env, "")
+			if got := rateLimitsByName(cfg.TokenRateLimits); got != tt.tokens {
+				t.Errorf("TokenRateLimits = %s; want %s", got, tt.tokens)
+			}
+			if got := cfg.AnonymousRateLimit.String(); got != tt.anonymous {
+				t.Errorf("AnonymousRateLimit = %s; want %s", got, tt.anonymous)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph"
+	"github.com/school-erp/cache-service/internal/auth"
 	"github.com/school-erp/cache-service/internal/redistest"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkGraphQLCacheGet(b *testing.B) {
 		if _, err := c.SetValue(ctx, "bench", map[string]any{"student": "Ada", "grades": []int{95, 87, 91}}, 0); err != nil {
 			b.Fatal(err)
 		}
-		h := graph.NewHandler(&graph.Resolver{Cache: c}, graph.HandlerOptions{})
+		h := graph.NewHandler(&graph.Resolver{Cache: c}, graph.HandlerOptions{Auth: auth.OpenAccess()})
 		const body = `{"query":"query($k:String!){cacheGet(key:$k)}","variables":{"k":"bench"}}`
 		b.Run(mode.name, func(b *testing.B) {
 			b.ReportAllocs()

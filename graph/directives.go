@@ -21,15 +21,18 @@ var scopes = map[model.Scope]auth.Scope{
 }
 
 // authDirective implements @auth: it runs before the field's resolver, so
-// a refused mutation stores nothing. With no tokens configured (allowed in
-// development only) every field is open.
+// a refused mutation stores nothing. It fails closed: a nil authenticator
+// refuses every field, and only auth.OpenAccess (development without
+// tokens) opens them all.
 func authDirective(a *auth.Authenticator) func(ctx context.Context, obj any, next graphql.Resolver, scope model.Scope) (any, error) {
 	return func(ctx context.Context, _ any, next graphql.Resolver, scope model.Scope) (any, error) {
-		if a == nil || a.Open() {
+		if a.Open() {
 			return next(ctx)
 		}
 		caller := auth.FromContext(ctx)
 		switch {
+		case a == nil:
+			return nil, coded(CodeForbidden, "no authenticator is configured on this service; every field is refused")
 		case !caller.Authenticated() && caller.Presented:
 			return nil, coded(CodeUnauthenticated, "the bearer token is not valid")
 		case !caller.Authenticated():

@@ -32,7 +32,8 @@ type HandlerOptions struct {
 	// NoSuggestions drops "did you mean" hints from validation errors,
 	// which would tell an anonymous caller the schema's field names.
 	NoSuggestions bool
-	// Auth decides who may resolve each field (@auth); nil allows all.
+	// Auth decides who may resolve each field (@auth). Nil refuses every
+	// field; auth.OpenAccess() allows all.
 	Auth *auth.Authenticator
 	// Limits bound each request.
 	Limits Limits

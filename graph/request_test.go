@@ -18,6 +18,7 @@ import (
 	"github.com/vektah/gqlparser/v2/parser"
 
 	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/internal/auth"
 )
 
 // stubCache answers every key with the same value, without Redis: enough
@@ -55,9 +56,9 @@ func (stubCache) Health() cache.Health { return cache.Health{Status: cache.Statu
 // gqlgen's transport.POST; for every request gqlgen can decode, both answer
 // with the same status, content type and body.
 func TestPOSTTransportMatchesGqlgens(t *testing.T) {
-	ours := NewHandler(&Resolver{Cache: stubCache{}}, HandlerOptions{Introspection: true})
+	ours := NewHandler(&Resolver{Cache: stubCache{}}, HandlerOptions{Introspection: true, Auth: auth.OpenAccess()})
 	theirs := func() http.Handler {
-		srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Cache: stubCache{}}, Directives: DirectiveRoot{Auth: authDirective(nil)}}))
+		srv := handler.New(NewExecutableSchema(Config{Resolvers: &Resolver{Cache: stubCache{}}, Directives: DirectiveRoot{Auth: authDirective(auth.OpenAccess())}}))
 		srv.AddTransport(transport.POST{})
 		srv.Use(warnings{})
 		srv.SetErrorPresenter(presentError(slog.New(slog.DiscardHandler)))

@@ -53,9 +53,13 @@ type entry struct {
 // Authenticator checks bearer tokens.
 type Authenticator struct {
 	tokens []entry
+	open   bool
 }
 
-// New returns an Authenticator for tokens; with none, Open reports true.
+// New returns an Authenticator that knows tokens. With none it knows no
+// caller, so everything that needs a caller is refused: an empty token
+// list (a file that came up empty, say) never opens the API. OpenAccess
+// is the one way to do that.
 func New(tokens []Token) *Authenticator {
 	a := &Authenticator{}
 	for _, t := range tokens {
@@ -64,9 +68,15 @@ func New(tokens []Token) *Authenticator {
 	return a
 }
 
-// Open reports whether no tokens are configured: everything is allowed (a
-// development setting; the configuration refuses it elsewhere).
-func (a *Authenticator) Open() bool { return len(a.tokens) == 0 }
+// OpenAccess returns an Authenticator that lets every caller do
+// everything, token or not: development without tokens (the configuration
+// refuses it elsewhere). Asking for it by name keeps an open API a
+// decision, never a default.
+func OpenAccess() *Authenticator { return &Authenticator{open: true} }
+
+// Open reports whether a is OpenAccess: every caller may do everything.
+// Nil is not open.
+func (a *Authenticator) Open() bool { return a != nil && a.open }
 
 // Identify reads the Authorization header. Every configured token is
 // compared, each in constant time on fixed-length digests, so the time

@@ -12,6 +12,7 @@ import (
 
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph"
+	"github.com/school-erp/cache-service/internal/auth"
 	"github.com/school-erp/cache-service/internal/redistest"
 )
 
@@ -33,7 +34,7 @@ func startService(t *testing.T) (*httptest.Server, *cache.Client) {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", graph.NewHandler(&graph.Resolver{Cache: c}, graph.HandlerOptions{Introspection: true}))
+	mux.Handle("/graphql", graph.NewHandler(&graph.Resolver{Cache: c}, graph.HandlerOptions{Introspection: true, Auth: auth.OpenAccess()}))
 	Mount(mux, "School ERP cache", "/graphql")
 	ts := httptest.NewServer(mux) // 127.0.0.1, a free port
 	t.Cleanup(ts.Close)

@@ -1,9 +1,12 @@
 // Package ratelimit limits requests per caller with token buckets kept in
-// process memory, so it keeps working when Redis is down.
+// process memory, so it keeps working when Redis is down. Each API token
+// has a limit of its own (or none); anonymous callers are limited per
+// client address.
 package ratelimit
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -13,58 +16,124 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// maxCallers bounds how many buckets are kept: a client spraying source
-// addresses must not grow memory without limit. Idle buckets expire.
+// maxCallers bounds how many anonymous buckets are kept: a client spraying
+// source addresses must not grow memory without limit. Idle buckets expire.
 const (
 	maxCallers = 100_000
 	idleExpiry = 10 * time.Minute
 )
 
-// Limiter allows each caller rps requests per second with bursts of burst.
-type Limiter struct {
-	rps     rate.Limit
-	burst   int
-	buckets *otter.Cache[string, *rate.Limiter]
+// Limit is a steady rate in requests per second with bursts of Burst
+// above it. A zero Rate means no limit.
+type Limit struct {
+	Rate  float64
+	Burst int
 }
 
-// New returns a Limiter, or nil (no limiting) when rps is 0.
-func New(rps float64, burst int) (*Limiter, error) {
-	if rps <= 0 {
+// Options say who is limited how. The zero value limits nobody.
+type Options struct {
+	// Tokens maps a token's name to its limit. A token not in it, or with
+	// a zero Rate, is not limited.
+	Tokens map[string]Limit
+	// Anonymous limits each client address of calls without a token.
+	Anonymous Limit
+}
+
+// Limiter keeps one bucket per token and one per anonymous client address.
+type Limiter struct {
+	// tokens is built by New and only read after: no lock.
+	tokens    map[string]*bucket
+	anonymous *refusal // nil: anonymous calls are not limited
+	addrs     *otter.Cache[string, *rate.Limiter]
+}
+
+// bucket is one token's bucket and what its refusals say.
+type bucket struct {
+	*rate.Limiter
+	refusal *refusal
+}
+
+// refusal is the 429 response for one limit, made once.
+type refusal struct {
+	limit      Limit
+	body       []byte
+	retryAfter string
+}
+
+func newRefusal(l Limit) *refusal {
+	return &refusal{
+		limit: l,
+		body:  fmt.Appendf(nil, `{"errors":[{"message":"rate limit exceeded: at most %g requests per second, bursts of %d","extensions":{"code":"RATE_LIMITED"}}]}`, l.Rate, l.Burst),
+		// One request's worth of the rate: when the bucket has room again.
+		retryAfter: strconv.Itoa(max(1, int(math.Ceil(1/l.Rate)))),
+	}
+}
+
+// New returns a Limiter, or nil (no limiting at all) when no limit is on.
+func New(opts Options) (*Limiter, error) {
+	l := &Limiter{tokens: map[string]*bucket{}}
+	for name, limit := range opts.Tokens {
+		if limit.Rate > 0 {
+			l.tokens[name] = &bucket{Limiter: rate.NewLimiter(rate.Limit(limit.Rate), limit.Burst), refusal: newRefusal(limit)}
+		}
+	}
+	if opts.Anonymous.Rate > 0 {
+		addrs, err := otter.New(&otter.Options[string, *rate.Limiter]{
+			MaximumSize:      maxCallers,
+			ExpiryCalculator: otter.ExpiryAccessing[string, *rate.Limiter](idleExpiry),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("rate limiter: %w", err)
+		}
+		l.anonymous, l.addrs = newRefusal(opts.Anonymous), addrs
+	}
+	if len(l.tokens) == 0 && l.anonymous == nil {
 		return nil, nil
 	}
-	buckets, err := otter.New(&otter.Options[string, *rate.Limiter]{
-		MaximumSize:      maxCallers,
-		ExpiryCalculator: otter.ExpiryAccessing[string, *rate.Limiter](idleExpiry),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("rate limiter: %w", err)
-	}
-	return &Limiter{rps: rate.Limit(rps), burst: burst, buckets: buckets}, nil
+	return l, nil
 }
 
-// Allow takes one request from caller's bucket.
-func (l *Limiter) Allow(caller string) bool {
-	b, ok := l.buckets.GetIfPresent(caller)
+// allow takes one request from the bucket of token (or, for "", of addr)
+// and returns the refusal to send when there was none left.
+func (l *Limiter) allow(token, addr string) *refusal {
+	if token != "" {
+		b, ok := l.tokens[token]
+		if !ok || b.Allow() {
+			return nil
+		}
+		return b.refusal
+	}
+	if l.anonymous == nil {
+		return nil
+	}
+	b, ok := l.addrs.GetIfPresent(addr)
 	if !ok {
-		b, _ = l.buckets.SetIfAbsent(caller, rate.NewLimiter(l.rps, l.burst))
+		b, _ = l.addrs.SetIfAbsent(addr, rate.NewLimiter(rate.Limit(l.anonymous.limit.Rate), l.anonymous.limit.Burst))
 	}
-	return b.Allow()
+	if b.Allow() {
+		return nil
+	}
+	return l.anonymous
 }
 
-// Middleware answers 429 with a GraphQL error (code RATE_LIMITED) once the
-// caller named by callerOf has used its bucket.
-func (l *Limiter) Middleware(callerOf func(*http.Request) string, next http.Handler) http.Handler {
+// Middleware answers 429 with a GraphQL error (code RATE_LIMITED) and
+// Retry-After once the caller has used its bucket. tokenOf names the
+// token a request carries, "" for an anonymous one, which counts against
+// its client address.
+func (l *Limiter) Middleware(tokenOf func(*http.Request) string, next http.Handler) http.Handler {
 	if l == nil {
 		return next
 	}
-	body := fmt.Sprintf(`{"errors":[{"message":"rate limit exceeded: at most %g requests per second, bursts of %d","extensions":{"code":"RATE_LIMITED"}}]}`, float64(l.rps), l.burst)
-	retry := strconv.Itoa(max(1, int(1/float64(l.rps))))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !l.Allow(callerOf(r)) {
+		token, addr := tokenOf(r), ""
+		if token == "" {
+			addr = ClientAddr(r)
+		}
+		if refused := l.allow(token, addr); refused != nil {
 			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Retry-After", retry)
+			w.Header().Set("Retry-After", refused.retryAfter)
 			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write([]byte(body))
+			_, _ = w.Write(refused.body)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -73,8 +142,8 @@ func (l *Limiter) Middleware(callerOf func(*http.Request) string, next http.Hand
 
 // Close stops the bucket store's background work.
 func (l *Limiter) Close() {
-	if l != nil {
-		l.buckets.StopAllGoroutines()
+	if l != nil && l.addrs != nil {
+		l.addrs.StopAllGoroutines()
 	}
 }
 
