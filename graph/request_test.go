@@ -50,6 +50,10 @@ func (stubCache) Exists(context.Context, string) (bool, cache.Backend, error) {
 	return true, cache.BackendRedis, nil
 }
 
+func (stubCache) SetWith(context.Context, string, json.RawMessage, cache.SetOptions) (cache.SetResult, error) {
+	return cache.SetResult{Backend: cache.BackendRedis}, nil
+}
+
 func (stubCache) Health() cache.Health { return cache.Health{Status: cache.StatusConnected} }
 
 // TestPOSTTransportMatchesGqlgens: the POST transport stands in for
