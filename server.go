@@ -347,7 +347,10 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 			Aliases:    cfg.GraphQLMaxAliases,
 			Operations: cfg.GraphQLMaxOperations,
 		},
-		Logger: logger,
+		QueryCacheBytes:          cfg.GraphQLQueryCacheBytes,
+		PersistedQueryCacheBytes: cfg.GraphQLAPQCacheBytes,
+		MaxCachedDocumentBytes:   cfg.GraphQLCacheMaxDocumentBytes,
+		Logger:                   logger,
 	})
 	// Outermost first: answer CORS, identify the caller, limit its rate,
 	// refuse oversized bodies (a chunked body is read only once the caller

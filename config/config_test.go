@@ -65,6 +65,9 @@ func TestLoadDefaults(t *testing.T) {
 		{"Redis.HealthInterval", cfg.Redis.HealthInterval, 5 * time.Second},
 		{"Redis.Source", cfg.Redis.Source, "REDIS_HOST"},
 		{"Cache.MaxValueBytes", cfg.Cache.MaxValueBytes, 1 << 20},
+		{"GraphQLQueryCacheBytes", cfg.GraphQLQueryCacheBytes, 4 << 20},
+		{"GraphQLAPQCacheBytes", cfg.GraphQLAPQCacheBytes, 4 << 20},
+		{"GraphQLCacheMaxDocumentBytes", cfg.GraphQLCacheMaxDocumentBytes, 64 << 10},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -174,6 +177,8 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"fallback mode", map[string]string{"CACHE_FALLBACK": "disk"}, "CACHE_FALLBACK", []string{"none or memory"}, nil},
 		{"drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "-1s"}, "SHUTDOWN_DRAIN_DELAY", nil, nil},
 		{"metrics port equals port", map[string]string{"PORT": "7000", "METRICS_PORT": "7000"}, "METRICS_PORT", nil, nil},
+		{"query cache too small", map[string]string{"GRAPHQL_QUERY_CACHE_BYTES": "1000"}, "GRAPHQL_QUERY_CACHE_BYTES", []string{"65536"}, nil},
+		{"cached document larger than a cache", map[string]string{"GRAPHQL_APQ_CACHE_BYTES": "65536", "GRAPHQL_CACHE_MAX_DOCUMENT_BYTES": "100000"}, "GRAPHQL_CACHE_MAX_DOCUMENT_BYTES", []string{"GRAPHQL_APQ_CACHE_BYTES"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
