@@ -48,6 +48,15 @@ func memory(t *testing.T, pid int) (rss, peak int64) {
 	return rss, peak
 }
 
+// resetPeak sets the process's VmHWM to its current RSS (clear_refs 5), so
+// that the next peak read is the peak since now.
+func resetPeak(t *testing.T, pid int) {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Skipf("cannot reset the peak RSS: %v", err)
+	}
+}
+
 // postRaw sends body as it is (no re-encoding: Go's encoder would repair
 // invalid UTF-8 on the way) and decodes the response.
 func postRaw(t *testing.T, url, bearer, body string) fullResponse {
@@ -129,9 +138,129 @@ func TestDocumentCachesAreBoundedInBytes(t *testing.T) {
 	}
 }
 
-// TestDocumentCacheDefaultsAgree: the defaults config documents are the
+// bigValue writes a value of n bytes of JSON directly to Redis at key (the
+// service would not take it in one request with every limit at its
+// default; another program may have written it).
+func bigValue(t *testing.T, srv *redistest.Server, key string, n int) {
+	t.Helper()
+	if _, err := srv.Do(t, "SET", "school-erp:"+key, `"`+strings.Repeat("v", n-2)+`"`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// keysQuery is a query of cacheGetMany fields, each aliased and reading the
+// keys given for it.
+func keysQuery(fields map[string][]string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for alias, keys := range fields {
+		k, _ := json.Marshal(keys)
+		fmt.Fprintf(&b, " %s: cacheGetMany(keys: %s)", alias, k)
+	}
+	b.WriteString(" }")
+	return b.String()
+}
+
+// TestResponseBudget: the values a request would return are counted as they
+// are read, and past GRAPHQL_MAX_RESPONSE_BYTES the request is refused with
+// RESPONSE_TOO_LARGE, naming the fields. Two aliased cacheGetMany of 100 ×
+// a 1 MB key once built a 190 MiB response and grew the process by about
+// 860 MiB.
+func TestResponseBudget(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "LOG_FORMAT": "json"})
+	pid := p.cmd.Process.Pid
+	p.set(t, "small", 1)
+	bigValue(t, srv, "big", 1000000)
+
+	query := keysQuery(map[string][]string{"a": keyList(100, func(int) string { return "big" }), "b": keyList(100, func(int) string { return "big" })})
+	body, _ := json.Marshal(map[string]any{"query": query})
+	// Warm up: the same shape, small.
+	small := keysQuery(map[string][]string{"a": keyList(100, func(int) string { return "small" }), "b": keyList(100, func(int) string { return "small" })})
+	smallBody, _ := json.Marshal(map[string]any{"query": small})
+	if r := postRaw(t, p.url, "", string(smallBody)); r.code() != "" {
+		t.Fatalf("100 small keys twice: %+v", r.Errors)
+	}
+	time.Sleep(200 * time.Millisecond)
+	before, _ := memory(t, pid)
+	resetPeak(t, pid)
+	r := postRaw(t, p.url, "", string(body))
+	after, peak := memory(t, pid)
+	t.Logf("RSS %d MiB before; after the request %d MiB, peak %d MiB: peak growth %.1f MiB",
+		before/mib, after/mib, peak/mib, float64(peak-before)/mib)
+	if r.code() != "RESPONSE_TOO_LARGE" || len(r.Errors) != 1 || string(r.Data) != "null" {
+		t.Errorf("two cacheGetMany of 100 × a 1 MB value = HTTP %d, data %.100s, errors %+v; want data null and one RESPONSE_TOO_LARGE", r.status, r.Data, r.Errors)
+	} else if e := r.Errors[0]; fmt.Sprint(e.Extensions["fields"]) != "[a b]" || !strings.Contains(e.Message, "a (") || !strings.Contains(e.Message, "b (") || !strings.Contains(e.Message, "GRAPHQL_MAX_RESPONSE_BYTES") {
+		t.Errorf("error %+v does not name the fields a and b and the limit", e)
+	}
+	if len(r.Errors) > 0 {
+		t.Log(r.Errors[0].Message)
+	}
+	if grew := peak - before; grew >= 150*mib {
+		t.Errorf("the refused request grew the process by %.1f MiB at its peak; want less than 150 MiB", float64(grew)/mib)
+	}
+	if strings.Contains(p.stdout.String(), `"level":"ERROR"`) {
+		t.Errorf("a refused response was logged as an error:\n%.2000s", p.stdout)
+	}
+}
+
+// TestWorstResponses measures the peak memory of the largest requests the
+// default limits allow: the largest response (values up to
+// GRAPHQL_MAX_RESPONSE_BYTES, from distinct keys each as large as
+// CACHE_MAX_VALUE_BYTES allows), and the largest refused one (every key of
+// two cacheGetMany a distinct value of that size). README quotes the
+// figures: go test -run TestWorstResponses -v .
+func TestWorstResponses(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	host, port, _ := strings.Cut(srv.Addr, ":")
+	const valueBytes = 1 << 20 // CACHE_MAX_VALUE_BYTES
+	for i := range 200 {
+		bigValue(t, srv, fmt.Sprintf("big%d", i), valueBytes)
+	}
+	tests := []struct {
+		name     string
+		fields   map[string][]string
+		wantCode string
+		// limit on the peak growth of RSS, in MiB
+		limit int64
+	}{
+		{"16 distinct 1 MiB values (16 MiB: the budget)", map[string][]string{"a": keyList(16, func(i int) string { return fmt.Sprintf("big%d", i) })}, "", 150},
+		{"two cacheGetMany of 100 distinct 1 MiB values (refused)", map[string][]string{
+			"a": keyList(100, func(i int) string { return fmt.Sprintf("big%d", i) }),
+			"b": keyList(100, func(i int) string { return fmt.Sprintf("big%d", 100+i) }),
+		}, "RESPONSE_TOO_LARGE", 100},
+	}
+	for _, tt := range tests {
+		// A process of its own for each: the heap one request leaves
+		// behind would hide the next one's growth.
+		p := startBinary(t, map[string]string{"REDIS_HOST": host, "REDIS_PORT": port, "LOG_FORMAT": "json"})
+		pid := p.cmd.Process.Pid
+		p.set(t, "small", 1)
+		body, _ := json.Marshal(map[string]any{"query": keysQuery(tt.fields)})
+		time.Sleep(200 * time.Millisecond)
+		before, _ := memory(t, pid)
+		resetPeak(t, pid)
+		r := postRaw(t, p.url, "", string(body))
+		_, peak := memory(t, pid)
+		t.Logf("%s: RSS %d MiB before, peak %d MiB: peak growth %.1f MiB", tt.name, before/mib, peak/mib, float64(peak-before)/mib)
+		if r.code() != tt.wantCode {
+			t.Errorf("%s: code %q (%.300s); want %q", tt.name, r.code(), fmt.Sprint(r.Errors), tt.wantCode)
+		}
+		if tt.wantCode != "" && len(r.Errors) > 0 {
+			t.Logf("%s: %s", tt.name, r.Errors[0].Message)
+		}
+		if grew := peak - before; grew >= tt.limit*mib {
+			t.Errorf("%s: peak growth %.1f MiB; want less than %d MiB", tt.name, float64(grew)/mib, tt.limit)
+		}
+	}
+}
+
+// TestGraphDefaultsAgree: the defaults config documents are the
 // ones graph applies.
-func TestDocumentCacheDefaultsAgree(t *testing.T) {
+func TestGraphDefaultsAgree(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load(func(string) string { return "" }, nil)
 	if err != nil {
@@ -144,6 +273,7 @@ func TestDocumentCacheDefaultsAgree(t *testing.T) {
 		{"GRAPHQL_QUERY_CACHE_BYTES", cfg.GraphQLQueryCacheBytes, graph.DefaultQueryCacheBytes},
 		{"GRAPHQL_APQ_CACHE_BYTES", cfg.GraphQLAPQCacheBytes, graph.DefaultPersistedQueryCacheBytes},
 		{"GRAPHQL_CACHE_MAX_DOCUMENT_BYTES", cfg.GraphQLCacheMaxDocumentBytes, graph.DefaultMaxCachedDocumentBytes},
+		{"GRAPHQL_MAX_RESPONSE_BYTES", cfg.GraphQLMaxResponseBytes, graph.DefaultMaxResponseBytes},
 	} {
 		if d.config != d.graph {
 			t.Errorf("%s defaults to %d; graph's default is %d", d.name, d.config, d.graph)

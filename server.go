@@ -350,6 +350,8 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		QueryCacheBytes:          cfg.GraphQLQueryCacheBytes,
 		PersistedQueryCacheBytes: cfg.GraphQLAPQCacheBytes,
 		MaxCachedDocumentBytes:   cfg.GraphQLCacheMaxDocumentBytes,
+		MaxResponseBytes:         cfg.GraphQLMaxResponseBytes,
+		MaxValueBytes:            cfg.Cache.MaxValueBytes,
 		Logger:                   logger,
 	})
 	// Outermost first: answer CORS, identify the caller, limit its rate,

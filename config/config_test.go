@@ -68,6 +68,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"GraphQLQueryCacheBytes", cfg.GraphQLQueryCacheBytes, 4 << 20},
 		{"GraphQLAPQCacheBytes", cfg.GraphQLAPQCacheBytes, 4 << 20},
 		{"GraphQLCacheMaxDocumentBytes", cfg.GraphQLCacheMaxDocumentBytes, 64 << 10},
+		{"GraphQLMaxResponseBytes", cfg.GraphQLMaxResponseBytes, 16 << 20},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -178,6 +179,7 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"drain delay", map[string]string{"SHUTDOWN_DRAIN_DELAY": "-1s"}, "SHUTDOWN_DRAIN_DELAY", nil, nil},
 		{"metrics port equals port", map[string]string{"PORT": "7000", "METRICS_PORT": "7000"}, "METRICS_PORT", nil, nil},
 		{"query cache too small", map[string]string{"GRAPHQL_QUERY_CACHE_BYTES": "1000"}, "GRAPHQL_QUERY_CACHE_BYTES", []string{"65536"}, nil},
+		{"response limit below a value", map[string]string{"GRAPHQL_MAX_RESPONSE_BYTES": "1048575"}, "GRAPHQL_MAX_RESPONSE_BYTES", []string{"CACHE_MAX_VALUE_BYTES"}, nil},
 		{"cached document larger than a cache", map[string]string{"GRAPHQL_APQ_CACHE_BYTES": "65536", "GRAPHQL_CACHE_MAX_DOCUMENT_BYTES": "100000"}, "GRAPHQL_CACHE_MAX_DOCUMENT_BYTES", []string{"GRAPHQL_APQ_CACHE_BYTES"}, nil},
 	}
 	for _, tt := range tests {

@@ -745,6 +745,14 @@ nulls the fields beside it. What each kind of failure looks like:
 - Bad input (a key that breaks the key rules, more than 100 keys): null with
   an error at the field's path (cacheGetMany, one bad key: [field, index]),
   code BAD_USER_INPUT.
+- A value in Redis larger than CACHE_MAX_VALUE_BYTES (written by another
+  program): null with an error at its path, code VALUE_TOO_LARGE.
+- Too much at once: the bytes of the values a request would return are
+  counted as they are read, before the response is built. Past
+  GRAPHQL_MAX_RESPONSE_BYTES (default 16 MiB) the request is refused as a
+  whole: data is null, and the one error, RESPONSE_TOO_LARGE, names the
+  fields in its message and in extensions.fields. Each value counts as often
+  as the response would hold it.
 """
 type Query {
   """
@@ -771,7 +779,11 @@ type Query {
 
   """
   The values stored at several keys, in the order given: null for a miss, as
-  for cacheGet. At most 100 keys, read in one round trip per Redis server.
+  for cacheGet. At most 100 keys; a key named more than once is read once.
+  They are read in one round trip per Redis server as long as they fit in
+  what is left of GRAPHQL_MAX_RESPONSE_BYTES at CACHE_MAX_VALUE_BYTES each
+  (16 keys with the defaults), and in as many round trips as that takes
+  otherwise.
   Each key is answered on its own, so the elements are nullable: a key Redis
   could not answer is null with a warning whose path is [field, index]; a bad
   key (BAD_USER_INPUT) or one Redis refused to read (REDIS_REJECTED) is null

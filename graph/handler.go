@@ -8,6 +8,7 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
+	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/internal/auth"
 )
 
@@ -32,6 +33,15 @@ type HandlerOptions struct {
 	// MaxCachedDocumentBytes: a document whose entry would weigh more is
 	// kept in neither cache; zero means DefaultMaxCachedDocumentBytes.
 	MaxCachedDocumentBytes int
+	// MaxResponseBytes bounds the bytes of values one response may hold;
+	// zero means DefaultMaxResponseBytes. A query whose values take more
+	// is refused with RESPONSE_TOO_LARGE (budget.go).
+	MaxResponseBytes int
+	// MaxValueBytes is the largest value the cache returns
+	// (cache.Options.MaxValueBytes); zero means cache.DefaultMaxValueBytes.
+	// Reads take as many keys at once as fit in what is left of
+	// MaxResponseBytes at this size each.
+	MaxValueBytes int
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
 }
@@ -49,6 +59,12 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	}
 	if o.MaxCachedDocumentBytes == 0 {
 		o.MaxCachedDocumentBytes = DefaultMaxCachedDocumentBytes
+	}
+	if o.MaxResponseBytes == 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.MaxValueBytes == 0 {
+		o.MaxValueBytes = cache.DefaultMaxValueBytes
 	}
 	return o
 }
@@ -97,6 +113,8 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if opts.Limits.Complexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
 	}
+	// Outside the warnings: a refused response drops them with the rest.
+	srv.Use(responseLimit{limit: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes})
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
