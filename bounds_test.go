@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -255,6 +256,75 @@ func TestWorstResponses(t *testing.T) {
 		if grew := peak - before; grew >= tt.limit*mib {
 			t.Errorf("%s: peak growth %.1f MiB; want less than %d MiB", tt.name, float64(grew)/mib, tt.limit)
 		}
+	}
+}
+
+// TestInvalidUnicodeIsRefused: invalid UTF-8 and lone surrogate escapes
+// anywhere in a request's strings were replaced by U+FFFD before the key
+// rules ran, so that different byte sequences from clients became the same
+// key. Such a request is refused (INVALID_UTF8) before anything is decoded
+// into a key or value; nothing is stored.
+func TestInvalidUnicodeIsRefused(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	const set = `"query":"mutation($k: String!, $v: JSON!) { cacheSet(key: $k, value: $v) { stored } }"`
+	literal := func(key string) string {
+		return `{"query":"mutation { cacheSet(key: \"` + key + `\", value: 1) { stored } }"}`
+	}
+	for _, tt := range []struct{ name, body string }{
+		{"variable key with an invalid byte", `{` + set + `,"variables":{"k":"a` + "\xff" + `b","v":1}}`},
+		{"variable key with a lone leading surrogate", `{` + set + `,"variables":{"k":"a\ud800b","v":1}}`},
+		{"variable key with a lone trailing surrogate", `{` + set + `,"variables":{"k":"a\udc00b","v":1}}`},
+		{"variable key with a leading surrogate before a non-surrogate", `{` + set + `,"variables":{"k":"\ud800\u0041","v":1}}`},
+		{"variable value with a lone surrogate", `{` + set + `,"variables":{"k":"v","v":{"x":["\udbff"]}}}`},
+		{"variable value with a lone surrogate in an object key", `{` + set + `,"variables":{"k":"v","v":{"\ud800":1}}}`},
+		{"literal key with an invalid byte", literal("a\xc3b")},
+		{"literal key with a lone surrogate escape", literal(`a\\ud800b`)},
+		{"literal key with a lone trailing surrogate escape", literal(`\\udfff`)},
+		{"literal value with a lone surrogate escape", `{"query":"mutation { cacheSet(key: \"v\", value: {x: \"\\ud800\"}) { stored } }"}`},
+		{"operation name with an invalid byte", `{` + set + `,"operationName":"` + "\xfe" + `","variables":{"k":"v","v":1}}`},
+	} {
+		r := postRaw(t, svc.url, "", tt.body)
+		if r.status != http.StatusBadRequest || r.code() != "INVALID_UTF8" {
+			t.Errorf("%s: HTTP %d, code %q (%+v); want 400 INVALID_UTF8", tt.name, r.status, r.code(), r.Errors)
+		}
+	}
+	for _, tt := range []struct{ name, query string }{
+		{"GET, literal key with an invalid byte", "query=" + url.QueryEscape(`{ cacheGet(key: "a`+"\xff"+`") }`)},
+		{"GET, literal key with a lone surrogate escape", "query=" + url.QueryEscape(`{ cacheGet(key: "\ud800") }`)},
+		{"GET, variable with a lone surrogate", "query=" + url.QueryEscape(`query($k: String!) { cacheGet(key: $k) }`) + "&variables=" + url.QueryEscape(`{"k":"\ud800"}`)},
+	} {
+		code, _, raw := send(t, http.MethodGet, svc.url+"/graphql?"+tt.query, "", "")
+		if code != http.StatusBadRequest || !strings.Contains(raw, `"INVALID_UTF8"`) {
+			t.Errorf("%s: HTTP %d %s; want 400 INVALID_UTF8", tt.name, code, raw)
+		}
+	}
+	if n, err := srv.Do(t, "DBSIZE"); err != nil || n != "0" {
+		t.Errorf("DBSIZE = %s, %v after refused requests; want 0", n, err)
+	}
+
+	// Surrogate pairs are one character, the same however it is written;
+	// escapes in comments and block strings are not escapes.
+	for _, body := range []string{
+		`{` + set + `,"variables":{"k":"\ud83d\ude00","v":1}}`,
+		literal(`\\ud83d\\ude00`),
+		literal(`\\u{1F600}`),
+		`{"query":"mutation { cacheSet(key: \"😀\", value: \"\"\"\\ud800\"\"\") { stored } } # \\ud800"}`,
+	} {
+		if r := postRaw(t, svc.url, "", body); r.status != http.StatusOK || r.code() != "" {
+			t.Errorf("POST %s: HTTP %d %+v; want stored", body, r.status, r.Errors)
+		}
+	}
+	if n, err := srv.Do(t, "DBSIZE"); err != nil || n != "1" {
+		t.Errorf("DBSIZE = %s, %v; want the one key 😀, written four ways", n, err)
+	}
+	if v, err := srv.Do(t, "GET", "school-erp:😀"); err != nil || v != `"\\ud800"` {
+		t.Errorf("GET school-erp:😀 = %s, %v; want the block string, its backslash kept", v, err)
+	}
+	if strings.Contains(svc.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("refused requests were logged as errors:\n%s", svc.logs)
 	}
 }
 

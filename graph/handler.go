@@ -88,7 +88,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// preflight. POST is this package's own (request.go), so that a body
 	// that is not a GraphQL request gets a coded error.
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{})
 	parsed := newParsedCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes)
 	srv.SetQueryCache(parsed)

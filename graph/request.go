@@ -1,17 +1,19 @@
 package graph
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -119,15 +121,24 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	w.Header().Set("Content-Type", contentType)
 	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime.Start = graphql.Now()
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+	var body strings.Builder // a string without another copy, for the text checks
+	if _, err := io.Copy(&body, r.Body); err != nil {
 		badRequest(ctx, w, exec, "could not read the request body")
 		return
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	// Before decoding: the decoder would replace what these refuse.
+	if err := checkJSONText(body.String(), "the request body"); err != nil {
+		refuse(ctx, w, exec, err)
+		return
+	}
+	dec := json.NewDecoder(strings.NewReader(body.String()))
 	dec.UseNumber() // as gqlgen: numbers in variables stay exact
 	if err := dec.Decode(params); err != nil {
 		badRequest(ctx, w, exec, "the request body is not a valid GraphQL request (JSON with a query string)")
+		return
+	}
+	if err := checkDocumentText(params.Query); err != nil {
+		refuse(ctx, w, exec, err)
 		return
 	}
 	params.ReadTime.End = graphql.Now()
@@ -145,9 +156,47 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 // badRequest answers 400 with a BAD_REQUEST error, through the error
 // presenter and response extensions like any other error.
 func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, msg string) {
+	refuse(ctx, w, exec, coded(CodeBadRequest, "%s", msg))
+}
+
+// refuse answers 400 with err, an error made for the client (codedError).
+func refuse(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, err error) {
 	w.WriteHeader(http.StatusBadRequest)
-	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
-	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{err}))
+	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.WrapIfUnwrapped(err)}))
+}
+
+// getQuery is gqlgen's GET transport, with the text checks the POST
+// transport makes (invalid UTF-8, lone surrogate escapes) before gqlgen
+// decodes the parameters.
+type getQuery struct{ transport.GET }
+
+var _ graphql.Transport = getQuery{}
+
+func (g getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	// A query string that does not parse is gqlgen's to refuse.
+	if values, err := url.ParseQuery(r.URL.RawQuery); err == nil {
+		for name, list := range values {
+			for _, v := range list {
+				var err error
+				switch name {
+				case "query":
+					err = checkDocumentText(v)
+				case "variables", "extensions":
+					err = checkJSONText(v, "the "+name)
+				case "operationName":
+					if !utf8.ValidString(v) {
+						err = invalidUTF8(v, "the operation name")
+					}
+				}
+				if err != nil {
+					w.Header().Set("Content-Type", responseType(r))
+					refuse(r.Context(), w, exec, err)
+					return
+				}
+			}
+		}
+	}
+	g.GET.Do(w, r, exec)
 }
 
 // responseType picks the response's media type from Accept as gqlgen's
