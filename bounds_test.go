@@ -328,6 +328,35 @@ func TestInvalidUnicodeIsRefused(t *testing.T) {
 	}
 }
 
+// TestNumberRulesForVariables: a number a literal may not hold (1e400, an
+// integer beyond 64 bits) was refused as a literal but stored verbatim when
+// it came as a variable; the same rules apply to both.
+func TestNumberRulesForVariables(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	const set = `{"query":"mutation($v: JSON!) { cacheSet(key: \"n\", value: $v) { stored } }","variables":{"v":%s}}`
+	for _, v := range []string{`1e400`, `-1e999`, `123456789012345678901234567890`, `{"deep":[1,{"x":1.5e309}]}`} {
+		r := postRaw(t, svc.url, "", fmt.Sprintf(set, v))
+		if r.status != http.StatusOK || r.code() != "BAD_USER_INPUT" {
+			t.Errorf("value %s as a variable: HTTP %d %+v; want BAD_USER_INPUT, as for a literal", v, r.status, r.Errors)
+		}
+		lit := postRaw(t, svc.url, "", `{"query":"mutation { cacheSet(key: \"n\", value: `+strings.ReplaceAll(v, `"`, "")+`) { stored } }"}`)
+		if lit.code() != r.code() {
+			t.Errorf("value %s: as a literal %q, as a variable %q; want the same", v, lit.code(), r.code())
+		}
+	}
+	if n, err := srv.Do(t, "DBSIZE"); err != nil || n != "0" {
+		t.Errorf("DBSIZE = %s, %v; want nothing stored", n, err)
+	}
+	for _, v := range []string{`1e300`, `-9223372036854775808`, `0.1`, `1e-400`, `{"deep":[1,{"x":2.5}]}`} {
+		if r := postRaw(t, svc.url, "", fmt.Sprintf(set, v)); r.code() != "" {
+			t.Errorf("value %s as a variable: %+v; want stored", v, r.Errors)
+		}
+	}
+}
+
 // TestGraphDefaultsAgree: the defaults config documents are the
 // ones graph applies.
 func TestGraphDefaultsAgree(t *testing.T) {

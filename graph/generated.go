@@ -831,7 +831,7 @@ type Mutation {
   cacheSet(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-    "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text."
+    "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text. Its numbers, literal or in variables, must be representable: an integer (no fraction or exponent) within 64 bits, any other number within a 64-bit float; 1e400 is BAD_USER_INPUT."
     value: JSON!
     "Seconds until the value expires: from 1 to CACHE_MAX_TTL (default 2592000, 30 days). Omit for no expiry."
     ttlSeconds: Int
