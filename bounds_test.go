@@ -357,6 +357,43 @@ func TestNumberRulesForVariables(t *testing.T) {
 	}
 }
 
+// TestPersistedQueryCodes: each way an Automatic Persisted Query can fail
+// has its own code, none of them logged as an error.
+func TestPersistedQueryCodes(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, productionEnv(srv.Addr))
+	svc.bearer = readToken
+	const query = `{ cacheExists(key: "apq") }`
+	ext := func(version any, hash string) map[string]any {
+		return map[string]any{"persistedQuery": map[string]any{"version": version, "sha256Hash": hash}}
+	}
+	tests := []struct {
+		name string
+		body map[string]any
+		code string
+	}{
+		{"unknown hash", map[string]any{"extensions": ext(1, sha(query))}, "PERSISTED_QUERY_NOT_FOUND"},
+		{"hash that does not match the query", map[string]any{"query": query, "extensions": ext(1, sha(query+" "))}, "PERSISTED_QUERY_HASH_MISMATCH"},
+		{"unsupported version", map[string]any{"query": query, "extensions": ext(2, sha(query))}, "PERSISTED_QUERY_VERSION_UNSUPPORTED"},
+		{"unsupported version, hash alone", map[string]any{"extensions": ext(0, sha(query))}, "PERSISTED_QUERY_VERSION_UNSUPPORTED"},
+		{"extension that is not an object", map[string]any{"query": query, "extensions": map[string]any{"persistedQuery": "x"}}, "BAD_REQUEST"},
+		{"registration", map[string]any{"query": query, "extensions": ext(1, sha(query))}, ""},
+		{"hash alone, registered", map[string]any{"extensions": ext(1, sha(query))}, ""},
+	}
+	for _, tt := range tests {
+		for range 3 { // repeated: never a log line
+			r := svc.post(t, tt.body)
+			if r.status != http.StatusOK || r.code() != tt.code {
+				t.Errorf("%s: HTTP %d, code %q (%+v); want 200, %q", tt.name, r.status, r.code(), r.Errors, tt.code)
+			}
+		}
+	}
+	if strings.Contains(svc.logs.String(), `"level":"ERROR"`) {
+		t.Errorf("APQ failures were logged as errors:\n%s", svc.logs)
+	}
+}
+
 // TestGraphDefaultsAgree: the defaults config documents are the
 // ones graph applies.
 func TestGraphDefaultsAgree(t *testing.T) {

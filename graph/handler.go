@@ -100,7 +100,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.SetDisableSuggestion(opts.NoSuggestions)
 	// Parameter mutators run in the order they are added: the token limit
 	// must see the query APQ found by its hash.
-	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: newPersistedCache(opts.PersistedQueryCacheBytes, opts.MaxCachedDocumentBytes)}})
+	srv.Use(persistedQueries{store: newPersistedCache(opts.PersistedQueryCacheBytes, opts.MaxCachedDocumentBytes)})
 	if opts.Limits.Tokens > 0 {
 		srv.Use(tokenLimit{max: opts.Limits.Tokens, parsed: parsed})
 		// The parser's own limit stays as a backstop; tokenLimit refuses

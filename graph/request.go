@@ -2,7 +2,11 @@ package graph
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -73,23 +77,85 @@ func introspectionField(set ast.SelectionSet, fragments ast.FragmentDefinitionLi
 	return nil
 }
 
-// persistedQueries is gqlgen's Automatic Persisted Queries with a code on
-// each of its errors. Every error it returns is about the request's
-// persistedQuery extension (a hash that does not match the query, an
-// unknown version), so the client's; gqlgen codes only
-// PERSISTED_QUERY_NOT_FOUND, which clients act on and which is kept.
-type persistedQueries struct {
-	extension.AutomaticPersistedQuery
+// Codes for Automatic Persisted Queries: each way the persistedQuery
+// extension can fail has its own, and none is an internal error.
+const (
+	// CodePersistedQueryNotFound: the hash alone was sent, and the query
+	// is not (or no longer) in the store; the client sends it again with
+	// the query. gqlgen's code, and Apollo's.
+	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+	// CodePersistedQueryHashMismatch: the sha256Hash sent is not the
+	// SHA-256 of the query sent with it (lowercase hex); nothing is stored.
+	CodePersistedQueryHashMismatch = "PERSISTED_QUERY_HASH_MISMATCH"
+	// CodePersistedQueryVersion: the extension's version is not 1, the
+	// only one there is.
+	CodePersistedQueryVersion = "PERSISTED_QUERY_VERSION_UNSUPPORTED"
+)
+
+// persistedQueries is Automatic Persisted Queries as gqlgen's
+// extension.AutomaticPersistedQuery does them (the same protocol, its
+// PERSISTED_QUERY_NOT_FOUND error as it is, the same stats for
+// extension.GetApqStats), with a code of its own on each of the other
+// errors: gqlgen tells a hash mismatch from an unknown version only by
+// message text.
+type persistedQueries struct{ store graphql.Cache[string] }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = persistedQueries{}
+
+func (persistedQueries) ExtensionName() string { return "AutomaticPersistedQuery" }
+
+func (p persistedQueries) Validate(graphql.ExecutableSchema) error {
+	if p.store == nil {
+		return errors.New("persistedQueries needs a store")
+	}
+	return nil
 }
 
-var _ graphql.OperationParameterMutator = persistedQueries{}
-
 func (p persistedQueries) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
-	err := p.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
-	if err != nil && !hasCode(err) {
-		setCode(err, CodeBadRequest)
+	if params.Extensions["persistedQuery"] == nil {
+		return nil
 	}
-	return err
+	ext, ok := params.Extensions["persistedQuery"].(map[string]any)
+	hash, isString := ext["sha256Hash"].(string)
+	if !ok || !isString {
+		return apqError(CodeBadRequest, "the persistedQuery extension must be an object with a version and a sha256Hash string")
+	}
+	switch v := ext["version"].(type) {
+	case nil:
+		return apqError(CodePersistedQueryVersion, "the persistedQuery extension has no version; the supported version is 1")
+	case json.Number: // as both transports decode numbers
+		if v != "1" {
+			return apqError(CodePersistedQueryVersion, "persistedQuery version %.20s is not supported; the supported version is 1", v)
+		}
+	default:
+		return apqError(CodeBadRequest, "the persistedQuery version must be a number")
+	}
+	sent := params.Query != ""
+	switch {
+	case sent:
+		if sum := sha256.Sum256([]byte(params.Query)); hex.EncodeToString(sum[:]) != hash {
+			return apqError(CodePersistedQueryHashMismatch, "the persistedQuery sha256Hash is not the SHA-256 of the query (in lowercase hex); the query was not stored")
+		}
+		p.store.Add(ctx, hash, params.Query)
+	default:
+		query, found := p.store.Get(ctx, hash)
+		if !found {
+			// gqlgen's error, word for word: clients match its message too.
+			return apqError(CodePersistedQueryNotFound, "PersistedQueryNotFound")
+		}
+		params.Query = query
+	}
+	// Under gqlgen's name for them, so that extension.GetApqStats finds
+	// them.
+	graphql.GetOperationContext(ctx).Stats.SetExtension("APQ", &extension.ApqStats{Hash: hash, SentQuery: sent})
+	return nil
+}
+
+func apqError(code, format string, args ...any) *gqlerror.Error {
+	return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
 }
 
 // Response media types (GraphQL over HTTP).
