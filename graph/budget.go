@@ -47,7 +47,8 @@ type responseBudget struct {
 	// used is what has been counted; reserved is what reads in flight may
 	// bring, at maxValue a key.
 	used, reserved int64
-	// fields is what was counted for each root field, by response key.
+	// fields is what was counted for each root field, by response key;
+	// -1 for a field refused before it read anything.
 	fields map[string]int64
 	over   bool
 }
@@ -58,6 +59,26 @@ func newResponseBudget(limit, maxValue int) *responseBudget {
 	return b
 }
 
+// read reads up to n keys within the budget: it reserves room for as many
+// as fit (waiting while other reads hold the rest), calls readKeys with
+// that number, and counts the bytes readKeys says the response will hold.
+// The reservation is returned whatever readKeys does, panics included, so
+// that no other field waits for it forever. It returns how many keys were
+// read, and errResponseTooLarge once the budget is spent.
+func (b *responseBudget) read(ctx context.Context, n int, readKeys func(n int) (bytes int64)) (k int, err error) {
+	if k, err = b.reserve(ctx, n); err != nil {
+		return 0, err
+	}
+	var bytes int64
+	defer func() {
+		if serr := b.settle(ctx, k, bytes); serr != nil {
+			err = serr
+		}
+	}()
+	bytes = readKeys(k)
+	return k, err
+}
+
 // reserve waits until some of n keys may be read and returns how many, or
 // errResponseTooLarge once the budget is spent.
 func (b *responseBudget) reserve(ctx context.Context, n int) (int, error) {
@@ -66,7 +87,7 @@ func (b *responseBudget) reserve(ctx context.Context, n int) (int, error) {
 	for {
 		if b.over {
 			if name := fieldKey(ctx); b.fields[name] == 0 {
-				b.fields[name] = 0 // named in the refusal, though not read
+				b.fields[name] = -1 // named in the refusal, though it read nothing
 			}
 			return 0, errResponseTooLarge
 		}
@@ -91,7 +112,7 @@ func (b *responseBudget) settle(ctx context.Context, n int, bytes int64) error {
 	defer b.wake.Broadcast()
 	b.reserved -= int64(n) * b.maxValue
 	b.used += bytes
-	b.fields[fieldKey(ctx)] += bytes
+	b.fields[fieldKey(ctx)] += bytes // a field reads before it can be refused: never -1 here
 	if b.used > b.limit {
 		b.over = true
 	}
@@ -110,7 +131,7 @@ func (b *responseBudget) refusal() *gqlerror.Error {
 	counted := make([]string, len(names))
 	for i, name := range names {
 		counted[i] = fmt.Sprintf("%s (%d bytes)", name, b.fields[name])
-		if b.fields[name] == 0 {
+		if b.fields[name] < 0 {
 			counted[i] = name + " (not read)"
 		}
 	}
@@ -168,12 +189,14 @@ func getWithin(ctx context.Context, c Cache, key string) (json.RawMessage, cache
 	if b == nil {
 		return c.Get(ctx, key)
 	}
-	if _, err := b.reserve(ctx, 1); err != nil {
-		return nil, "", err
-	}
-	value, backend, err := c.Get(ctx, key)
-	if err := b.settle(ctx, 1, int64(len(value))); err != nil {
-		return nil, "", err
+	var value json.RawMessage
+	var backend cache.Backend
+	var err error
+	if _, berr := b.read(ctx, 1, func(int) int64 {
+		value, backend, err = c.Get(ctx, key)
+		return int64(len(value))
+	}); berr != nil {
+		return nil, "", berr
 	}
 	return value, backend, err
 }
@@ -197,24 +220,24 @@ func getManyWithin(ctx context.Context, c Cache, keys []string) ([]cache.Read, e
 		times[k]++
 	}
 	read := make(map[string]cache.Read, len(distinct))
-	for rest := distinct; len(rest) > 0; {
-		n, err := b.reserve(ctx, len(rest))
-		if err != nil {
-			return nil, err
-		}
-		reads, readErr := c.GetMany(ctx, rest[:n])
-		var bytes int64
-		for i, rd := range reads {
-			read[rest[i]] = rd
-			bytes += int64(len(rd.Value)) * times[rest[i]]
-		}
-		if err := b.settle(ctx, n, bytes); err != nil {
-			return nil, err
-		}
-		if readErr != nil {
-			return nil, readErr
+	var err error
+	for rest := distinct; len(rest) > 0 && err == nil; {
+		n, berr := b.read(ctx, len(rest), func(n int) (bytes int64) {
+			var reads []cache.Read
+			reads, err = c.GetMany(ctx, rest[:n])
+			for i, rd := range reads {
+				read[rest[i]] = rd
+				bytes += int64(len(rd.Value)) * times[rest[i]]
+			}
+			return bytes
+		})
+		if berr != nil {
+			return nil, berr
 		}
 		rest = rest[n:]
+	}
+	if err != nil {
+		return nil, err
 	}
 	out := make([]cache.Read, len(keys))
 	for i, k := range keys {

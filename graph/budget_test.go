@@ -219,3 +219,34 @@ func TestResponseBudgetIsPerRequest(t *testing.T) {
 		t.Errorf("%d refused, %d answered; want 10 and 10", refused.Load(), answered.Load())
 	}
 }
+
+// panickyCache panics on a read of "boom", after the other fields had time
+// to wait for the room its read holds.
+type panickyCache struct{ *sizedCache }
+
+func (c panickyCache) GetMany(ctx context.Context, keys []string) ([]cache.Read, error) {
+	if keys[0] == "boom" {
+		time.Sleep(20 * time.Millisecond)
+		panic("boom")
+	}
+	return c.sizedCache.GetMany(ctx, keys)
+}
+
+// TestResponseBudgetSurvivesAPanic: a read that panics gives its room back,
+// so the fields waiting for it go on.
+func TestResponseBudgetSurvivesAPanic(t *testing.T) {
+	const valueBytes = 1000
+	h := NewHandler(&Resolver{Cache: panickyCache{newSizedCache(valueBytes)}}, HandlerOptions{MaxResponseBytes: 2 * valueBytes, MaxValueBytes: valueBytes})
+	done := make(chan budgetResponse, 1)
+	go func() {
+		done <- postQuery(t, h, `{ a: cacheGetMany(keys: ["boom", "x"]) b: cacheGetMany(keys: ["y"]) }`)
+	}()
+	select {
+	case r := <-done:
+		if string(r.Data) != `{"a":null,"b":["`+strings.Repeat("v", valueBytes-2)+`"]}` || len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != CodeInternal {
+			t.Errorf("data %.80s, errors %+v; want a null with an internal error, b read", r.Data, r.Errors)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no answer 5s after a read panicked: its reservation was never returned")
+	}
+}
