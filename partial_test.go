@@ -343,8 +343,8 @@ func TestRequestErrorsByCode(t *testing.T) {
 		{"token limit, APQ hash alone", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
 		// The message quotes the client's value; the code is the validator's.
 		{"a message that mentions a token limit", dev, map[string]any{"query": `mutation { cacheSet(key: "k", value: 1, ttlSeconds: "exceeded token limit") { stored } }`}, "GRAPHQL_VALIDATION_FAILED", http.StatusUnprocessableEntity},
-		{"APQ hash that does not match", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("0", 64)}}}, "BAD_REQUEST", http.StatusOK},
-		{"APQ version unknown", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 2, "sha256Hash": hex.EncodeToString(sum[:])}}}, "BAD_REQUEST", http.StatusOK},
+		{"APQ hash that does not match", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("0", 64)}}}, "PERSISTED_QUERY_HASH_MISMATCH", http.StatusOK},
+		{"APQ version unknown", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 2, "sha256Hash": hex.EncodeToString(sum[:])}}}, "PERSISTED_QUERY_VERSION_UNSUPPORTED", http.StatusOK},
 		{"APQ hash unknown", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}}, "PERSISTED_QUERY_NOT_FOUND", http.StatusOK},
 		{"query is not a string", dev, map[string]any{"query": 5}, "BAD_REQUEST", http.StatusBadRequest},
 		{"variables are not an object", dev, map[string]any{"query": apqQuery, "variables": []int{1}}, "BAD_REQUEST", http.StatusBadRequest},

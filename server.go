@@ -363,7 +363,12 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 			Aliases:    cfg.GraphQLMaxAliases,
 			Operations: cfg.GraphQLMaxOperations,
 		},
-		Logger: logger,
+		QueryCacheBytes:          cfg.GraphQLQueryCacheBytes,
+		PersistedQueryCacheBytes: cfg.GraphQLAPQCacheBytes,
+		MaxCachedDocumentBytes:   cfg.GraphQLCacheMaxDocumentBytes,
+		MaxResponseBytes:         cfg.GraphQLMaxResponseBytes,
+		MaxValueBytes:            cfg.Cache.MaxValueBytes,
+		Logger:                   logger,
 	})
 	// Outermost first: answer CORS, admit only known callers, limit their
 	// rate, shed what is beyond the in-flight bound, read the body within

@@ -56,6 +56,14 @@ type Config struct {
 	GraphQLIntrospection  string        `env:"GRAPHQL_INTROSPECTION" envDescription:"Allow __schema and __type queries; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 	GraphQLPlayground     string        `env:"GRAPHQL_PLAYGROUND" envDescription:"Serve GraphiQL at /; empty means on in development, off elsewhere" allowed:"empty, true or false"`
 
+	// The document caches are bounded in bytes: a count of entries bounds
+	// nothing when one document may be megabytes long.
+	GraphQLQueryCacheBytes       int `env:"GRAPHQL_QUERY_CACHE_BYTES" envDefault:"4194304" envDescription:"Size bound of the parsed-query cache in bytes, counting each document's text and the estimated size of its syntax tree; the least valuable documents are evicted first when it is full" allowed:"an integer from 65536 to 1073741824"`
+	GraphQLAPQCacheBytes         int `env:"GRAPHQL_APQ_CACHE_BYTES" envDefault:"4194304" envDescription:"Size bound of the Automatic Persisted Query store in bytes (query texts by hash)" allowed:"an integer from 65536 to 1073741824"`
+	GraphQLCacheMaxDocumentBytes int `env:"GRAPHQL_CACHE_MAX_DOCUMENT_BYTES" envDefault:"65536" envDescription:"A document whose entry would take more bytes than this is kept in neither cache: it is parsed each time, and sent whole by APQ clients" allowed:"an integer from 1024 to the smaller of GRAPHQL_QUERY_CACHE_BYTES and GRAPHQL_APQ_CACHE_BYTES"`
+	// Counted as values are read, before the response is built.
+	GraphQLMaxResponseBytes int `env:"GRAPHQL_MAX_RESPONSE_BYTES" envDefault:"16777216" envDescription:"Most bytes of values one response may hold; a query whose values take more is refused with RESPONSE_TOO_LARGE. Reads take as many keys at once as fit in what is left, at CACHE_MAX_VALUE_BYTES a key" allowed:"an integer from 1024 to 1073741824, and at least CACHE_MAX_VALUE_BYTES"`
+
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envDescription:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
 
 	RateLimitRPS       float64 `env:"RATE_LIMIT_RPS" envDefault:"0" envDescription:"Requests per second each API token may make to /graphql on this instance, unless RATE_LIMIT_TOKENS gives it a limit of its own; 0 (the default) means tokens are not limited" allowed:"a number of 0 or more"`
@@ -449,6 +457,10 @@ func (c *Config) validate(environ map[string]string) error {
 		{"GRAPHQL_MAX_OPERATIONS", c.GraphQLMaxOperations >= 1 && c.GraphQLMaxOperations <= 100, c.GraphQLMaxOperations},
 		{"GRAPHQL_MAX_BODY_BYTES", c.GraphQLMaxBodyBytes == 0 || c.GraphQLMaxBodyBytes >= 1024, c.GraphQLMaxBodyBytes},
 		{"GRAPHQL_MAX_IN_FLIGHT", c.GraphQLMaxInFlight >= 0 && c.GraphQLMaxInFlight <= 1_000_000, c.GraphQLMaxInFlight},
+		{"GRAPHQL_QUERY_CACHE_BYTES", c.GraphQLQueryCacheBytes >= 64<<10 && c.GraphQLQueryCacheBytes <= 1<<30, c.GraphQLQueryCacheBytes},
+		{"GRAPHQL_APQ_CACHE_BYTES", c.GraphQLAPQCacheBytes >= 64<<10 && c.GraphQLAPQCacheBytes <= 1<<30, c.GraphQLAPQCacheBytes},
+		{"GRAPHQL_CACHE_MAX_DOCUMENT_BYTES", c.GraphQLCacheMaxDocumentBytes >= 1024 && c.GraphQLCacheMaxDocumentBytes <= min(c.GraphQLQueryCacheBytes, c.GraphQLAPQCacheBytes), c.GraphQLCacheMaxDocumentBytes},
+		{"GRAPHQL_MAX_RESPONSE_BYTES", c.GraphQLMaxResponseBytes >= 1024 && c.GraphQLMaxResponseBytes <= 1<<30, c.GraphQLMaxResponseBytes},
 		{"GRAPHQL_INTROSPECTION", oneOf(c.GraphQLIntrospection, "", "true", "false"), c.GraphQLIntrospection},
 		{"GRAPHQL_REQUEST_TIMEOUT", c.GraphQLRequestTimeout >= 0, c.GraphQLRequestTimeout},
 		{"GRAPHQL_BODY_TIMEOUT", c.GraphQLBodyTimeout > 0, c.GraphQLBodyTimeout},
@@ -475,6 +487,11 @@ func (c *Config) validate(environ map[string]string) error {
 	if c.Cache.Fallback == "memory" && c.Cache.FallbackMaxBytes < c.Cache.MaxValueBytes+MaxKeyAllowance {
 		e := invalid("CACHE_FALLBACK_MAX_BYTES", strconv.Itoa(c.Cache.FallbackMaxBytes))
 		e.Allowed = fmt.Sprintf("at least CACHE_MAX_VALUE_BYTES + %d (%d) with CACHE_FALLBACK=memory, so the largest value fits", MaxKeyAllowance, c.Cache.MaxValueBytes+MaxKeyAllowance)
+		return e
+	}
+	if c.GraphQLMaxResponseBytes < c.Cache.MaxValueBytes {
+		e := invalid("GRAPHQL_MAX_RESPONSE_BYTES", strconv.Itoa(c.GraphQLMaxResponseBytes))
+		e.Allowed = fmt.Sprintf("at least CACHE_MAX_VALUE_BYTES (%d), so that the largest value can be read back", c.Cache.MaxValueBytes)
 		return e
 	}
 	switch {

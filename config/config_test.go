@@ -68,6 +68,10 @@ func TestLoadDefaults(t *testing.T) {
 		{"Cache.MaxValueBytes", cfg.Cache.MaxValueBytes, 1 << 20},
 		{"MaxInFlight", cfg.MaxInFlight, InFlightPerCPU * runtime.GOMAXPROCS(0)},
 		{"TokenRateLimit default", cfg.RateLimitRPS, 0.0},
+		{"GraphQLQueryCacheBytes", cfg.GraphQLQueryCacheBytes, 4 << 20},
+		{"GraphQLAPQCacheBytes", cfg.GraphQLAPQCacheBytes, 4 << 20},
+		{"GraphQLCacheMaxDocumentBytes", cfg.GraphQLCacheMaxDocumentBytes, 64 << 10},
+		{"GraphQLMaxResponseBytes", cfg.GraphQLMaxResponseBytes, 16 << 20},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -191,6 +195,9 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"token limit without tokens", map[string]string{"RATE_LIMIT_TOKENS": "ops=5"}, "RATE_LIMIT_TOKENS", []string{"no token is named ops"}, nil},
 		{"anonymous limit", map[string]string{"RATE_LIMIT_ANONYMOUS": "-1"}, "RATE_LIMIT_ANONYMOUS", []string{`RATE_LIMIT_ANONYMOUS="-1"`, "0 or more"}, nil},
 		{"anonymous burst", map[string]string{"RATE_LIMIT_ANONYMOUS": "10/x"}, "RATE_LIMIT_ANONYMOUS", []string{`burst "x"`}, nil},
+		{"query cache too small", map[string]string{"GRAPHQL_QUERY_CACHE_BYTES": "1000"}, "GRAPHQL_QUERY_CACHE_BYTES", []string{"65536"}, nil},
+		{"response limit below a value", map[string]string{"GRAPHQL_MAX_RESPONSE_BYTES": "1048575"}, "GRAPHQL_MAX_RESPONSE_BYTES", []string{"CACHE_MAX_VALUE_BYTES"}, nil},
+		{"cached document larger than a cache", map[string]string{"GRAPHQL_APQ_CACHE_BYTES": "65536", "GRAPHQL_CACHE_MAX_DOCUMENT_BYTES": "100000"}, "GRAPHQL_CACHE_MAX_DOCUMENT_BYTES", []string{"GRAPHQL_APQ_CACHE_BYTES"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,7 +30,8 @@ const (
 	// returned.
 	CodeValueTooLarge = "VALUE_TOO_LARGE"
 	// CodeBadRequest: the request itself could not be read (a body that
-	// is not JSON, say), or its persistedQuery extension is wrong.
+	// is not JSON, say), or its persistedQuery extension is not an object
+	// with a sha256Hash string and a numeric version.
 	CodeBadRequest = "BAD_REQUEST"
 	// CodeIntrospectionDisabled: __schema or __type while introspection is
 	// off (GRAPHQL_INTROSPECTION).
@@ -70,9 +71,10 @@ func badInput(format string, args ...any) error {
 // Errors are told apart by type and code, never by message text: this
 // package's codedError, the cache's sentinel errors, model.ErrNotJSON, and
 // the extensions.code set where an error is made (gqlgen's errcode codes
-// for parse and validation errors, PERSISTED_QUERY_NOT_FOUND and
-// COMPLEXITY_LIMIT_EXCEEDED; this package's request checks in limits.go and
-// request.go for the token limit, introspection, APQ and request bodies).
+// for parse and validation errors, and COMPLEXITY_LIMIT_EXCEEDED; this
+// package's request checks in limits.go, request.go, text.go and budget.go
+// for the token limit, introspection, APQ, request bodies and their text,
+// and the response budget).
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	var limit logThrottle
 	return func(ctx context.Context, err error) *gqlerror.Error {

@@ -1171,6 +1171,14 @@ nulls the fields beside it. What each kind of failure looks like:
 - Bad input (a key that breaks the key rules, more than 100 keys): null with
   an error at the field's path (cacheGetMany, one bad key: [field, index]),
   code BAD_USER_INPUT.
+- A value in Redis larger than CACHE_MAX_VALUE_BYTES (written by another
+  program): null with an error at its path, code VALUE_TOO_LARGE.
+- Too much at once: the bytes of the values a request would return are
+  counted as they are read, before the response is built. Past
+  GRAPHQL_MAX_RESPONSE_BYTES (default 16 MiB) the request is refused as a
+  whole: data is null, and the one error, RESPONSE_TOO_LARGE, names the
+  fields in its message and in extensions.fields. Each value counts as often
+  as the response would hold it.
 """
 type Query {
   """
@@ -1197,7 +1205,11 @@ type Query {
 
   """
   The values stored at several keys, in the order given: null for a miss, as
-  for cacheGet. At most 100 keys, read in one round trip per Redis server.
+  for cacheGet. At most 100 keys; a key named more than once is read once.
+  They are read in one round trip per Redis server as long as they fit in
+  what is left of GRAPHQL_MAX_RESPONSE_BYTES at CACHE_MAX_VALUE_BYTES each
+  (16 keys with the defaults), and in as many round trips as that takes
+  otherwise.
   Each key is answered on its own, so the elements are nullable: a key Redis
   could not answer is null with a warning whose path is [field, index]; a bad
   key (BAD_USER_INPUT) or one Redis refused to read (REDIS_REJECTED) is null
@@ -1255,7 +1267,7 @@ type Mutation {
   cacheSet(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-    "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text."
+    "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text. Its numbers, literal or in variables, must be representable: an integer (no fraction or exponent) within 64 bits, any other number within a 64-bit float; 1e400 is BAD_USER_INPUT."
     value: JSON!
     "Seconds until the value expires: from 1 to CACHE_MAX_TTL (default 2592000, 30 days). Omit for no expiry."
     ttlSeconds: Int

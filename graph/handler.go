@@ -6,22 +6,11 @@ import (
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/lru"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
-	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/school-erp/cache-service/graph/model"
+	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/internal/auth"
-)
-
-// Sizes of the per-process caches gqlgen keeps.
-const (
-	// QueryCacheSize is how many parsed and validated query documents are
-	// kept, so a repeated query is not parsed again.
-	QueryCacheSize = 1000
-	// PersistedQueryCacheSize is how many Automatic Persisted Queries are
-	// remembered by hash.
-	PersistedQueryCacheSize = 1000
 )
 
 // HandlerOptions configure NewHandler.
@@ -37,19 +26,59 @@ type HandlerOptions struct {
 	Auth *auth.Authenticator
 	// Limits bound each request.
 	Limits Limits
+	// QueryCacheBytes bounds the parsed-document cache; zero means
+	// DefaultQueryCacheBytes.
+	QueryCacheBytes int
+	// PersistedQueryCacheBytes bounds the Automatic Persisted Query store;
+	// zero means DefaultPersistedQueryCacheBytes.
+	PersistedQueryCacheBytes int
+	// MaxCachedDocumentBytes: a document whose entry would weigh more is
+	// kept in neither cache; zero means DefaultMaxCachedDocumentBytes.
+	MaxCachedDocumentBytes int
+	// MaxResponseBytes bounds the bytes of values one response may hold;
+	// zero means DefaultMaxResponseBytes. A query whose values take more
+	// is refused with RESPONSE_TOO_LARGE (budget.go).
+	MaxResponseBytes int
+	// MaxValueBytes is the largest value the cache returns
+	// (cache.Options.MaxValueBytes); zero means cache.DefaultMaxValueBytes.
+	// Reads take as many keys at once as fit in what is left of
+	// MaxResponseBytes at this size each.
+	MaxValueBytes int
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
 }
 
+// withDefaults fills in the zero fields.
+func (o HandlerOptions) withDefaults() HandlerOptions {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.QueryCacheBytes == 0 {
+		o.QueryCacheBytes = DefaultQueryCacheBytes
+	}
+	if o.PersistedQueryCacheBytes == 0 {
+		o.PersistedQueryCacheBytes = DefaultPersistedQueryCacheBytes
+	}
+	if o.MaxCachedDocumentBytes == 0 {
+		o.MaxCachedDocumentBytes = DefaultMaxCachedDocumentBytes
+	}
+	if o.MaxResponseBytes == 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.MaxValueBytes == 0 {
+		o.MaxValueBytes = cache.DefaultMaxValueBytes
+	}
+	return o
+}
+
 // NewHandler returns the GraphQL endpoint: POST with a JSON body, GET for
 // queries (gqlgen refuses mutations over GET), OPTIONS for preflight.
-// Parsed queries are cached, Automatic Persisted Queries are supported, and
-// errors are presented as described in errors.go.
+// Parsed queries are cached, Automatic Persisted Queries are supported
+// (both caches bounded in bytes, doccache.go), and errors are presented as
+// described in errors.go.
 func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
+	opts = opts.withDefaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	cfg := Config{Resolvers: r}
 	cfg.Directives.Auth = authDirective(opts.Auth)
 	// A cacheGetMany costs what its keys cost.
@@ -64,9 +93,9 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// preflight. POST is this package's own (request.go), so that a body
 	// that is not a GraphQL request gets a coded error.
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{})
-	parsed := lru.New[*ast.QueryDocument](QueryCacheSize)
+	parsed := newParsedCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes)
 	srv.SetQueryCache(parsed)
 	if opts.Introspection {
 		srv.Use(extension.Introspection{})
@@ -76,7 +105,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.SetDisableSuggestion(opts.NoSuggestions)
 	// Parameter mutators run in the order they are added: the token limit
 	// must see the query APQ found by its hash.
-	srv.Use(persistedQueries{extension.AutomaticPersistedQuery{Cache: lru.New[string](PersistedQueryCacheSize)}})
+	srv.Use(persistedQueries{store: newPersistedCache(opts.PersistedQueryCacheBytes, opts.MaxCachedDocumentBytes)})
 	if opts.Limits.Tokens > 0 {
 		srv.Use(tokenLimit{max: opts.Limits.Tokens, parsed: parsed})
 		// The parser's own limit stays as a backstop; tokenLimit refuses
@@ -89,6 +118,8 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	if opts.Limits.Complexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
 	}
+	// Outside the warnings: a refused response drops them with the rest.
+	srv.Use(responseLimit{limit: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes})
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))

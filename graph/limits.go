@@ -2,8 +2,10 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -99,9 +101,17 @@ func (shapeLimits) Validate(graphql.ExecutableSchema) error { return nil }
 
 func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.OperationContext) *gqlerror.Error {
 	// Before anything reads argument values (the complexity limit does):
-	// gqlparser panics on a number literal it cannot represent.
+	// gqlparser panics on a number literal it cannot represent. Variables
+	// follow the same rules as literals: decoded as json.Number, 1e400
+	// would otherwise be stored verbatim.
 	if err := checkLiterals(oc.Operation.SelectionSet, oc.Doc.Fragments); err != nil {
 		return err
+	}
+	for name, v := range oc.Variables {
+		if err := checkVariable(v); err != nil {
+			err.Message = "variable $" + name + ": " + err.Message
+			return err
+		}
 	}
 	if l.Operations > 0 && len(oc.Doc.Operations) > l.Operations {
 		return limitError(CodeOperationLimit, "the document has %d operations; the limit is %d", len(oc.Doc.Operations), l.Operations)
@@ -174,20 +184,55 @@ func checkValue(v *ast.Value) *gqlerror.Error {
 	if v == nil {
 		return nil
 	}
-	var err error
 	switch v.Kind {
-	case ast.IntValue:
-		_, err = strconv.ParseInt(v.Raw, 10, 64)
-	case ast.FloatValue:
-		_, err = strconv.ParseFloat(v.Raw, 64)
-	}
-	if err != nil {
-		return &gqlerror.Error{Message: fmt.Sprintf("the number %.40s is out of range", v.Raw), Extensions: map[string]any{"code": CodeBadUserInput}}
+	case ast.IntValue, ast.FloatValue:
+		if err := checkNumber(v.Raw, v.Kind == ast.IntValue); err != nil {
+			return err
+		}
 	}
 	for _, child := range v.Children {
 		if err := checkValue(child.Value); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkVariable applies the literals' rules to the numbers in a variable's
+// value, as the JSON decoder left them (json.Number, at any depth).
+func checkVariable(v any) *gqlerror.Error {
+	switch v := v.(type) {
+	case json.Number:
+		// As in GraphQL's grammar: an integer has neither a fraction nor
+		// an exponent.
+		return checkNumber(string(v), !strings.ContainsAny(string(v), ".eE"))
+	case map[string]any:
+		for _, child := range v {
+			if err := checkVariable(child); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, child := range v {
+			if err := checkVariable(child); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// checkNumber is the one rule for numbers, literal or variable: an integer
+// must fit an int64, any other number a float64.
+func checkNumber(raw string, integer bool) *gqlerror.Error {
+	var err error
+	if integer {
+		_, err = strconv.ParseInt(raw, 10, 64)
+	} else {
+		_, err = strconv.ParseFloat(raw, 64)
+	}
+	if err != nil {
+		return &gqlerror.Error{Message: fmt.Sprintf("the number %.40s is out of range", raw), Extensions: map[string]any{"code": CodeBadUserInput}}
 	}
 	return nil
 }

@@ -1,17 +1,23 @@
 package graph
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
+	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -71,23 +77,85 @@ func introspectionField(set ast.SelectionSet, fragments ast.FragmentDefinitionLi
 	return nil
 }
 
-// persistedQueries is gqlgen's Automatic Persisted Queries with a code on
-// each of its errors. Every error it returns is about the request's
-// persistedQuery extension (a hash that does not match the query, an
-// unknown version), so the client's; gqlgen codes only
-// PERSISTED_QUERY_NOT_FOUND, which clients act on and which is kept.
-type persistedQueries struct {
-	extension.AutomaticPersistedQuery
+// Codes for Automatic Persisted Queries: each way the persistedQuery
+// extension can fail has its own, and none is an internal error.
+const (
+	// CodePersistedQueryNotFound: the hash alone was sent, and the query
+	// is not (or no longer) in the store; the client sends it again with
+	// the query. gqlgen's code, and Apollo's.
+	CodePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+	// CodePersistedQueryHashMismatch: the sha256Hash sent is not the
+	// SHA-256 of the query sent with it (lowercase hex); nothing is stored.
+	CodePersistedQueryHashMismatch = "PERSISTED_QUERY_HASH_MISMATCH"
+	// CodePersistedQueryVersion: the extension's version is not 1, the
+	// only one there is.
+	CodePersistedQueryVersion = "PERSISTED_QUERY_VERSION_UNSUPPORTED"
+)
+
+// persistedQueries is Automatic Persisted Queries as gqlgen's
+// extension.AutomaticPersistedQuery does them (the same protocol, its
+// PERSISTED_QUERY_NOT_FOUND error as it is, the same stats for
+// extension.GetApqStats), with a code of its own on each of the other
+// errors: gqlgen tells a hash mismatch from an unknown version only by
+// message text.
+type persistedQueries struct{ store graphql.Cache[string] }
+
+var _ interface {
+	graphql.HandlerExtension
+	graphql.OperationParameterMutator
+} = persistedQueries{}
+
+func (persistedQueries) ExtensionName() string { return "AutomaticPersistedQuery" }
+
+func (p persistedQueries) Validate(graphql.ExecutableSchema) error {
+	if p.store == nil {
+		return errors.New("persistedQueries needs a store")
+	}
+	return nil
 }
 
-var _ graphql.OperationParameterMutator = persistedQueries{}
-
 func (p persistedQueries) MutateOperationParameters(ctx context.Context, params *graphql.RawParams) *gqlerror.Error {
-	err := p.AutomaticPersistedQuery.MutateOperationParameters(ctx, params)
-	if err != nil && !hasCode(err) {
-		setCode(err, CodeBadRequest)
+	if params.Extensions["persistedQuery"] == nil {
+		return nil
 	}
-	return err
+	ext, ok := params.Extensions["persistedQuery"].(map[string]any)
+	hash, isString := ext["sha256Hash"].(string)
+	if !ok || !isString {
+		return apqError(CodeBadRequest, "the persistedQuery extension must be an object with a version and a sha256Hash string")
+	}
+	switch v := ext["version"].(type) {
+	case nil:
+		return apqError(CodePersistedQueryVersion, "the persistedQuery extension has no version; the supported version is 1")
+	case json.Number: // as both transports decode numbers
+		if v != "1" {
+			return apqError(CodePersistedQueryVersion, "persistedQuery version %.20s is not supported; the supported version is 1", v)
+		}
+	default:
+		return apqError(CodeBadRequest, "the persistedQuery version must be a number")
+	}
+	sent := params.Query != ""
+	switch {
+	case sent:
+		if sum := sha256.Sum256([]byte(params.Query)); hex.EncodeToString(sum[:]) != hash {
+			return apqError(CodePersistedQueryHashMismatch, "the persistedQuery sha256Hash is not the SHA-256 of the query (in lowercase hex); the query was not stored")
+		}
+		p.store.Add(ctx, hash, params.Query)
+	default:
+		query, found := p.store.Get(ctx, hash)
+		if !found {
+			// gqlgen's error, word for word: clients match its message too.
+			return apqError(CodePersistedQueryNotFound, "PersistedQueryNotFound")
+		}
+		params.Query = query
+	}
+	// Under gqlgen's name for them, so that extension.GetApqStats finds
+	// them.
+	graphql.GetOperationContext(ctx).Stats.SetExtension("APQ", &extension.ApqStats{Hash: hash, SentQuery: sent})
+	return nil
+}
+
+func apqError(code, format string, args ...any) *gqlerror.Error {
+	return &gqlerror.Error{Message: fmt.Sprintf(format, args...), Extensions: map[string]any{"code": code}}
 }
 
 // Response media types (GraphQL over HTTP).
@@ -119,15 +187,24 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	w.Header().Set("Content-Type", contentType)
 	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime.Start = graphql.Now()
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
+	var body strings.Builder // a string without another copy, for the text checks
+	if _, err := io.Copy(&body, r.Body); err != nil {
 		badRequest(ctx, w, exec, "could not read the request body")
 		return
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	// Before decoding: the decoder would replace what these refuse.
+	if err := checkJSONText(body.String(), "the request body"); err != nil {
+		refuse(ctx, w, exec, err)
+		return
+	}
+	dec := json.NewDecoder(strings.NewReader(body.String()))
 	dec.UseNumber() // as gqlgen: numbers in variables stay exact
 	if err := dec.Decode(params); err != nil {
 		badRequest(ctx, w, exec, "the request body is not a valid GraphQL request (JSON with a query string)")
+		return
+	}
+	if err := checkDocumentText(params.Query); err != nil {
+		refuse(ctx, w, exec, err)
 		return
 	}
 	params.ReadTime.End = graphql.Now()
@@ -145,9 +222,47 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 // badRequest answers 400 with a BAD_REQUEST error, through the error
 // presenter and response extensions like any other error.
 func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, msg string) {
+	refuse(ctx, w, exec, coded(CodeBadRequest, "%s", msg))
+}
+
+// refuse answers 400 with err, an error made for the client (codedError).
+func refuse(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, err error) {
 	w.WriteHeader(http.StatusBadRequest)
-	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
-	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{err}))
+	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.WrapIfUnwrapped(err)}))
+}
+
+// getQuery is gqlgen's GET transport, with the text checks the POST
+// transport makes (invalid UTF-8, lone surrogate escapes) before gqlgen
+// decodes the parameters.
+type getQuery struct{ transport.GET }
+
+var _ graphql.Transport = getQuery{}
+
+func (g getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	// A query string that does not parse is gqlgen's to refuse.
+	if values, err := url.ParseQuery(r.URL.RawQuery); err == nil {
+		for name, list := range values {
+			for _, v := range list {
+				var err error
+				switch name {
+				case "query":
+					err = checkDocumentText(v)
+				case "variables", "extensions":
+					err = checkJSONText(v, "the "+name)
+				case "operationName":
+					if !utf8.ValidString(v) {
+						err = invalidUTF8(v, "the operation name")
+					}
+				}
+				if err != nil {
+					w.Header().Set("Content-Type", responseType(r))
+					refuse(r.Context(), w, exec, err)
+					return
+				}
+			}
+		}
+	}
+	g.GET.Do(w, r, exec)
 }
 
 // responseType picks the response's media type from Accept as gqlgen's

@@ -190,7 +190,7 @@ func (r *queryResolver) RedisHealth(ctx context.Context) (*model.RedisHealth, er
 
 // CacheGet is the resolver for the cacheGet field.
 func (r *queryResolver) CacheGet(ctx context.Context, key string) (model.JSON, error) {
-	value, backend, err := r.Cache.Get(ctx, key)
+	value, backend, err := getWithin(ctx, r.Cache, key)
 	if err != nil {
 		return nil, readFailure(ctx, err)
 	}
@@ -200,7 +200,7 @@ func (r *queryResolver) CacheGet(ctx context.Context, key string) (model.JSON, e
 
 // CacheGetMany is the resolver for the cacheGetMany field.
 func (r *queryResolver) CacheGetMany(ctx context.Context, keys []string) ([]model.JSON, error) {
-	reads, err := r.Cache.GetMany(ctx, keys)
+	reads, err := getManyWithin(ctx, r.Cache, keys)
 	if err != nil {
 		return nil, err
 	}

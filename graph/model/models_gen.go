@@ -185,6 +185,14 @@ type Mutation struct {
 //   - Bad input (a key that breaks the key rules, more than 100 keys): null with
 //     an error at the field's path (cacheGetMany, one bad key: [field, index]),
 //     code BAD_USER_INPUT.
+//   - A value in Redis larger than CACHE_MAX_VALUE_BYTES (written by another
+//     program): null with an error at its path, code VALUE_TOO_LARGE.
+//   - Too much at once: the bytes of the values a request would return are
+//     counted as they are read, before the response is built. Past
+//     GRAPHQL_MAX_RESPONSE_BYTES (default 16 MiB) the request is refused as a
+//     whole: data is null, and the one error, RESPONSE_TOO_LARGE, names the
+//     fields in its message and in extensions.fields. Each value counts as often
+//     as the response would hold it.
 type Query struct {
 }
 
