@@ -26,20 +26,30 @@ var scopes = map[model.Scope]auth.Scope{
 // tokens) opens them all.
 func authDirective(a *auth.Authenticator) func(ctx context.Context, obj any, next graphql.Resolver, scope model.Scope) (any, error) {
 	return func(ctx context.Context, _ any, next graphql.Resolver, scope model.Scope) (any, error) {
-		if a.Open() {
-			return next(ctx)
-		}
-		caller := auth.FromContext(ctx)
-		switch {
-		case a == nil:
-			return nil, coded(CodeForbidden, "no authenticator is configured on this service; every field is refused")
-		case !caller.Authenticated() && caller.Presented:
-			return nil, coded(CodeUnauthenticated, "the bearer token is not valid")
-		case !caller.Authenticated():
-			return nil, coded(CodeUnauthenticated, "this field needs a bearer token (Authorization: Bearer <token>)")
-		case !caller.Scope.Allows(scopes[scope]):
-			return nil, coded(CodeForbidden, "token %q has read scope; this field needs write", caller.Name)
+		if err := authorize(ctx, a, scope); err != nil {
+			return nil, err
 		}
 		return next(ctx)
 	}
+}
+
+// authorize decides whether the caller in ctx may resolve a field that
+// needs scope: the one rule @auth and the compiled read path (compiled.go)
+// both apply.
+func authorize(ctx context.Context, a *auth.Authenticator, scope model.Scope) error {
+	if a.Open() {
+		return nil
+	}
+	caller := auth.FromContext(ctx)
+	switch {
+	case a == nil:
+		return coded(CodeForbidden, "no authenticator is configured on this service; every field is refused")
+	case !caller.Authenticated() && caller.Presented:
+		return coded(CodeUnauthenticated, "the bearer token is not valid")
+	case !caller.Authenticated():
+		return coded(CodeUnauthenticated, "this field needs a bearer token (Authorization: Bearer <token>)")
+	case !caller.Scope.Allows(scopes[scope]):
+		return coded(CodeForbidden, "token %q has read scope; this field needs write", caller.Name)
+	}
+	return nil
 }

@@ -1,11 +1,13 @@
 package graph
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -196,14 +198,81 @@ func (warnings) Validate(graphql.ExecutableSchema) error { return nil }
 func (warnings) InterceptResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	list := &warningList{}
 	resp := next(context.WithValue(ctx, warningsKey{}, list))
-	if resp == nil || len(list.items) == 0 {
+	if resp == nil {
 		return resp
 	}
+	// Root query fields resolve concurrently, so errors and warnings arrive
+	// in whatever order the fields finish; they are put in the order of the
+	// fields they are about, so that one request always gets one answer
+	// (and the compiled read path can give the same bytes).
+	order := fieldOrder(ctx)
+	slices.SortStableFunc(resp.Errors, func(a, b *gqlerror.Error) int { return comparePaths(order, a.Path, b.Path) })
+	if len(list.items) == 0 {
+		return resp
+	}
+	slices.SortStableFunc(list.items, func(a, b warning) int { return comparePaths(order, a.Path, b.Path) })
 	if resp.Extensions == nil {
 		resp.Extensions = map[string]any{}
 	}
 	resp.Extensions["warnings"] = list.items
 	return resp
+}
+
+// fieldOrder numbers the operation's root fields by response key, in the
+// order the response holds them.
+func fieldOrder(ctx context.Context) map[string]int {
+	if !graphql.HasOperationContext(ctx) {
+		return nil
+	}
+	oc := graphql.GetOperationContext(ctx)
+	if oc == nil || oc.Operation == nil {
+		return nil
+	}
+	root := "Query"
+	if oc.Operation.Operation == ast.Mutation {
+		root = "Mutation"
+	}
+	fields := graphql.CollectFields(oc, oc.Operation.SelectionSet, []string{root})
+	order := make(map[string]int, len(fields))
+	for i, f := range fields {
+		order[f.Alias] = i
+	}
+	return order
+}
+
+// comparePaths orders two paths: no path first, then by root field, then
+// by list index and the rest of the path.
+func comparePaths(order map[string]int, a, b ast.Path) int {
+	switch {
+	case len(a) == 0 || len(b) == 0:
+		return cmp.Compare(len(a), len(b))
+	}
+	for i := 0; i < len(a) && i < len(b); i++ {
+		var c int
+		switch x := a[i].(type) {
+		case ast.PathName:
+			y, ok := b[i].(ast.PathName)
+			if !ok {
+				return 1
+			}
+			if i == 0 {
+				c = cmp.Compare(order[string(x)], order[string(y)])
+			}
+			if c == 0 {
+				c = strings.Compare(string(x), string(y))
+			}
+		case ast.PathIndex:
+			y, ok := b[i].(ast.PathIndex)
+			if !ok {
+				return -1
+			}
+			c = cmp.Compare(int(x), int(y))
+		}
+		if c != 0 {
+			return c
+		}
+	}
+	return cmp.Compare(len(a), len(b))
 }
 
 // addWarning records a warning for the field being resolved. Fields of one

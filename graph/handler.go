@@ -8,8 +8,8 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 
-	"github.com/school-erp/cache-service/graph/model"
 	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/graph/model"
 	"github.com/school-erp/cache-service/internal/auth"
 )
 
@@ -46,6 +46,10 @@ type HandlerOptions struct {
 	MaxValueBytes int
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
+	// NoCompiledReads sends every request through gqlgen's executor,
+	// without the compiled read path (compiled.go): for the differential
+	// test, which compares the two.
+	NoCompiledReads bool
 }
 
 // withDefaults fills in the zero fields.
@@ -77,6 +81,13 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 // (both caches bounded in bytes, doccache.go), and errors are presented as
 // described in errors.go.
 func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
+	h, _ := newHandler(r, opts)
+	return h
+}
+
+// newHandler is NewHandler, and the compiled read path it uses (nil when
+// off), for the tests that count what the path answered.
+func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads) {
 	opts = opts.withDefaults()
 	log := opts.Logger
 	cfg := Config{Resolvers: r}
@@ -86,7 +97,19 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// A batch costs what its entries cost, as cacheGetMany does.
 	cfg.Complexity.Mutation.CacheSetMany = func(child int, entries []*model.CacheSetInput) int { return 1 + len(entries) }
 	cfg.Complexity.Mutation.CacheDeleteMany = func(child int, keys []string) int { return 1 + len(keys) }
-	srv := handler.New(NewExecutableSchema(cfg))
+	es := NewExecutableSchema(cfg)
+	srv := handler.New(es)
+	var compiled *compiledReads
+	if !opts.NoCompiledReads {
+		compiled = &compiledReads{
+			es: es, resolver: r, auth: opts.Auth, complexity: opts.Limits.Complexity,
+			maxResponse: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes,
+			// Plans hold the parsed document: bounded like the parsed-query
+			// cache, and by the same weight.
+			plans:   newDocCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes, func(key string, _ *plan, limit int) int { return parsedWeight(key, limit) }),
+			refused: newDocCache(opts.QueryCacheBytes/4, opts.MaxCachedDocumentBytes, func(key string, _ bool, _ int) int { return allocated(len(key)) + entryOverhead }),
+		}
+	}
 	// Only these transports: JSON POST, GET for queries (gqlgen refuses
 	// mutations over GET), OPTIONS. No form or multipart transports, so a
 	// browser cannot be made to send a cross-site write without a CORS
@@ -94,7 +117,7 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// that is not a GraphQL request gets a coded error.
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getQuery{})
-	srv.AddTransport(postJSON{})
+	srv.AddTransport(postJSON{compiled: compiled})
 	parsed := newParsedCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes)
 	srv.SetQueryCache(parsed)
 	if opts.Introspection {
@@ -123,5 +146,5 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	return srv
+	return srv, compiled
 }

@@ -30,9 +30,18 @@ func ttlFromSeconds(ttlSeconds *int) (time.Duration, error) {
 // warnIfFallback tells the client that a read was answered by this
 // instance's memory, not by Redis.
 func warnIfFallback(ctx context.Context, backend cache.Backend) {
-	if backend == cache.BackendMemory {
-		addWarning(ctx, WarningServedFromMemory, "Redis is unavailable; the read was answered by this instance's in-process fallback tier")
+	if code, msg, ok := fallbackWarning(backend); ok {
+		addWarning(ctx, code, msg)
 	}
+}
+
+// fallbackWarning is the warning for a read answered by backend, if any:
+// one rule for the resolvers and the compiled read path.
+func fallbackWarning(backend cache.Backend) (code, message string, ok bool) {
+	if backend == cache.BackendMemory {
+		return WarningServedFromMemory, "Redis is unavailable; the read was answered by this instance's in-process fallback tier", true
+	}
+	return "", "", false
 }
 
 func backendModel(b cache.Backend) *model.CacheBackend {
@@ -51,15 +60,23 @@ func backendModel(b cache.Backend) *model.CacheBackend {
 // readFailure turns a failed read into what the client sees: an outage is a
 // miss with a warning (the response still has data), anything else an error.
 func readFailure(ctx context.Context, err error) error {
-	switch {
-	case errors.Is(err, cache.ErrUnavailable):
-		addWarning(ctx, WarningRedisUnavailable, "Redis is unavailable; the read was answered as a miss")
-		return nil
-	case errors.Is(err, cache.ErrNoReply):
-		addWarning(ctx, WarningNoReply, "Redis did not reply in time; the read was answered as a miss")
+	if code, msg, ok := readWarning(err); ok {
+		addWarning(ctx, code, msg)
 		return nil
 	}
 	return err
+}
+
+// readWarning is the warning a failed read answers as a miss with, when it
+// is one: one rule for the resolvers and the compiled read path.
+func readWarning(err error) (code, message string, ok bool) {
+	switch {
+	case errors.Is(err, cache.ErrUnavailable):
+		return WarningRedisUnavailable, "Redis is unavailable; the read was answered as a miss", true
+	case errors.Is(err, cache.ErrNoReply):
+		return WarningNoReply, "Redis did not reply in time; the read was answered as a miss", true
+	}
+	return "", "", false
 }
 
 // writeFailure says why a write was not confirmed, in the payload's terms.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/errcode"
@@ -169,11 +170,14 @@ const (
 // or decode is refused here with BAD_REQUEST; gqlgen's error for that has
 // no code, and its message quotes the whole body, which may carry secrets
 // or be megabytes long.
-type postJSON struct{}
+type postJSON struct {
+	// compiled is the compiled read path; nil sends everything to gqlgen.
+	compiled *compiledReads
+}
 
 var _ graphql.Transport = postJSON{}
 
-func (postJSON) Supports(r *http.Request) bool {
+func (p postJSON) Supports(r *http.Request) bool {
 	if r.Header.Get("Upgrade") != "" {
 		return false
 	}
@@ -181,7 +185,7 @@ func (postJSON) Supports(r *http.Request) bool {
 	return err == nil && r.Method == http.MethodPost && mediaType == mediaJSON
 }
 
-func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	contentType := responseType(r)
 	w.Header().Set("Content-Type", contentType)
@@ -195,6 +199,12 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	// Before decoding: the decoder would replace what these refuse.
 	if err := checkJSONText(body.String(), "the request body"); err != nil {
 		refuse(ctx, w, exec, err)
+		return
+	}
+	// The body's bytes, read only: the scanner below never writes them.
+	raw := unsafe.Slice(unsafe.StringData(body.String()), body.Len())
+	parts, scanned := scanRequest(raw)
+	if scanned && p.compiled.serve(ctx, w, parts) {
 		return
 	}
 	dec := json.NewDecoder(strings.NewReader(body.String()))
@@ -214,6 +224,9 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		w.WriteHeader(errorStatus(contentType, errs))
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs))
 		return
+	}
+	if scanned {
+		p.compiled.learn(ctx, parts, oc)
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, responses(ctx))

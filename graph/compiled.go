@@ -1,0 +1,605 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync/atomic"
+
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/graph/model"
+	"github.com/school-erp/cache-service/internal/auth"
+)
+
+// The compiled read path. gqlgen's executor is general: it builds a tree
+// of field contexts, resolves the root fields of a query concurrently,
+// marshals through interfaces, and then json.Marshal copies the result
+// again. Most requests the platform sends are reads of a few keys, and for
+// those that generality is most of the cost. So a query operation that
+// selects only cacheGet, cacheGetMany, cacheExists and __typename (with
+// literal or variable arguments, aliases, fragments and @skip/@include) is
+// compiled, the first time gqlgen has parsed and validated it, into a plan
+// that later requests with the same text execute directly.
+//
+// A plan answers only what it is sure to answer as gqlgen would: values,
+// misses and warnings. Anything else, a variable it cannot coerce the way
+// gqlgen does, a field the caller may not read, a key the cache refuses,
+// an error from Redis, a response over its budget, a complexity over the
+// limit, makes it give up before writing anything, and the request goes
+// through gqlgen, which answers it as it always has (reads have no side
+// effects, so reading again is safe). Auth, the budget, the warnings and
+// the complexity are decided by the same functions the gqlgen path uses.
+// compiled_test.go runs a corpus and a fuzzer of documents through both
+// paths and requires the same status, content type and bytes.
+
+// plannedField is the kind of a root field a plan can execute.
+type plannedField int
+
+const (
+	fieldGet plannedField = iota + 1
+	fieldGetMany
+	fieldExists
+	fieldTypename
+)
+
+var plannedFields = map[string]plannedField{
+	"cacheGet":     fieldGet,
+	"cacheGetMany": fieldGetMany,
+	"cacheExists":  fieldExists,
+	"__typename":   fieldTypename,
+}
+
+// plan is a compiled query operation.
+type plan struct {
+	doc *ast.QueryDocument
+	op  *ast.OperationDefinition
+	// vars are the operation's variables, coerced from each request.
+	vars []planVar
+	// fields are the collected root fields when they do not depend on the
+	// variables (no @skip or @include); nil when they do.
+	fields []graphql.CollectedField
+	// complexity is the operation's complexity when it does not depend on
+	// the variables; -1 when it does (a cacheGetMany with keys from a
+	// variable).
+	complexity int
+}
+
+// varKind is a variable type a plan can coerce.
+type varKind int
+
+const (
+	varString varKind = iota + 1
+	varStringList
+	varBoolean
+)
+
+type planVar struct {
+	name string
+	kind varKind
+	// nullable says the variable may be null (its type is not T!);
+	// elemNullable, for a list, that its elements may be.
+	nullable, elemNullable bool
+	// def is the default value, coerced; hasDefault says there is one.
+	def        any
+	hasDefault bool
+}
+
+// compiledReads holds the plans and what executing them needs.
+type compiledReads struct {
+	es         graphql.ExecutableSchema
+	resolver   *Resolver
+	auth       *auth.Authenticator
+	complexity int // the complexity limit; 0 for none
+	// maxResponse and maxValue make each request's response budget, as
+	// responseLimit does; maxResponse 0 for none.
+	maxResponse, maxValue int
+	plans                 *docCache[*plan]
+	// refused remembers documents that cannot be compiled, so they are not
+	// looked at again (bounded in bytes too).
+	refused *docCache[bool]
+	// served counts the requests a plan answered (for tests and metrics).
+	served atomic.Uint64
+}
+
+// planKey names a plan: the query's JSON text as the request carries it
+// (so that finding it decodes nothing), and the operation name.
+func planKey(query, operationName []byte) string {
+	if len(operationName) == 0 || string(operationName) == "null" {
+		return string(query)
+	}
+	return string(query) + "\x00" + string(operationName)
+}
+
+// learn compiles the operation gqlgen has just parsed and validated for
+// the request whose body parts are p, if it is a plan's kind.
+func (c *compiledReads) learn(ctx context.Context, p requestParts, oc *graphql.OperationContext) {
+	if c == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query || p.query == nil {
+		return
+	}
+	key := planKey(p.query, p.operationName)
+	if _, known := c.plans.Get(ctx, key); known {
+		return
+	}
+	if _, refused := c.refused.Get(ctx, key); refused {
+		return
+	}
+	if pl, ok := c.compile(ctx, oc.Doc, oc.Operation); ok {
+		c.plans.Add(ctx, key, pl)
+		return
+	}
+	c.refused.Add(ctx, key, true)
+}
+
+// compile makes a plan of op, if every root field is one a plan executes.
+func (c *compiledReads) compile(ctx context.Context, doc *ast.QueryDocument, op *ast.OperationDefinition) (*plan, bool) {
+	pl := &plan{doc: doc, op: op}
+	for _, def := range op.VariableDefinitions {
+		v, ok := planVariable(def)
+		if !ok {
+			return nil, false
+		}
+		pl.vars = append(pl.vars, v)
+	}
+	dynamic, ok := compilable(op.SelectionSet, doc.Fragments, map[string]bool{})
+	if !ok {
+		return nil, false
+	}
+	pl.complexity = -1
+	if !usesVariableKeys(op.SelectionSet, doc.Fragments, map[string]bool{}) {
+		pl.complexity = complexity.Calculate(ctx, c.es, op, nil)
+	}
+	if !dynamic {
+		pl.fields = graphql.CollectFields(&graphql.OperationContext{Doc: doc, Operation: op}, op.SelectionSet, []string{"Query"})
+	}
+	return pl, true
+}
+
+// compilable reports whether a selection set holds only fields a plan
+// executes, and whether it has @skip or @include anywhere.
+func compilable(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen map[string]bool) (dynamic, ok bool) {
+	for _, sel := range set {
+		var dirs ast.DirectiveList
+		switch s := sel.(type) {
+		case *ast.Field:
+			if _, planned := plannedFields[s.Name]; !planned || len(s.SelectionSet) > 0 {
+				return false, false
+			}
+			for _, arg := range s.Arguments {
+				if !plannableArgument(arg.Value) {
+					return false, false
+				}
+			}
+			dirs = s.Directives
+		case *ast.InlineFragment:
+			if s.TypeCondition != "" && s.TypeCondition != "Query" {
+				return false, false
+			}
+			d, ok := compilable(s.SelectionSet, fragments, seen)
+			if !ok {
+				return false, false
+			}
+			dynamic = dynamic || d
+			dirs = s.Directives
+		case *ast.FragmentSpread:
+			f := fragments.ForName(s.Name)
+			if f == nil || f.TypeCondition != "Query" {
+				return false, false
+			}
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				d, ok := compilable(f.SelectionSet, fragments, seen)
+				if !ok {
+					return false, false
+				}
+				dynamic = dynamic || d
+			}
+			dirs = s.Directives
+		default:
+			return false, false
+		}
+		for _, d := range dirs {
+			if d.Name != "skip" && d.Name != "include" {
+				return false, false
+			}
+			dynamic = true
+		}
+	}
+	return dynamic, true
+}
+
+// plannableArgument accepts a key, or a list of keys, given as literals or
+// variables.
+func plannableArgument(v *ast.Value) bool {
+	switch v.Kind {
+	case ast.Variable, ast.StringValue, ast.BlockValue:
+		return true
+	case ast.ListValue:
+		for _, child := range v.Children {
+			if !plannableArgument(child.Value) || child.Value.Kind == ast.ListValue {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// usesVariableKeys reports whether a cacheGetMany takes its keys (or some
+// of them) from a variable: its complexity then depends on the request.
+func usesVariableKeys(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen map[string]bool) bool {
+	for _, sel := range set {
+		switch s := sel.(type) {
+		case *ast.Field:
+			if s.Name != "cacheGetMany" {
+				continue
+			}
+			if arg := s.Arguments.ForName("keys"); arg != nil && arg.Value.Kind == ast.Variable {
+				return true
+			}
+		case *ast.InlineFragment:
+			if usesVariableKeys(s.SelectionSet, fragments, seen) {
+				return true
+			}
+		case *ast.FragmentSpread:
+			if f := fragments.ForName(s.Name); f != nil && !seen[s.Name] {
+				seen[s.Name] = true
+				if usesVariableKeys(f.SelectionSet, fragments, seen) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// planVariable describes a variable of a type a plan can coerce.
+func planVariable(def *ast.VariableDefinition) (planVar, bool) {
+	v := planVar{name: def.Variable, nullable: !def.Type.NonNull}
+	switch {
+	case def.Type.Elem == nil && def.Type.NamedType == "String":
+		v.kind = varString
+	case def.Type.Elem == nil && def.Type.NamedType == "Boolean":
+		v.kind = varBoolean
+	case def.Type.Elem != nil && def.Type.Elem.Elem == nil && def.Type.Elem.NamedType == "String":
+		v.kind, v.elemNullable = varStringList, !def.Type.Elem.NonNull
+	default:
+		return planVar{}, false
+	}
+	if len(def.Directives) > 0 {
+		return planVar{}, false
+	}
+	if def.DefaultValue != nil {
+		d, err := def.DefaultValue.Value(nil)
+		if err != nil {
+			return planVar{}, false
+		}
+		if d, ok := coerceDefault(v, d); ok {
+			v.def, v.hasDefault = d, true
+		} else {
+			return planVar{}, false
+		}
+	}
+	return v, true
+}
+
+// coerceDefault checks a default value's Go type (gqlparser's) against the
+// variable's kind.
+func coerceDefault(v planVar, d any) (any, bool) {
+	switch v.kind {
+	case varString:
+		s, ok := d.(string)
+		return s, ok
+	case varBoolean:
+		b, ok := d.(bool)
+		return b, ok
+	}
+	list, ok := d.([]any)
+	if !ok {
+		return nil, false
+	}
+	out := make([]any, len(list))
+	for i, e := range list {
+		s, isString := e.(string)
+		if !isString {
+			return nil, false
+		}
+		out[i] = s
+	}
+	return out, true
+}
+
+// serve answers the request from a plan, if there is one for it and it can
+// answer as gqlgen would; otherwise it writes nothing and reports false.
+func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requestParts) (served bool) {
+	if c == nil || p.query == nil || p.extensions != nil && string(p.extensions) != "null" {
+		return false
+	}
+	pl, ok := c.plans.Get(ctx, planKey(p.query, p.operationName))
+	if !ok {
+		return false
+	}
+	vars, ok := pl.coerce(p.variables)
+	if !ok {
+		return false
+	}
+	fields := pl.fields
+	var varMap map[string]any
+	if fields == nil || pl.complexity < 0 {
+		varMap = make(map[string]any, len(vars))
+		for i, v := range pl.vars {
+			varMap[v.name] = vars[i]
+		}
+	}
+	if fields == nil {
+		fields = graphql.CollectFields(&graphql.OperationContext{Doc: pl.doc, Operation: pl.op, Variables: varMap}, pl.op.SelectionSet, []string{"Query"})
+	}
+	for range fields {
+		if authorize(ctx, c.auth, model.ScopeRead) != nil {
+			return false
+		}
+	}
+	if c.complexity > 0 {
+		n := pl.complexity
+		if n < 0 {
+			n = complexity.Calculate(ctx, c.es, pl.op, varMap)
+		}
+		if n > c.complexity {
+			return false
+		}
+	}
+	defer func() {
+		// A panic below is gqlgen's to present, as it would have been.
+		if recover() != nil {
+			served = false
+		}
+	}()
+	buf, warnings, ok := c.execute(ctx, pl, fields, vars)
+	if !ok {
+		return false
+	}
+	resp := graphql.Response{Data: buf.Bytes()}
+	if len(warnings) > 0 {
+		resp.Extensions = map[string]any{"warnings": warnings}
+	}
+	b, err := json.Marshal(&resp)
+	if err != nil {
+		return false
+	}
+	_, _ = w.Write(b)
+	c.served.Add(1)
+	return true
+}
+
+// coerce reads the request's variables as the plan's types, and gives up
+// on anything gqlgen would refuse or coerce in its own way.
+func (pl *plan) coerce(raw []byte) ([]any, bool) {
+	values := make([]any, len(pl.vars))
+	given := make([]bool, len(pl.vars))
+	if raw != nil && string(raw) != "null" {
+		ok := scanObject(raw, func(key, value []byte) bool {
+			for i, v := range pl.vars {
+				if v.name != string(key) {
+					continue
+				}
+				if given[i] {
+					return false // a duplicate: encoding/json keeps the last
+				}
+				given[i] = true
+				coerced, ok := v.coerce(value)
+				values[i] = coerced
+				return ok
+			}
+			return true // not a variable of the operation: gqlgen ignores it
+		})
+		if !ok {
+			return nil, false
+		}
+	}
+	for i, v := range pl.vars {
+		switch {
+		case given[i]:
+		case v.hasDefault:
+			values[i] = v.def
+		case !v.nullable:
+			return nil, false // gqlgen refuses a missing required variable
+		}
+	}
+	return values, true
+}
+
+func (v planVar) coerce(raw []byte) (any, bool) {
+	if string(raw) == "null" {
+		return nil, v.nullable
+	}
+	switch v.kind {
+	case varString:
+		s, ok := jsonString(raw)
+		return s, ok
+	case varBoolean:
+		switch string(raw) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+		return nil, false
+	}
+	var list []any
+	ok := scanArray(raw, func(e []byte) bool {
+		if string(e) == "null" {
+			list = append(list, nil)
+			return v.elemNullable
+		}
+		s, ok := jsonString(e)
+		list = append(list, s)
+		return ok
+	})
+	if list == nil {
+		list = []any{}
+	}
+	return list, ok
+}
+
+// execute runs the fields in order and writes the data. It reports false,
+// having returned nothing, when gqlgen must answer instead.
+func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.CollectedField, vars []any) (*bytes.Buffer, []warning, bool) {
+	if c.maxResponse > 0 {
+		ctx = context.WithValue(ctx, budgetKey{}, newResponseBudget(c.maxResponse, c.maxValue))
+	}
+	var warnings []warning
+	warn := func(code, msg string, path ...ast.PathElement) {
+		warnings = append(warnings, warning{Code: code, Message: msg, Path: path})
+	}
+	buf := &bytes.Buffer{}
+	buf.WriteByte('{')
+	for i, f := range fields {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('"')
+		buf.WriteString(f.Alias)
+		buf.WriteString(`":`)
+		alias := ast.PathName(f.Alias)
+		switch plannedFields[f.Name] {
+		case fieldTypename:
+			buf.WriteString(`"Query"`)
+		case fieldGet, fieldExists:
+			key, ok := pl.stringArg(f.Field, "key", vars)
+			if !ok {
+				return nil, nil, false
+			}
+			var value []byte
+			var backend cache.Backend
+			var err error
+			if plannedFields[f.Name] == fieldGet {
+				value, backend, err = getWithin(ctx, c.resolver.Cache, key)
+			} else {
+				var found bool
+				found, backend, err = c.resolver.Cache.Exists(ctx, key)
+				value = []byte("false")
+				if found {
+					value = []byte("true")
+				}
+			}
+			if err != nil {
+				code, msg, ok := readWarning(err)
+				if !ok {
+					return nil, nil, false
+				}
+				warn(code, msg, alias)
+				value = nil
+				if plannedFields[f.Name] == fieldExists {
+					value = []byte("false")
+				}
+			} else if code, msg, ok := fallbackWarning(backend); ok {
+				warn(code, msg, alias)
+			}
+			writeValue(buf, value)
+		case fieldGetMany:
+			keys, ok := pl.listArg(f.Field, "keys", vars)
+			if !ok {
+				return nil, nil, false
+			}
+			reads, err := getManyWithin(ctx, c.resolver.Cache, keys)
+			if err != nil {
+				return nil, nil, false
+			}
+			buf.WriteByte('[')
+			for j, rd := range reads {
+				if j > 0 {
+					buf.WriteByte(',')
+				}
+				if rd.Err != nil {
+					code, msg, ok := readWarning(rd.Err)
+					if !ok {
+						return nil, nil, false
+					}
+					warn(code, msg, alias, ast.PathIndex(j))
+					buf.WriteString("null")
+					continue
+				}
+				if code, msg, ok := fallbackWarning(rd.Backend); ok {
+					warn(code, msg, alias, ast.PathIndex(j))
+				}
+				writeValue(buf, rd.Value)
+			}
+			buf.WriteByte(']')
+		default:
+			return nil, nil, false
+		}
+	}
+	buf.WriteByte('}')
+	return buf, warnings, true
+}
+
+func writeValue(buf *bytes.Buffer, v []byte) {
+	if v == nil {
+		buf.WriteString("null")
+		return
+	}
+	buf.Write(v)
+}
+
+// stringArg is a field's string argument: a literal, or a variable's value.
+func (pl *plan) stringArg(f *ast.Field, name string, vars []any) (string, bool) {
+	arg := f.Arguments.ForName(name)
+	if arg == nil {
+		return "", false
+	}
+	s, ok := pl.value(arg.Value, vars).(string)
+	return s, ok
+}
+
+// listArg is a field's list-of-strings argument.
+func (pl *plan) listArg(f *ast.Field, name string, vars []any) ([]string, bool) {
+	arg := f.Arguments.ForName(name)
+	if arg == nil {
+		return nil, false
+	}
+	var list []any
+	switch arg.Value.Kind {
+	case ast.Variable:
+		l, ok := pl.value(arg.Value, vars).([]any)
+		if !ok {
+			return nil, false
+		}
+		list = l
+	case ast.ListValue:
+		for _, child := range arg.Value.Children {
+			list = append(list, pl.value(child.Value, vars))
+		}
+	default:
+		return nil, false
+	}
+	out := make([]string, len(list))
+	for i, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			return nil, false // a null element: gqlgen refuses it for [String!]
+		}
+		out[i] = s
+	}
+	return out, true
+}
+
+// value is a literal's or a variable's value.
+func (pl *plan) value(v *ast.Value, vars []any) any {
+	if v.Kind == ast.Variable {
+		for i, pv := range pl.vars {
+			if pv.name == v.Raw {
+				return vars[i]
+			}
+		}
+		return nil
+	}
+	val, err := v.Value(nil)
+	if err != nil {
+		return nil
+	}
+	return val
+}
