@@ -147,7 +147,7 @@ func readBody(limit int64, timeout time.Duration, next http.Handler) http.Handle
 		// request runs, it would make the server's read of the idle
 		// connection fail and cancel the request's context.
 		_ = rc.SetReadDeadline(time.Time{})
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.Body = graph.BufferedBody(body) // the endpoint reads it without a copy
 		r.ContentLength = int64(len(body))
 		next.ServeHTTP(w, r)
 	})

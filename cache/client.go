@@ -182,7 +182,7 @@ func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, 
 	}
 	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
 	defer cancel()
-	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), vk.B().Get().Key(rk).Build().Pin())
+	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), func() valkey.Completed { return vk.B().Get().Key(rk).Build().Pin() })
 	b, err := res.AsBytes()
 	switch {
 	case valkey.IsValkeyNil(err):
@@ -222,14 +222,14 @@ func (c *Client) checkStored(b []byte) error {
 // wraps a tracked read in, though a plain GET is allowed), and
 // valkey.ErrDoCacheAborted, which valkey-go gives a read waiting on
 // another's fetch when the connection closes, and does not retry.
-func (c *Client) cachedRead(ctx context.Context, vk *valkeyClient, cached valkey.Cacheable, plain valkey.Completed) valkey.ValkeyResult {
+func (c *Client) cachedRead(ctx context.Context, vk *valkeyClient, cached valkey.Cacheable, plain func() valkey.Completed) valkey.ValkeyResult {
 	res := vk.DoCache(ctx, cached, c.opts.ClientCacheTTL)
 	err := res.Error()
 	if err == nil || valkey.IsValkeyNil(err) || c.clientCacheOff() {
 		return res
 	}
 	if _, isReply := valkey.IsValkeyErr(err); isReply || errors.Is(err, valkey.ErrDoCacheAborted) {
-		return vk.Do(ctx, plain)
+		return vk.Do(ctx, plain()) // built only when needed: the hot path builds one command
 	}
 	return res
 }
@@ -475,7 +475,7 @@ func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
 	// read-only EXISTS converts to a Cacheable, and Redis tracks the key it
 	// reads like any other.
 	cached := valkey.Cacheable(vk.B().Arbitrary("EXISTS").Keys(rk).ReadOnly()).Pin()
-	res := c.cachedRead(opCtx, vk, cached, vk.B().Exists().Key(rk).Build().Pin())
+	res := c.cachedRead(opCtx, vk, cached, func() valkey.Completed { return vk.B().Exists().Key(rk).Build().Pin() })
 	n, err := res.AsInt64()
 	if err != nil {
 		return c.fallbackExists(rk, c.failed(ctx, opCtx, epoch, OpExists, err))

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/99designs/gqlgen/complexity"
 	"github.com/99designs/gqlgen/graphql"
@@ -85,7 +87,7 @@ type planVar struct {
 	// elemNullable, for a list, that its elements may be.
 	nullable, elemNullable bool
 	// def is the default value, coerced; hasDefault says there is one.
-	def        any
+	def        varValue
 	hasDefault bool
 }
 
@@ -289,42 +291,47 @@ func planVariable(def *ast.VariableDefinition) (planVar, bool) {
 
 // coerceDefault checks a default value's Go type (gqlparser's) against the
 // variable's kind.
-func coerceDefault(v planVar, d any) (any, bool) {
+func coerceDefault(v planVar, d any) (varValue, bool) {
 	switch v.kind {
 	case varString:
 		s, ok := d.(string)
-		return s, ok
+		return varValue{str: s}, ok
 	case varBoolean:
 		b, ok := d.(bool)
-		return b, ok
+		return varValue{b: b}, ok
 	}
 	list, ok := d.([]any)
 	if !ok {
-		return nil, false
+		return varValue{}, false
 	}
-	out := make([]any, len(list))
+	out := varValue{list: make([]string, len(list))}
 	for i, e := range list {
 		s, isString := e.(string)
 		if !isString {
-			return nil, false
+			return varValue{}, false
 		}
-		out[i] = s
+		out.list[i] = s
 	}
 	return out, true
 }
 
 // serve answers the request from a plan, if there is one for it and it can
 // answer as gqlgen would; otherwise it writes nothing and reports false.
-func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requestParts) (served bool) {
+func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requestParts, contentType string) (served bool) {
 	if c == nil || p.query == nil || p.extensions != nil && string(p.extensions) != "null" {
 		return false
 	}
-	pl, ok := c.plans.Get(ctx, planKey(p.query, p.operationName))
+	pl, ok := c.plans.Get(ctx, lookupKey(p.query, p.operationName))
 	if !ok {
 		return false
 	}
-	vars, ok := pl.coerce(p.variables)
-	if !ok {
+	var varsArr [maxPlanVars]varValue
+	vars := varsArr[:0]
+	if len(pl.vars) > maxPlanVars {
+		vars = make([]varValue, 0, len(pl.vars))
+	}
+	vars = vars[:len(pl.vars)]
+	if !pl.coerce(p.variables, vars) {
 		return false
 	}
 	fields := pl.fields
@@ -332,7 +339,7 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 	if fields == nil || pl.complexity < 0 {
 		varMap = make(map[string]any, len(vars))
 		for i, v := range pl.vars {
-			varMap[v.name] = vars[i]
+			varMap[v.name] = vars[i].asAny(v.kind)
 		}
 	}
 	if fields == nil {
@@ -358,46 +365,136 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 			served = false
 		}
 	}()
-	buf, warnings, ok := c.execute(ctx, pl, fields, vars)
+	data := responseBuffers.Get().(*bytes.Buffer)
+	data.Reset()
+	defer func() {
+		if data.Cap() <= 64<<10 {
+			responseBuffers.Put(data) // a huge one is left to the collector
+		}
+	}()
+	data.WriteString(`{"data":`)
+	warnings, ok := c.execute(ctx, pl, fields, vars, data)
 	if !ok {
 		return false
 	}
-	resp := graphql.Response{Data: buf.Bytes()}
-	if len(warnings) > 0 {
-		resp.Extensions = map[string]any{"warnings": warnings}
+	out := data.Bytes()
+	if len(warnings) > 0 || !canonical(out) {
+		// What json.Marshal of gqlgen's Response writes: the data
+		// compacted and HTML-escaped, then the extensions.
+		resp := graphql.Response{Data: out[len(`{"data":`):]}
+		if len(warnings) > 0 {
+			resp.Extensions = map[string]any{"warnings": warnings}
+		}
+		b, err := json.Marshal(&resp)
+		if err != nil {
+			return false
+		}
+		out = b
+	} else {
+		// Already what json.Marshal would write: written as it is.
+		data.WriteByte('}')
+		out = data.Bytes()
 	}
-	b, err := json.Marshal(&resp)
-	if err != nil {
-		return false
-	}
-	_, _ = w.Write(b)
+	setContentType(w, contentType)
+	_, _ = w.Write(out)
 	c.served.Add(1)
 	return true
 }
 
-// coerce reads the request's variables as the plan's types, and gives up
-// on anything gqlgen would refuse or coerce in its own way.
-func (pl *plan) coerce(raw []byte) ([]any, bool) {
-	values := make([]any, len(pl.vars))
-	given := make([]bool, len(pl.vars))
+// responseBuffers hold responses as plans write them.
+var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// canonical reports whether JSON text is already what encoding/json's
+// Marshal writes for it as a json.RawMessage: no space outside strings,
+// and none of the characters it escapes (<, >, &, U+2028, U+2029). Values
+// this service stored were written by json.Marshal, so they are; a value
+// another program wrote may not be.
+func canonical(b []byte) bool {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			return false
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8:
+			return false
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}
+
+// lookupKey is planKey for a lookup: without copying the query when there
+// is no operation name (the cache does not keep a key it is only asked
+// for).
+func lookupKey(query, operationName []byte) string {
+	if len(operationName) == 0 || string(operationName) == "null" {
+		return unsafe.String(unsafe.SliceData(query), len(query))
+	}
+	return planKey(query, operationName)
+}
+
+var (
+	headerJSON            = []string{mediaJSON}
+	headerGraphQLResponse = []string{mediaGraphQLResponse}
+)
+
+// setContentType sets the response's media type as postJSON does, from
+// shared slices (net/http only reads them).
+func setContentType(w http.ResponseWriter, contentType string) {
+	if contentType == mediaJSON {
+		w.Header()["Content-Type"] = headerJSON
+		return
+	}
+	w.Header()["Content-Type"] = headerGraphQLResponse
+}
+
+// varValue is a variable's value for one request.
+type varValue struct {
+	null bool // null, or absent without a default
+	str  string
+	b    bool
+	// list is a list's elements; nullElem says one of them is null (which
+	// a [String!] argument refuses, so the plan gives up on reading it).
+	list     []string
+	nullElem bool
+}
+
+// maxPlanVars is how many variables a request's values fit in without an
+// allocation; a plan with more uses the heap.
+const maxPlanVars = 8
+
+// coerce reads the request's variables as the plan's types into values
+// (one per plan variable), and gives up on anything gqlgen would refuse or
+// coerce in its own way.
+func (pl *plan) coerce(raw []byte, values []varValue) bool {
+	var givenArr [maxPlanVars]bool
+	given := givenArr[:0]
+	if len(pl.vars) > maxPlanVars {
+		given = make([]bool, 0, len(pl.vars))
+	}
+	given = given[:len(pl.vars)]
 	if raw != nil && string(raw) != "null" {
 		ok := scanObject(raw, func(key, value []byte) bool {
-			for i, v := range pl.vars {
-				if v.name != string(key) {
+			for i := range pl.vars {
+				if pl.vars[i].name != string(key) {
 					continue
 				}
 				if given[i] {
 					return false // a duplicate: encoding/json keeps the last
 				}
 				given[i] = true
-				coerced, ok := v.coerce(value)
-				values[i] = coerced
-				return ok
+				return pl.vars[i].coerce(value, &values[i])
 			}
 			return true // not a variable of the operation: gqlgen ignores it
 		})
 		if !ok {
-			return nil, false
+			return false
 		}
 	}
 	for i, v := range pl.vars {
@@ -406,56 +503,81 @@ func (pl *plan) coerce(raw []byte) ([]any, bool) {
 		case v.hasDefault:
 			values[i] = v.def
 		case !v.nullable:
-			return nil, false // gqlgen refuses a missing required variable
+			return false // gqlgen refuses a missing required variable
+		default:
+			values[i] = varValue{null: true}
 		}
 	}
-	return values, true
+	return true
 }
 
-func (v planVar) coerce(raw []byte) (any, bool) {
+func (v planVar) coerce(raw []byte, dst *varValue) bool {
 	if string(raw) == "null" {
-		return nil, v.nullable
+		*dst = varValue{null: true}
+		return v.nullable
 	}
 	switch v.kind {
 	case varString:
 		s, ok := jsonString(raw)
-		return s, ok
+		*dst = varValue{str: s}
+		return ok
 	case varBoolean:
 		switch string(raw) {
 		case "true":
-			return true, true
+			*dst = varValue{b: true}
+			return true
 		case "false":
-			return false, true
+			*dst = varValue{}
+			return true
 		}
-		return nil, false
+		return false
 	}
-	var list []any
+	out := varValue{list: []string{}}
 	ok := scanArray(raw, func(e []byte) bool {
 		if string(e) == "null" {
-			list = append(list, nil)
+			out.nullElem = true
+			out.list = append(out.list, "")
 			return v.elemNullable
 		}
 		s, ok := jsonString(e)
-		list = append(list, s)
+		out.list = append(out.list, s)
 		return ok
 	})
-	if list == nil {
-		list = []any{}
+	*dst = out
+	return ok
+}
+
+// asAny is a variable's value as gqlgen holds variables, for its
+// CollectFields and complexity.
+func (v varValue) asAny(kind varKind) any {
+	switch {
+	case v.null:
+		return nil
+	case kind == varString:
+		return v.str
+	case kind == varBoolean:
+		return v.b
 	}
-	return list, ok
+	list := make([]any, len(v.list))
+	for i, s := range v.list {
+		list[i] = s
+	}
+	return list
 }
 
 // execute runs the fields in order and writes the data. It reports false,
 // having returned nothing, when gqlgen must answer instead.
-func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.CollectedField, vars []any) (*bytes.Buffer, []warning, bool) {
-	if c.maxResponse > 0 {
+func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.CollectedField, vars []varValue, buf *bytes.Buffer) ([]warning, bool) {
+	if c.maxResponse > 0 && c.maxKeys(pl, fields, vars)*int64(c.maxValue)*6 > int64(c.maxResponse) {
+		// Only a response that could pass the limit needs counting: a few
+		// keys, at CACHE_MAX_VALUE_BYTES each at most (six times that for
+		// a value that is not JSON, returned as a JSON string), cannot.
 		ctx = context.WithValue(ctx, budgetKey{}, newResponseBudget(c.maxResponse, c.maxValue))
 	}
 	var warnings []warning
 	warn := func(code, msg string, path ...ast.PathElement) {
 		warnings = append(warnings, warning{Code: code, Message: msg, Path: path})
 	}
-	buf := &bytes.Buffer{}
 	buf.WriteByte('{')
 	for i, f := range fields {
 		if i > 0 {
@@ -471,7 +593,7 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 		case fieldGet, fieldExists:
 			key, ok := pl.stringArg(f.Field, "key", vars)
 			if !ok {
-				return nil, nil, false
+				return nil, false
 			}
 			var value []byte
 			var backend cache.Backend
@@ -489,7 +611,7 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 			if err != nil {
 				code, msg, ok := readWarning(err)
 				if !ok {
-					return nil, nil, false
+					return nil, false
 				}
 				warn(code, msg, alias)
 				value = nil
@@ -503,11 +625,11 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 		case fieldGetMany:
 			keys, ok := pl.listArg(f.Field, "keys", vars)
 			if !ok {
-				return nil, nil, false
+				return nil, false
 			}
 			reads, err := getManyWithin(ctx, c.resolver.Cache, keys)
 			if err != nil {
-				return nil, nil, false
+				return nil, false
 			}
 			buf.WriteByte('[')
 			for j, rd := range reads {
@@ -517,7 +639,7 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 				if rd.Err != nil {
 					code, msg, ok := readWarning(rd.Err)
 					if !ok {
-						return nil, nil, false
+						return nil, false
 					}
 					warn(code, msg, alias, ast.PathIndex(j))
 					buf.WriteString("null")
@@ -530,11 +652,27 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 			}
 			buf.WriteByte(']')
 		default:
-			return nil, nil, false
+			return nil, false
 		}
 	}
 	buf.WriteByte('}')
-	return buf, warnings, true
+	return warnings, true
+}
+
+// maxKeys counts the keys the fields read, at most (a key a list names
+// twice counted twice).
+func (c *compiledReads) maxKeys(pl *plan, fields []graphql.CollectedField, vars []varValue) int64 {
+	var n int64
+	for _, f := range fields {
+		switch plannedFields[f.Name] {
+		case fieldGet:
+			n++
+		case fieldGetMany:
+			keys, _ := pl.listArg(f.Field, "keys", vars)
+			n += int64(len(keys))
+		}
+	}
+	return n
 }
 
 func writeValue(buf *bytes.Buffer, v []byte) {
@@ -546,60 +684,59 @@ func writeValue(buf *bytes.Buffer, v []byte) {
 }
 
 // stringArg is a field's string argument: a literal, or a variable's value.
-func (pl *plan) stringArg(f *ast.Field, name string, vars []any) (string, bool) {
+func (pl *plan) stringArg(f *ast.Field, name string, vars []varValue) (string, bool) {
 	arg := f.Arguments.ForName(name)
 	if arg == nil {
 		return "", false
 	}
-	s, ok := pl.value(arg.Value, vars).(string)
-	return s, ok
+	return pl.stringValue(arg.Value, vars)
+}
+
+func (pl *plan) stringValue(v *ast.Value, vars []varValue) (string, bool) {
+	switch v.Kind {
+	case ast.Variable:
+		if i := pl.varIndex(v.Raw); i >= 0 && !vars[i].null {
+			return vars[i].str, true
+		}
+		return "", false
+	case ast.StringValue, ast.BlockValue:
+		return v.Raw, true // gqlparser's Raw is the string's value, unescaped
+	}
+	return "", false
 }
 
 // listArg is a field's list-of-strings argument.
-func (pl *plan) listArg(f *ast.Field, name string, vars []any) ([]string, bool) {
+func (pl *plan) listArg(f *ast.Field, name string, vars []varValue) ([]string, bool) {
 	arg := f.Arguments.ForName(name)
 	if arg == nil {
 		return nil, false
 	}
-	var list []any
 	switch arg.Value.Kind {
 	case ast.Variable:
-		l, ok := pl.value(arg.Value, vars).([]any)
-		if !ok {
-			return nil, false
+		i := pl.varIndex(arg.Value.Raw)
+		if i < 0 || vars[i].null || vars[i].nullElem {
+			return nil, false // null, or a null element: gqlgen refuses it for [String!]!
 		}
-		list = l
+		return vars[i].list, true
 	case ast.ListValue:
-		for _, child := range arg.Value.Children {
-			list = append(list, pl.value(child.Value, vars))
+		out := make([]string, len(arg.Value.Children))
+		for i, child := range arg.Value.Children {
+			s, ok := pl.stringValue(child.Value, vars)
+			if !ok {
+				return nil, false
+			}
+			out[i] = s
 		}
-	default:
-		return nil, false
+		return out, true
 	}
-	out := make([]string, len(list))
-	for i, e := range list {
-		s, ok := e.(string)
-		if !ok {
-			return nil, false // a null element: gqlgen refuses it for [String!]
-		}
-		out[i] = s
-	}
-	return out, true
+	return nil, false
 }
 
-// value is a literal's or a variable's value.
-func (pl *plan) value(v *ast.Value, vars []any) any {
-	if v.Kind == ast.Variable {
-		for i, pv := range pl.vars {
-			if pv.name == v.Raw {
-				return vars[i]
-			}
+func (pl *plan) varIndex(name string) int {
+	for i := range pl.vars {
+		if pl.vars[i].name == name {
+			return i
 		}
-		return nil
 	}
-	val, err := v.Value(nil)
-	if err != nil {
-		return nil
-	}
-	return val
+	return -1
 }

@@ -146,5 +146,5 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	return srv, compiled
+	return front{compiled: compiled, next: srv}, compiled
 }

@@ -3,6 +3,7 @@ package graph
 import (
 	"encoding/json"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // A minimal reader of the JSON a GraphQL request carries, for the compiled
@@ -206,15 +207,18 @@ func valueEnd(b []byte, i int) int {
 	return j
 }
 
-// jsonString returns the string a JSON string value holds: without a copy
-// of the escape-free common case's bytes beyond the string itself, and
-// through encoding/json when it has escapes.
+// jsonString returns the string a JSON string value holds: in the
+// escape-free common case, the bytes of raw themselves, not a copy (the
+// request's body lives as long as the request, and nothing keeps a key
+// longer: the cache builds its Redis key anew); through encoding/json when
+// it has escapes.
 func jsonString(raw []byte) (string, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false
 	}
 	if end, plain := stringEnd(raw, 0); end == len(raw) && plain {
-		return string(raw[1 : len(raw)-1]), true
+		s := raw[1 : len(raw)-1]
+		return unsafe.String(unsafe.SliceData(s), len(s)), true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
