@@ -21,6 +21,34 @@ type healthHandlers struct {
 	// deployment, so an anonymous caller outside development gets the
 	// status only.
 	details func(*http.Request) bool
+	// The last detailed bodies of /health and /health/redis, by the
+	// snapshot they were rendered from: a snapshot changes with a probe (or
+	// a fallback write), and pollers with a token ask far more often.
+	serviceMemo, redisMemo healthMemo
+}
+
+// healthMemo holds one rendered body and what it was rendered from.
+type healthMemo struct{ last atomic.Pointer[renderedHealth] }
+
+type renderedHealth struct {
+	h      cache.Health
+	status string
+	body   []byte
+}
+
+// body returns the JSON of build(), rendered again only when h or status
+// differ from the last call's (Health is a comparable value: its pointers
+// are replaced, never changed in place, when a probe finds something new).
+func (m *healthMemo) body(h cache.Health, status string, build func() any) ([]byte, error) {
+	if last := m.last.Load(); last != nil && last.h == h && last.status == status {
+		return last.body, nil
+	}
+	b, err := json.Marshal(build())
+	if err != nil {
+		return nil, err
+	}
+	m.last.Store(&renderedHealth{h: h, status: status, body: b})
+	return b, nil
 }
 
 // statusOnly is what an anonymous caller sees of Redis in staging and
@@ -132,7 +160,7 @@ func newRedisHealth(h cache.Health) redisHealth {
 // Redis down included (a shared Redis blip must not make a load balancer
 // pull every instance at once); 503 while shutting down, and whenever Redis
 // is not connected if REDIS_REQUIRED is set.
-func (h healthHandlers) service(w http.ResponseWriter, r *http.Request) {
+func (h *healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 	rh := h.cache.Health()
 	status, code := "ok", http.StatusOK
 	draining := h.draining.Load()
@@ -155,29 +183,30 @@ func (h healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, code, statusBodies[[2]string{status, string(rh.Status)}])
 		return
 	}
-	writeJSON(w, code, envelope{Success: true, Data: serviceHealth{Status: status, Redis: newRedisHealth(rh)}})
+	b, err := h.serviceMemo.body(rh, status, func() any {
+		return envelope{Success: true, Data: serviceHealth{Status: status, Redis: newRedisHealth(rh)}}
+	})
+	writeRendered(w, code, b, err)
 }
 
 // redis answers GET /health/redis: 200 while Redis is connected or
 // degraded, 503 while it is disconnected, for monitors that watch Redis
 // itself. Load balancers should poll /health instead.
-func (h healthHandlers) redis(w http.ResponseWriter, r *http.Request) {
+func (h *healthHandlers) redis(w http.ResponseWriter, r *http.Request) {
 	rh := h.cache.Health()
 	code := http.StatusOK
 	if rh.Status == cache.StatusDisconnected {
 		code = http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, envelope{Success: true, Data: h.view(r, rh)})
-}
-
-func (h healthHandlers) view(r *http.Request, rh cache.Health) any {
-	if h.showDetails(r) {
-		return newRedisHealth(rh)
+	if !h.showDetails(r) {
+		writeJSON(w, code, envelope{Success: true, Data: statusOnly{Status: rh.Status}})
+		return
 	}
-	return statusOnly{Status: rh.Status}
+	b, err := h.redisMemo.body(rh, "", func() any { return envelope{Success: true, Data: newRedisHealth(rh)} })
+	writeRendered(w, code, b, err)
 }
 
-func (h healthHandlers) showDetails(r *http.Request) bool {
+func (h *healthHandlers) showDetails(r *http.Request) bool {
 	return h.details == nil || h.details(r)
 }
 
@@ -197,7 +226,7 @@ var statusBodies = func() map[[2]string][]byte {
 // livez answers GET /livez: the process is alive and serving HTTP. It
 // never looks at Redis, so an orchestrator does not restart instances
 // because a shared Redis is down.
-func (h healthHandlers) livez(w http.ResponseWriter, _ *http.Request) {
+func (h *healthHandlers) livez(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, envelope{Success: true, Data: map[string]string{"status": "alive"}})
 }
 
@@ -205,7 +234,7 @@ func (h healthHandlers) livez(w http.ResponseWriter, _ *http.Request) {
 // to reach Redis has finished, so traffic does not arrive before the cache
 // had its chance), while draining on shutdown, and, only with
 // REDIS_REQUIRED, while Redis is not connected.
-func (h healthHandlers) readyz(w http.ResponseWriter, _ *http.Request) {
+func (h *healthHandlers) readyz(w http.ResponseWriter, _ *http.Request) {
 	rh := h.cache.Health()
 	status, code := "ready", http.StatusOK
 	switch {
@@ -248,7 +277,7 @@ var draftStatus = map[cache.Status]string{
 // while Redis is connected, warns while it serves without a healthy cache,
 // fails while draining (or, with REDIS_REQUIRED, whenever Redis is not
 // connected). The HTTP status is the same as for the default format.
-func (h healthHandlers) healthDraft(w http.ResponseWriter, r *http.Request, rh cache.Health, code int, draining bool) {
+func (h *healthHandlers) healthDraft(w http.ResponseWriter, r *http.Request, rh cache.Health, code int, draining bool) {
 	body := healthJSON{Status: "pass", ServiceID: "school-erp-cache", Description: "School ERP cache API"}
 	switch {
 	case draining:
@@ -286,6 +315,11 @@ func (h healthHandlers) healthDraft(w http.ResponseWriter, r *http.Request, rh c
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	b, err := json.Marshal(v)
+	writeRendered(w, code, b, err)
+}
+
+// writeRendered writes a body json.Marshal gave, or 500 if it failed.
+func writeRendered(w http.ResponseWriter, code int, b []byte, err error) {
 	if err != nil {
 		http.Error(w, `{"success":false}`, http.StatusInternalServerError)
 		return

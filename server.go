@@ -375,11 +375,10 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 	// its size and time bounds (only once all of that passed), then bound
 	// the rest of the request in time. See admission.go. Health endpoints
 	// pass none of this.
-	gql = requestDeadline(cfg.GraphQLRequestTimeout, gql)
-	gql = readBody(cfg.MaxRequestBytes, cfg.GraphQLBodyTimeout, gql)
-	gql = limitInFlight(cfg.MaxInFlight, gql)
-	gql = d.limiter.Middleware(tokenName, gql)
-	gql = admit(d.auth, gql)
+	gql = newGate(gateOptions{
+		auth: d.auth, limiter: d.limiter, maxInFlight: cfg.MaxInFlight,
+		bodyLimit: cfg.MaxRequestBytes, bodyTimeout: cfg.GraphQLBodyTimeout, requestTimeout: cfg.GraphQLRequestTimeout,
+	}, gql)
 	if len(cfg.AllowedOrigins) > 0 {
 		// (rs/cors reads an empty list as "any origin": none means no
 		// CORS headers at all, so browsers refuse cross-origin calls.)
@@ -395,7 +394,7 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 	mux.Handle("POST /graphql", gql)
 	mux.Handle("GET /graphql", gql)
 	mux.Handle("OPTIONS /graphql", gql)
-	h := healthHandlers{
+	h := &healthHandlers{
 		cache: d.cache, draining: d.draining, redisRequired: cfg.Redis.Required,
 		details: func(r *http.Request) bool {
 			return cfg.AppEnv == config.EnvDevelopment || d.auth.Open() || d.auth.Identify(r).Authenticated()
@@ -418,7 +417,27 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		}
 		mux.Handle("GET /metrics", metrics)
 	}
-	return mux
+	return hotRoutes{mux: mux, graphql: gql, health: http.HandlerFunc(h.service)}
+}
+
+// hotRoutes sends the two routes called on every request of a client or a
+// load balancer straight to their handlers, and everything else (other
+// methods on them included, for their 405) through the mux: matching its
+// patterns costs about as much as the health handler itself.
+type hotRoutes struct {
+	mux             *http.ServeMux
+	graphql, health http.Handler
+}
+
+func (h hotRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.URL.Path == "/graphql" && (r.Method == http.MethodPost || r.Method == http.MethodGet || r.Method == http.MethodOptions):
+		h.graphql.ServeHTTP(w, r)
+	case r.URL.Path == "/health" && r.Method == http.MethodGet:
+		h.health.ServeHTTP(w, r)
+	default:
+		h.mux.ServeHTTP(w, r)
+	}
 }
 
 // requireToken answers 401 unless the request carries a known token (of

@@ -49,27 +49,36 @@ func isJSONBody(contentType string) bool {
 	return err == nil && mediaType == mediaJSON
 }
 
-// BufferedBody is a request body held in memory whose bytes the GraphQL
-// endpoint can use without copying them. The service's admission reads
-// every body whole before the endpoint (to bound its size and its time),
-// and hands it on as one of these.
-func BufferedBody(b []byte) io.ReadCloser {
-	bb := &bufferedBody{b: b}
-	bb.Reset(b)
-	return bb
-}
-
-type bufferedBody struct {
+// Body is a request body held in memory whose bytes the GraphQL endpoint
+// can use without copying them. The service's admission reads every body
+// whole before the endpoint (to bound its size and its time), and hands it
+// on as one of these; it may reuse a Body and its bytes once the request's
+// ServeHTTP has returned, since nothing here keeps them longer.
+type Body struct {
 	bytes.Reader
 	b []byte
 }
 
-func (*bufferedBody) Close() error { return nil }
+// BufferedBody returns a Body holding b.
+func BufferedBody(b []byte) *Body {
+	bb := new(Body)
+	bb.Set(b)
+	return bb
+}
+
+// Set makes the body b, to be read from its start.
+func (bb *Body) Set(b []byte) {
+	bb.b = b
+	bb.Reset(b)
+}
+
+// Close does nothing: the bytes belong to whoever made the Body.
+func (*Body) Close() error { return nil }
 
 // bodyBytes returns the request's body: its bytes when it is a
 // BufferedBody not yet read from, or all of it read.
 func bodyBytes(r *http.Request) ([]byte, error) {
-	if bb, ok := r.Body.(*bufferedBody); ok && bb.Len() == len(bb.b) {
+	if bb, ok := r.Body.(*Body); ok && bb.Len() == len(bb.b) {
 		return bb.b, nil
 	}
 	return io.ReadAll(r.Body)

@@ -45,9 +45,8 @@ type Caller struct {
 func (c Caller) Authenticated() bool { return c.Name != "" }
 
 type entry struct {
-	name  string
-	scope Scope
-	sum   [sha256.Size]byte
+	caller Caller // what Attach puts in a context: one per token, never copied there
+	sum    [sha256.Size]byte
 }
 
 // Authenticator checks bearer tokens.
@@ -63,7 +62,7 @@ type Authenticator struct {
 func New(tokens []Token) *Authenticator {
 	a := &Authenticator{}
 	for _, t := range tokens {
-		a.tokens = append(a.tokens, entry{name: t.Name, scope: t.Scope, sum: sha256.Sum256([]byte(t.Value))})
+		a.tokens = append(a.tokens, entry{caller: Caller{Name: t.Name, Scope: t.Scope, Presented: true}, sum: sha256.Sum256([]byte(t.Value))})
 	}
 	return a
 }
@@ -81,14 +80,22 @@ func (a *Authenticator) Open() bool { return a != nil && a.open }
 // Identify reads the Authorization header. Every configured token is
 // compared, each in constant time on fixed-length digests, so the time
 // taken says nothing about which token, or how much of one, matched.
-func (a *Authenticator) Identify(r *http.Request) Caller {
+func (a *Authenticator) Identify(r *http.Request) Caller { return *a.identify(r) }
+
+// The callers without a known token, shared by every such request.
+var (
+	anonymous = &Caller{}
+	unknown   = &Caller{Presented: true}
+)
+
+func (a *Authenticator) identify(r *http.Request) *Caller {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return Caller{}
+		return anonymous
 	}
 	scheme, value, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return Caller{Presented: true}
+		return unknown
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(value)))
 	found := -1
@@ -98,9 +105,9 @@ func (a *Authenticator) Identify(r *http.Request) Caller {
 		}
 	}
 	if found < 0 {
-		return Caller{Presented: true}
+		return unknown
 	}
-	return Caller{Name: a.tokens[found].name, Scope: a.tokens[found].scope, Presented: true}
+	return &a.tokens[found].caller
 }
 
 type callerKey struct{}
@@ -109,12 +116,24 @@ type callerKey struct{}
 // request's context for FromContext.
 func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, a.Identify(r))))
+		ctx, _ := a.Attach(r)
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
-// FromContext returns the caller Middleware stored; anonymous if none.
+// Attach identifies the caller of r and returns r's context with the
+// caller stored for FromContext, and the caller. The context holds a
+// pointer to a Caller made once per token, so storing it allocates
+// nothing beyond the context itself.
+func (a *Authenticator) Attach(r *http.Request) (context.Context, Caller) {
+	c := a.identify(r)
+	return context.WithValue(r.Context(), callerKey{}, c), *c
+}
+
+// FromContext returns the caller Attach stored; anonymous if none.
 func FromContext(ctx context.Context) Caller {
-	c, _ := ctx.Value(callerKey{}).(Caller)
-	return c
+	if c, _ := ctx.Value(callerKey{}).(*Caller); c != nil {
+		return *c
+	}
+	return Caller{}
 }

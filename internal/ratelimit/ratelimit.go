@@ -125,19 +125,33 @@ func (l *Limiter) Middleware(tokenOf func(*http.Request) string, next http.Handl
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token, addr := tokenOf(r), ""
-		if token == "" {
-			addr = ClientAddr(r)
+		if !l.Refused(w, tokenOf(r), r) {
+			next.ServeHTTP(w, r)
 		}
-		if refused := l.allow(token, addr); refused != nil {
-			w.Header().Set("Content-Type", "application/json")
-			w.Header().Set("Retry-After", refused.retryAfter)
-			w.WriteHeader(http.StatusTooManyRequests)
-			_, _ = w.Write(refused.body)
-			return
-		}
-		next.ServeHTTP(w, r)
 	})
+}
+
+// Refused takes one request of token's bucket ("" for an anonymous
+// request, by its client address) and, when there was none left, answers
+// 429 as Middleware does and reports true. A nil Limiter refuses nothing
+// and costs nothing.
+func (l *Limiter) Refused(w http.ResponseWriter, token string, r *http.Request) bool {
+	if l == nil {
+		return false
+	}
+	addr := ""
+	if token == "" && l.anonymous != nil {
+		addr = ClientAddr(r)
+	}
+	refused := l.allow(token, addr)
+	if refused == nil {
+		return false
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Retry-After", refused.retryAfter)
+	w.WriteHeader(http.StatusTooManyRequests)
+	_, _ = w.Write(refused.body)
+	return true
 }
 
 // Close stops the bucket store's background work.
