@@ -28,7 +28,9 @@ type healthHandlers struct {
 }
 
 // healthMemo holds one rendered body and what it was rendered from.
-type healthMemo struct{ last atomic.Pointer[renderedHealth] }
+type healthMemo struct {
+	last atomic.Pointer[renderedHealth]
+}
 
 type renderedHealth struct {
 	h      cache.Health
