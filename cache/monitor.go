@@ -217,6 +217,9 @@ func isReply(err error) bool {
 	return ok
 }
 
+// connBuffer is the read and write buffer of each connection to Redis.
+const connBuffer = 64 << 10
+
 func (c *Client) clientOption() valkey.ClientOption {
 	o := c.opts
 	opt := valkey.ClientOption{
@@ -240,8 +243,15 @@ func (c *Client) clientOption() valkey.ClientOption {
 		// key then share a connection, which writeFenced relies on (and
 		// valkey-go's auto-pipelining keeps one connection busy enough).
 		PipelineMultiplex: -1,
-		RetryDelay:        c.retryDelay,
-		DisableRetry:      o.MaxRetries < 0,
+		// valkey-go's default is 0.5 MiB each way per connection, which
+		// was a third of the service's heap under load (and counts
+		// towards the GC's goal, so garbage grows with it). 64 KiB holds
+		// hundreds of pipelined commands; a larger value passes through
+		// bufio without being buffered.
+		ReadBufferEachConn:  connBuffer,
+		WriteBufferEachConn: connBuffer,
+		RetryDelay:          c.retryDelay,
+		DisableRetry:        o.MaxRetries < 0,
 	}
 	switch {
 	case len(o.ClusterAddrs) > 0:

@@ -53,24 +53,25 @@ func crc16(s string) uint16 {
 	return crc
 }
 
-var (
-	slotTagsOnce sync.Once
-	slotTags     []string // slotTags[s] is a short string that hashes to slot s
-)
+// slotTags[s] is the smallest number whose decimal text hashes to slot s:
+// 64 KiB, where the texts themselves would cost 350 KiB of heap.
+var slotTags = sync.OnceValue(func() []uint32 {
+	tags := make([]uint32, clusterSlots)
+	found := make([]bool, clusterSlots)
+	var text []byte
+	for i, left := uint32(0), clusterSlots; left > 0; i++ {
+		text = strconv.AppendUint(text[:0], uint64(i), 10)
+		if s := crc16(string(text)) % clusterSlots; !found[s] {
+			tags[s], found[s] = i, true
+			left--
+		}
+	}
+	return tags
+})
 
 // slotTag returns a hash tag that puts a key in the given slot.
 func slotTag(slot uint16) string {
-	slotTagsOnce.Do(func() {
-		slotTags = make([]string, clusterSlots)
-		for i, left := 0, clusterSlots; left > 0; i++ {
-			tag := strconv.Itoa(i)
-			if s := crc16(tag) % clusterSlots; slotTags[s] == "" {
-				slotTags[s] = tag
-				left--
-			}
-		}
-	})
-	return slotTags[slot]
+	return strconv.FormatUint(uint64(slotTags()[slot]), 10)
 }
 
 // leaseKey is the key holding rk's lease: in the service's own namespace

@@ -1,15 +1,16 @@
 package playground
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -22,20 +23,30 @@ const AssetPrefix = "/playground/assets/"
 //go:embed assets
 var files embed.FS
 
-// asset is one embedded file, ready to serve.
+// asset is what is known of one embedded file. Its bytes stay in the
+// binary's read-only data and are read from there when served: copying
+// them to the heap would cost every process their 1.6 MB.
 type asset struct {
-	body         []byte
 	sri          string // Subresource Integrity value, "sha256-<base64>"
 	contentType  string
 	cacheControl string
 }
 
-var (
+// catalog is the embedded files and the ones the page loads.
+type catalog struct {
 	// assets maps a path under assets/ to its file.
-	assets = mustLoadAssets(files)
-	// pageFiles are the paths, under assets/, of the files the page loads.
-	pageFiles = mustFindPageFiles(assets)
-)
+	assets map[string]asset
+	// page are the paths, under assets/, of the files the page loads.
+	page pagePaths
+}
+
+// loadedCatalog hashes the files once, when the playground is first
+// served: a process that never serves it (staging and production, where
+// it is off) never reads them.
+var loadedCatalog = sync.OnceValue(func() catalog {
+	a := mustLoadAssets(files)
+	return catalog{assets: a, page: mustFindPageFiles(a)}
+})
 
 // The files the page loads, found by pattern rather than named, so that a
 // version upgrade is a change to scripts/fetch-graphiql only. Each pattern
@@ -62,6 +73,7 @@ func mustLoadAssets(fsys fs.FS) map[string]asset {
 
 // loadAssets reads every file under assets/ and computes its SRI once, so
 // requests cost no hashing and the page can be rendered with the values.
+// The files are hashed as they are read, never held.
 func loadAssets(fsys fs.FS) (map[string]asset, error) {
 	sub, err := fs.Sub(fsys, "assets")
 	if err != nil {
@@ -75,13 +87,12 @@ func loadAssets(fsys fs.FS) (map[string]asset, error) {
 		if d.IsDir() {
 			return nil
 		}
-		body, err := fs.ReadFile(sub, name)
+		sum, err := sri(sub, name)
 		if err != nil {
 			return fmt.Errorf("read embedded asset %s: %w", name, err)
 		}
 		m[name] = asset{
-			body:         body,
-			sri:          sri(body),
+			sri:          sum,
 			contentType:  contentType(name),
 			cacheControl: cacheControl(name),
 		}
@@ -131,11 +142,20 @@ func findPageFiles(m map[string]asset) (pagePaths, error) {
 	return p, nil
 }
 
-// sri returns the Subresource Integrity value of b. sha256 is what gqlgen
-// pins for the CDN files, so the values can be compared with its defaults.
-func sri(b []byte) string {
-	sum := sha256.Sum256(b)
-	return "sha256-" + base64.StdEncoding.EncodeToString(sum[:])
+// sri returns the Subresource Integrity value of the file name in fsys.
+// sha256 is what gqlgen pins for the CDN files, so the values can be
+// compared with its defaults.
+func sri(fsys fs.FS, name string) (string, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return "sha256-" + base64.StdEncoding.EncodeToString(h.Sum(nil)), nil
 }
 
 // contentType is decided here rather than by mime.TypeByExtension, which
@@ -171,7 +191,7 @@ func Assets() http.Handler {
 
 func serveAsset(w http.ResponseWriter, r *http.Request) {
 	name, ok := strings.CutPrefix(r.URL.Path, AssetPrefix)
-	a, found := assets[name]
+	a, found := loadedCatalog().assets[name]
 	if !ok || !found {
 		http.NotFound(w, r)
 		return
@@ -189,5 +209,12 @@ func serveAsset(w http.ResponseWriter, r *http.Request) {
 	// The page loads these with crossorigin=anonymous from its own origin;
 	// other sites have no reason to embed them.
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+	f, err := files.Open("assets/" + name)
+	if err != nil {
+		http.Error(w, "asset not readable", http.StatusInternalServerError)
+		return
+	}
+	defer f.Close()
+	// An embedded file reads and seeks over the binary's own bytes.
+	http.ServeContent(w, r, "", time.Time{}, f.(io.ReadSeeker))
 }

@@ -19,8 +19,9 @@
 //
 // The page references its scripts and stylesheet under AssetPrefix with
 // Subresource Integrity values computed from the embedded bytes when the
-// package initialises, so an upgrade is a re-run of the script and nothing
-// here changes.
+// page or a file is first asked for (a process that never serves the
+// playground never reads them, and none of them is copied to the heap), so
+// an upgrade is a re-run of the script and nothing here changes.
 //
 // # Example operations
 //

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	gqlplayground "github.com/99designs/gqlgen/graphql/playground"
 )
@@ -30,16 +31,25 @@ func Mount(mux *http.ServeMux, title, endpoint string) {
 // Assets must be served there. A request without a query parameter is
 // redirected to one carrying Examples; see doc.go.
 //
-// The page is rendered once, here, so that the hashes in its
-// Content-Security-Policy are those of the bytes served. Handler panics if
-// the rendered page has no inline script to hash: that would mean gqlgen's
-// template changed shape, and the package's tests would fail first.
+// The page is rendered once, when it is first asked for (a process that
+// is never asked reads none of the embedded files), so that the hashes in
+// its Content-Security-Policy are those of the bytes served. Handler
+// panics if endpoint is not a URL; the page answers 500 if it has no
+// inline script to hash: that would mean gqlgen's template changed shape,
+// and the package's tests would fail first.
 func Handler(title, endpoint string) http.Handler {
-	p, err := newPage(title, endpoint)
-	if err != nil {
-		panic(fmt.Sprintf("playground: %v", err))
+	if _, err := url.Parse(endpoint); err != nil {
+		panic(fmt.Sprintf("playground: endpoint %q: %v", endpoint, err))
 	}
-	return p
+	page := sync.OnceValues(func() (*graphiqlPage, error) { return newPage(title, endpoint) })
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := page()
+		if err != nil {
+			http.Error(w, "playground: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		p.ServeHTTP(w, r)
+	})
 }
 
 // graphiqlPage is the rendered GraphiQL page and the policy that fits it.
@@ -49,6 +59,8 @@ type graphiqlPage struct {
 }
 
 func newPage(title, endpoint string) (*graphiqlPage, error) {
+	c := loadedCatalog()
+	pageFiles, assets := c.page, c.assets
 	u := func(name string) string { return AssetPrefix + name }
 	gql := gqlplayground.Handler(title, endpoint,
 		gqlplayground.WithGraphiqlVersion(
