@@ -2,6 +2,8 @@ package graph_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -123,22 +125,37 @@ func BenchmarkCompiledCacheGetAllocs(b *testing.B) {
 	if _, err := c.SetValue(ctx, "bench", map[string]any{"student": "Ada", "grades": []int{95, 87, 91}}, 0); err != nil {
 		b.Fatal(err)
 	}
-	body := []byte(`{"query":"query($k:String!){cacheGet(key:$k)}","variables":{"k":"bench"}}`)
+	const query = `query($k:String!){cacheGet(key:$k)}`
+	sum := sha256.Sum256([]byte(query))
+	ext := `"extensions":{"persistedQuery":{"version":1,"sha256Hash":"` + hex.EncodeToString(sum[:]) + `"}}`
 	h := graph.NewHandler(&graph.Resolver{Cache: c}, graph.HandlerOptions{Auth: auth.OpenAccess()})
-	req := httptest.NewRequest(http.MethodPost, "/graphql", nil)
-	req.Header.Set("Content-Type", "application/json")
-	w := &discardWriter{h: http.Header{}}
-	for range 3 { // learn the plan, warm the local cache
-		req.Body = graph.BufferedBody(body)
-		h.ServeHTTP(w, req)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		req.Body = graph.BufferedBody(body)
-		w.n = 0
-		h.ServeHTTP(w, req)
-		if w.n < 30 {
-			b.Fatal("no response")
-		}
+	for _, tt := range []struct{ name, learn, body string }{
+		{"query", "", `{"query":"` + query + `","variables":{"k":"bench"}}`},
+		// An Automatic Persisted Query by its hash, once registered.
+		{"apq", `{"query":"` + query + `","variables":{"k":"bench"},` + ext + `}`, `{"variables":{"k":"bench"},` + ext + `}`},
+	} {
+		b.Run(tt.name, func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodPost, "/graphql", nil)
+			req.Header.Set("Content-Type", "application/json")
+			w := &discardWriter{h: http.Header{}}
+			body := []byte(tt.body)
+			if tt.learn != "" {
+				req.Body = graph.BufferedBody([]byte(tt.learn))
+				h.ServeHTTP(w, req)
+			}
+			for range 3 { // learn the plan, warm the local cache
+				req.Body = graph.BufferedBody(body)
+				h.ServeHTTP(w, req)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				req.Body = graph.BufferedBody(body)
+				w.n = 0
+				h.ServeHTTP(w, req)
+				if w.n < 30 {
+					b.Fatal("no response")
+				}
+			}
+		})
 	}
 }

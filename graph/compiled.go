@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"strings"
 	"unsafe"
 
 	"github.com/99designs/gqlgen/complexity"
@@ -58,7 +59,10 @@ var plannedFields = map[string]plannedField{
 
 // plan is a compiled query operation.
 type plan struct {
-	doc *ast.QueryDocument
+	// source is the document's text (the parsed document points into it
+	// already), for weighing a plan found by an APQ hash.
+	source string
+	doc    *ast.QueryDocument
 	op  *ast.OperationDefinition
 	// vars are the operation's variables, coerced from each request.
 	vars []planVar
@@ -101,6 +105,9 @@ type compiledReads struct {
 	// responseLimit does; maxResponse 0 for none.
 	maxResponse, maxValue int
 	plans                 *docCache[*plan]
+	// persisted is the APQ store gqlgen's path uses: a plan answers a
+	// hash only while the store would.
+	persisted graphql.Cache[string]
 	// refused remembers documents that cannot be compiled, so they are not
 	// looked at again (bounded in bytes too).
 	refused *docCache[bool]
@@ -117,24 +124,57 @@ func planKey(query, operationName []byte) string {
 	return string(query) + "\x00" + string(operationName)
 }
 
+// persistedPlanKey names the plan of an Automatic Persisted Query by its
+// hash: '#' and the hash's text (a query's JSON text starts with a quote,
+// so the two kinds of key never meet), and the operation name.
+func persistedPlanKey(hash, operationName []byte) string {
+	if len(operationName) == 0 || string(operationName) == "null" {
+		return "#" + string(hash)
+	}
+	return "#" + string(hash) + "\x00" + string(operationName)
+}
+
+// planWeight is what a plan costs its cache: its document's, as the
+// parsed-query cache weighs one, and an APQ key's bytes.
+func planWeight(key string, pl *plan, limit int) int {
+	if strings.HasPrefix(key, "#") {
+		return parsedWeight(pl.source, limit) + allocated(len(key))
+	}
+	return parsedWeight(key, limit)
+}
+
 // learn compiles the operation gqlgen has just parsed and validated for
-// the request whose body parts are p, if it is a plan's kind.
+// the request whose body parts are p, if it is a plan's kind, and keeps it
+// under the query's text and, for an Automatic Persisted Query, its hash.
 func (c *compiledReads) learn(ctx context.Context, p requestParts, oc *graphql.OperationContext) {
-	if c == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query || p.query == nil {
+	if c == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query {
 		return
 	}
-	key := planKey(p.query, p.operationName)
-	if _, known := c.plans.Get(ctx, key); known {
-		return
+	var keys []string
+	if p.query != nil && string(p.query) != "null" {
+		keys = append(keys, planKey(p.query, p.operationName))
 	}
-	if _, refused := c.refused.Get(ctx, key); refused {
-		return
+	if hash, ok := persistedHash(p.extensions); ok {
+		keys = append(keys, persistedPlanKey(hash, p.operationName))
 	}
-	if pl, ok := c.compile(ctx, oc.Doc, oc.Operation); ok {
+	var pl *plan
+	for _, key := range keys {
+		if _, known := c.plans.Get(ctx, key); known {
+			continue
+		}
+		if _, refused := c.refused.Get(ctx, key); refused {
+			continue
+		}
+		if pl == nil {
+			var ok bool
+			if pl, ok = c.compile(ctx, oc.Doc, oc.Operation); !ok {
+				c.refused.Add(ctx, key, true)
+				return
+			}
+			pl.source = oc.RawQuery
+		}
 		c.plans.Add(ctx, key, pl)
-		return
 	}
-	c.refused.Add(ctx, key, true)
 }
 
 // compile makes a plan of op, if every root field is one a plan executes.
@@ -318,10 +358,31 @@ func coerceDefault(v planVar, d any) (varValue, bool) {
 // serve answers the request from a plan, if there is one for it and it can
 // answer as gqlgen would; otherwise it writes nothing and reports false.
 func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requestParts, contentType string) (served bool) {
-	if c == nil || p.query == nil || p.extensions != nil && string(p.extensions) != "null" {
+	if c == nil {
 		return false
 	}
-	pl, ok := c.plans.Get(ctx, lookupKey(p.query, p.operationName))
+	var key string
+	switch {
+	case p.query != nil && (p.extensions == nil || string(p.extensions) == "null"):
+		key = lookupKey(p.query, p.operationName)
+	case p.query == nil && p.extensions != nil:
+		// An Automatic Persisted Query by its hash alone, answered only
+		// while the APQ store still holds it, as gqlgen would (else it
+		// answers PERSISTED_QUERY_NOT_FOUND and the client sends the
+		// query again). A request carrying both is gqlgen's: it checks
+		// the hash and stores the query.
+		hash, ok := persistedHash(p.extensions)
+		if !ok {
+			return false
+		}
+		if _, stored := c.persisted.Get(ctx, unsafe.String(unsafe.SliceData(hash), len(hash))); !stored {
+			return false
+		}
+		key = persistedPlanKey(hash, p.operationName)
+	default:
+		return false
+	}
+	pl, ok := c.plans.Get(ctx, key)
 	if !ok {
 		return false
 	}

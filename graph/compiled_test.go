@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -167,6 +169,59 @@ func TestCompiledReadsMatchGqlgen(t *testing.T) {
 	keys := strings.Split(strings.Repeat("k,", 99)+"k", ",")
 	if low.compare(t, "over the complexity limit", request(`query($ks: [String!]!) { cacheGetMany(keys: $ks) }`, map[string]any{"ks": keys}), nil) {
 		t.Error("a request over the complexity limit was answered by a plan")
+	}
+}
+
+// Automatic Persisted Queries: once a query is registered by its hash, a
+// request carrying the hash alone is answered by its plan, the same bytes
+// as gqlgen's; a hash the APQ store does not hold, a wrong version or
+// extra members are gqlgen's to answer.
+func TestCompiledReadsByPersistedHash(t *testing.T) {
+	tp := newTwoPaths(t, HandlerOptions{Limits: Limits{Complexity: 250, Depth: 8, Tokens: 5000, Aliases: 20, Operations: 10}})
+	persisted := func(query string, vars any, ext string) string {
+		b, _ := json.Marshal(map[string]any{"query": query, "variables": vars, "extensions": json.RawMessage(ext)})
+		return string(b)
+	}
+	hashOnly := func(ext, operationName string, vars any) string {
+		m := map[string]any{"variables": vars, "extensions": json.RawMessage(ext)}
+		if operationName != "" {
+			m["operationName"] = operationName
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	const query = `query($k: String!) { a: cacheGet(key: $k) b: cacheExists(key: $k) }`
+	sum := sha256.Sum256([]byte(query))
+	hash := hex.EncodeToString(sum[:])
+	ext := `{"persistedQuery":{"version":1,"sha256Hash":"` + hash + `"}}`
+	const named = `query A { cacheGet(key: "n") } query B { cacheGet(key: "obj") }`
+	namedSum := sha256.Sum256([]byte(named))
+	namedExt := `{"persistedQuery":{"sha256Hash":"` + hex.EncodeToString(namedSum[:]) + `","version":1}}`
+	// Registration: both paths store the queries (gqlgen answers these).
+	for _, h := range []http.Handler{tp.compiled, tp.plain} {
+		send(h, persisted(query, map[string]any{"k": "n"}, ext), nil)
+		send(h, persisted(named, nil, namedExt), nil)
+	}
+	unknown := strings.Repeat("0", 64)
+	tests := []struct {
+		name    string
+		body    string
+		planned bool
+	}{
+		{"the hash alone", hashOnly(ext, "", map[string]any{"k": "obj"}), true},
+		{"the hash alone, another key", hashOnly(ext, "", map[string]any{"k": "nope"}), true},
+		{"members in another order, an operation name", hashOnly(namedExt, "B", nil), true},
+		{"a hash the store does not hold", hashOnly(`{"persistedQuery":{"version":1,"sha256Hash":"`+unknown+`"}}`, "", nil), false},
+		{"version 2", hashOnly(`{"persistedQuery":{"version":2,"sha256Hash":"`+hash+`"}}`, "", map[string]any{"k": "n"}), false},
+		{"an uppercase hash", hashOnly(`{"persistedQuery":{"version":1,"sha256Hash":"`+strings.ToUpper(hash)+`"}}`, "", map[string]any{"k": "n"}), false},
+		{"another extension beside it", hashOnly(`{"persistedQuery":{"version":1,"sha256Hash":"`+hash+`"},"x":1}`, "", map[string]any{"k": "n"}), false},
+		{"the query and its hash", persisted(query, map[string]any{"k": "n"}, ext), false},
+		{"the query and a wrong hash", persisted(`{ cacheGet(key: "n") }`, nil, ext), false},
+	}
+	for _, tt := range tests {
+		if planned := tp.compare(t, tt.name, tt.body, nil); planned != tt.planned {
+			t.Errorf("%s: answered by a plan = %v; want %v", tt.name, planned, tt.planned)
+		}
 	}
 }
 

@@ -99,14 +99,15 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	cfg.Complexity.Mutation.CacheDeleteMany = func(child int, keys []string) int { return 1 + len(keys) }
 	es := NewExecutableSchema(cfg)
 	srv := handler.New(es)
+	persisted := newPersistedCache(opts.PersistedQueryCacheBytes, opts.MaxCachedDocumentBytes)
 	var compiled *compiledReads
 	if !opts.NoCompiledReads {
 		compiled = &compiledReads{
-			es: es, resolver: r, auth: opts.Auth, complexity: opts.Limits.Complexity,
+			es: es, resolver: r, auth: opts.Auth, complexity: opts.Limits.Complexity, persisted: persisted,
 			maxResponse: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes,
 			// Plans hold the parsed document: bounded like the parsed-query
 			// cache, and by the same weight.
-			plans:   newDocCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes, func(key string, _ *plan, limit int) int { return parsedWeight(key, limit) }),
+			plans:   newDocCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes, planWeight),
 			refused: newDocCache(opts.QueryCacheBytes/4, opts.MaxCachedDocumentBytes, func(key string, _ bool, _ int) int { return allocated(len(key)) + entryOverhead }),
 		}
 	}
@@ -128,7 +129,7 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	srv.SetDisableSuggestion(opts.NoSuggestions)
 	// Parameter mutators run in the order they are added: the token limit
 	// must see the query APQ found by its hash.
-	srv.Use(persistedQueries{store: newPersistedCache(opts.PersistedQueryCacheBytes, opts.MaxCachedDocumentBytes)})
+	srv.Use(persistedQueries{store: persisted})
 	if opts.Limits.Tokens > 0 {
 		srv.Use(tokenLimit{max: opts.Limits.Tokens, parsed: parsed})
 		// The parser's own limit stays as a backstop; tokenLimit refuses

@@ -226,3 +226,41 @@ func jsonString(raw []byte) (string, bool) {
 	}
 	return s, true
 }
+
+// persistedHash returns the sha256Hash of an Automatic Persisted Query
+// extension exactly of the form {"persistedQuery":{"version":1,
+// "sha256Hash":"..."}} (members in any order, the hash 64 lowercase hex
+// digits), without its quotes. Anything else is for gqlgen to judge.
+func persistedHash(extensions []byte) ([]byte, bool) {
+	var pq []byte
+	if extensions == nil || !scanObject(extensions, func(key, value []byte) bool {
+		if string(key) != "persistedQuery" || pq != nil {
+			return false
+		}
+		pq = value
+		return true
+	}) || pq == nil {
+		return nil, false
+	}
+	var version, hash []byte
+	if !scanObject(pq, func(key, value []byte) bool {
+		switch {
+		case string(key) == "version" && version == nil:
+			version = value
+		case string(key) == "sha256Hash" && hash == nil:
+			hash = value
+		default:
+			return false
+		}
+		return true
+	}) || string(version) != "1" || len(hash) != 66 || hash[0] != '"' || hash[65] != '"' {
+		return nil, false
+	}
+	hash = hash[1:65]
+	for _, c := range hash {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return nil, false
+		}
+	}
+	return hash, true
+}
