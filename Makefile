@@ -5,8 +5,14 @@
 run:
 	go run .
 
+# The version stamped into the binary (--version, the start-up line, health
+# details, cache_build_info): git describe by default; a release sets it,
+# make build VERSION=1.2.0.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+BIN ?= bin/cache-service
+
 build:
-	go build -o bin/cache-service .
+	go build -ldflags '-X main.version=$(VERSION)' -o $(BIN) .
 
 # Regenerate gqlgen code from schema.graphqls.
 generate:

@@ -18,8 +18,11 @@ import (
 )
 
 // binary is the service built once for the tests that run it as operators
-// do: one executable, configured by its environment only.
+// do: one executable, configured by its environment only. It is stamped
+// with testVersion, as make build stamps a release's.
 var binary string
+
+const testVersion = "0.0.0-binary-test"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cache-service-test")
@@ -28,7 +31,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "cache-service")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}

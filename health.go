@@ -16,6 +16,8 @@ type healthHandlers struct {
 	cache         interface{ Health() cache.Health }
 	draining      *atomic.Bool
 	redisRequired bool
+	// version is the service's build (buildVersion), shown with details.
+	version string
 	// details says whether the caller may see more than the status:
 	// latency, memory, version and errors tell an attacker about the
 	// deployment, so an anonymous caller outside development gets the
@@ -39,7 +41,9 @@ type serviceHealth struct {
 	// Status is "ok" while Redis is connected, "degraded" while the service
 	// runs without a healthy cache, "shutting_down" while draining.
 	Status string `json:"status"`
-	Redis  any    `json:"redis"` // redisHealth, or statusOnly
+	// Version is the service's build, with details only.
+	Version string `json:"version,omitempty"`
+	Redis   any    `json:"redis"` // redisHealth, or statusOnly
 }
 
 // redisHealth is the seed story's format (status, latencyMs, memoryUsage,
@@ -67,6 +71,9 @@ type redisHealth struct {
 	// under the service, ridden through; LastConnectionResetAt is the last.
 	ConnectionResets      uint64     `json:"connectionResets"`
 	LastConnectionResetAt *time.Time `json:"lastConnectionResetAt"`
+	// Version is the service's build (not Redis's: that is serverVersion),
+	// in /health/redis only: /health has it beside the redis object.
+	Version string `json:"version,omitempty"`
 }
 
 type fallbackJSON struct {
@@ -155,7 +162,7 @@ func (h healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, code, statusBodies[[2]string{status, string(rh.Status)}])
 		return
 	}
-	writeJSON(w, code, envelope{Success: true, Data: serviceHealth{Status: status, Redis: newRedisHealth(rh)}})
+	writeJSON(w, code, envelope{Success: true, Data: serviceHealth{Status: status, Version: h.version, Redis: newRedisHealth(rh)}})
 }
 
 // redis answers GET /health/redis: 200 while Redis is connected or
@@ -172,7 +179,9 @@ func (h healthHandlers) redis(w http.ResponseWriter, r *http.Request) {
 
 func (h healthHandlers) view(r *http.Request, rh cache.Health) any {
 	if h.showDetails(r) {
-		return newRedisHealth(rh)
+		out := newRedisHealth(rh)
+		out.Version = h.version
+		return out
 	}
 	return statusOnly{Status: rh.Status}
 }
@@ -223,6 +232,7 @@ func (h healthHandlers) readyz(w http.ResponseWriter, _ *http.Request) {
 // draft (application/health+json), which some probers and dashboards read.
 type healthJSON struct {
 	Status      string                   `json:"status"` // pass, warn, fail
+	Version     string                   `json:"version,omitempty"`
 	ServiceID   string                   `json:"serviceId"`
 	Description string                   `json:"description"`
 	Output      string                   `json:"output,omitempty"`
@@ -260,6 +270,7 @@ func (h healthHandlers) healthDraft(w http.ResponseWriter, r *http.Request, rh c
 	}
 	check := healthCheck{ComponentType: "datastore", Status: draftStatus[rh.Status]}
 	if h.details == nil || h.details(r) {
+		body.Version = h.version
 		if rh.Latency > 0 {
 			ms := rh.LatencyMs()
 			check.ObservedValue, check.ObservedUnit = &ms, "ms"

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -69,7 +70,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	flags.SetOutput(stderr)
 	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
 	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it (secrets redacted), try one connection to Redis, report what was negotiated, and exit: 0 only if all is well")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
+		return err
+	}
+	if *showVersion {
+		_, err := fmt.Fprintf(stdout, "cache-service %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return err
 	}
 	var dotenv map[string]string
@@ -87,7 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfiguration(ctx, cfg, stdout)
 	}
 	logger := newLogger(cfg, stdout)
-	logger.Info("starting", slog.Any("config", cfg))
+	logger.Info("starting", slog.String("version", buildVersion()), slog.String("goVersion", runtime.Version()), slog.Any("config", cfg))
 	if ignored := cfg.IgnoredByURL(); len(ignored) > 0 {
 		logger.Warn("REDIS_URL is set; these variables have no effect", slog.Any("ignored", ignored))
 	}
@@ -102,6 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := cacheOptions(cfg, logger)
 	if cfg.MetricsEnabled {
 		m = metrics.New()
+		m.SetBuildInfo(buildVersion(), runtime.Version())
 		opts.Observer = m
 	}
 	client, err := cache.New(opts)
@@ -391,7 +398,7 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 	mux.Handle("GET /graphql", gql)
 	mux.Handle("OPTIONS /graphql", gql)
 	h := healthHandlers{
-		cache: d.cache, draining: d.draining, redisRequired: cfg.Redis.Required,
+		cache: d.cache, draining: d.draining, redisRequired: cfg.Redis.Required, version: buildVersion(),
 		details: func(r *http.Request) bool {
 			return cfg.AppEnv == config.EnvDevelopment || d.auth.Open() || d.auth.Identify(r).Authenticated()
 		},

@@ -40,6 +40,7 @@ type Metrics struct {
 	resets      prometheus.Counter
 	probes      prometheus.Histogram
 	probeErrors prometheus.Counter
+	buildInfo   *prometheus.GaugeVec
 	health      atomic.Pointer[func() cache.Health]
 }
 
@@ -79,6 +80,10 @@ func New() *Metrics {
 		Name: "cache_redis_probe_failures_total",
 		Help: "Background health probes that failed.",
 	})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cache_build_info",
+		Help: "1, labelled with the service's version and the Go version it was built with.",
+	}, []string{"version", "goversion"})
 
 	// Resolve every label combination once: the request path then does a
 	// map lookup instead of hashing label values.
@@ -93,7 +98,7 @@ func New() *Metrics {
 		}
 	}
 
-	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.resets, m.probes, m.probeErrors,
+	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.resets, m.probes, m.probeErrors, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range statuses {
 		m.gauge("cache_redis_status", "1 for the current Redis availability status, 0 for the others.",
@@ -112,6 +117,13 @@ func New() *Metrics {
 	m.gauge("cache_redis_probe_latency_seconds", "Round trip of the last successful PING.", nil,
 		func(h cache.Health) float64 { return h.Latency.Seconds() })
 	return m
+}
+
+// SetBuildInfo sets cache_build_info: one series, of value 1, whose labels
+// say which build is running (until it is called, there is none).
+func (m *Metrics) SetBuildInfo(version, goVersion string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, goVersion).Set(1)
 }
 
 // WatchHealth sets where the gauges read Redis's state from.
