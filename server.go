@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -67,12 +68,16 @@ func signalExitCode(sig os.Signal) int {
 // stdout; usage errors to stderr.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
-	flags.SetOutput(stderr)
+	// Parse reports errors to run's caller, once; -h prints help to stdout.
+	flags.SetOutput(io.Discard)
 	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
 	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it (secrets redacted), try one connection to Redis, report what was negotiated, and exit: 0 only if all is well")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return printHelp(stdout, flags)
+		}
+		return fmt.Errorf("%w (cache-service -h lists the flags and variables)", err)
 	}
 	if *showVersion {
 		_, err := fmt.Fprintf(stdout, "cache-service %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
@@ -205,6 +210,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("stopped", slog.Int64("requestsCut", cut))
 	return nil
+}
+
+// printHelp is -h and --help: the flags, then every environment variable
+// with its default and description, from the configuration's own tags.
+func printHelp(w io.Writer, flags *flag.FlagSet) error {
+	var b strings.Builder
+	b.WriteString("Usage: cache-service [flags]\n\n" +
+		"Serves a Redis-backed cache over GraphQL, with REST health endpoints.\n" +
+		"Configured by environment variables, and a .env file in the working\n" +
+		"directory when it exists (the environment wins). See README.md.\n\nFlags:\n")
+	flags.SetOutput(&b)
+	flags.PrintDefaults()
+	flags.SetOutput(io.Discard)
+	b.WriteString("\nEnvironment variables (an empty value means the default):\n")
+	for _, v := range config.Variables() {
+		b.WriteString("  " + v.Name)
+		if v.Default != "" {
+			b.WriteString(" (default " + strconv.Quote(v.Default) + ")")
+		}
+		b.WriteString("\n    \t" + v.Description + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // cancelGrace is how long handlers still running at SHUTDOWN_TIMEOUT have,

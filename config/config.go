@@ -386,27 +386,64 @@ type fieldInfo struct {
 // fields maps each variable name to its tags.
 func fields() map[string]fieldInfo {
 	out := map[string]fieldInfo{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
-				walk(f.Type)
-				continue
-			}
-			name := varName(f)
-			if name == "" {
-				continue
-			}
-			out[name] = fieldInfo{
-				allowed:     f.Tag.Get("allowed"),
-				secret:      f.Tag.Get("secret") == "true",
-				def:         f.Tag.Get("envDefault"),
-				description: f.Tag.Get("envDescription"),
-			}
-		}
+	for name, f := range declared() {
+		out[name] = f
 	}
-	walk(reflect.TypeFor[Config]())
+	return out
+}
+
+// declared yields each variable Config reads, with its tags, in the order
+// the struct declares them.
+func declared() func(yield func(string, fieldInfo) bool) {
+	return func(yield func(string, fieldInfo) bool) {
+		var walk func(t reflect.Type) bool
+		walk = func(t reflect.Type) bool {
+			for i := range t.NumField() {
+				f := t.Field(i)
+				if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+					if !walk(f.Type) {
+						return false
+					}
+					continue
+				}
+				name := varName(f)
+				if name == "" {
+					continue
+				}
+				info := fieldInfo{
+					allowed:     f.Tag.Get("allowed"),
+					secret:      f.Tag.Get("secret") == "true",
+					def:         f.Tag.Get("envDefault"),
+					description: f.Tag.Get("envDescription"),
+				}
+				if !yield(name, info) {
+					return false
+				}
+			}
+			return true
+		}
+		walk(reflect.TypeFor[Config]())
+	}
+}
+
+// Variable is one environment variable the configuration reads, as the
+// Config struct's tags declare it.
+type Variable struct {
+	Name string
+	// Default is the value used when the variable is unset or empty; ""
+	// when the default depends on other variables (Description says how)
+	// or is empty.
+	Default     string
+	Description string
+}
+
+// Variables lists every variable Config reads, in the order it declares
+// them (related variables together), for --help.
+func Variables() []Variable {
+	var out []Variable
+	for name, f := range declared() {
+		out = append(out, Variable{Name: name, Default: f.def, Description: f.description})
+	}
 	return out
 }
 
