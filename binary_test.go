@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -318,5 +319,31 @@ func TestProductionRefusesUnsafeTLS(t *testing.T) {
 				t.Errorf("stderr = %q; want one line mentioning %s", stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestNamedEnvFileMustExist: the default .env is optional, but a file
+// named with -env-file is what the operator meant to run with; a typo in
+// its name must stop the service, not start it on defaults.
+func TestNamedEnvFileMustExist(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "prod.env")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"-env-file", missing}, {"-env-file=" + missing}, {"--env-file", missing}} {
+		cmd := exec.CommandContext(ctx, binary, args...)
+		cmd.Env, cmd.Dir = envList(map[string]string{"PORT": "0", "REDIS_PORT": "1"}), dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 1 {
+			t.Errorf("cache-service %v = %v; want exit status 1", args, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], missing) {
+			t.Errorf("cache-service %v: stderr = %q; want one line naming %s", args, stderr.String(), missing)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
 	// Parse reports errors to run's caller, once; -h prints help to stdout.
 	flags.SetOutput(io.Discard)
-	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
+	envFile := flags.String("env-file", ".env", "read variables from this file (the default one only when it exists); the environment wins (empty: none)")
 	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it (secrets redacted), try one connection to Redis, report what was negotiated, and exit: 0 only if all is well")
 	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
@@ -85,6 +86,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	var dotenv map[string]string
 	if *envFile != "" {
+		// The default .env is optional; a file named on the command line
+		// is not: a typo there must not start the service on defaults.
+		named := false
+		flags.Visit(func(f *flag.Flag) { named = named || f.Name == "env-file" })
+		if _, err := os.Stat(*envFile); named && errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("-env-file %s: no such file (only the default .env may be absent)", *envFile)
+		}
 		var err error
 		if dotenv, err = config.ReadDotenv(*envFile); err != nil {
 			return err
