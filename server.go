@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := newLogger(cfg, stdout)
 	logger.Info("starting", slog.String("version", buildVersion()), slog.String("goVersion", runtime.Version()), slog.Any("config", cfg))
 	if ignored := cfg.IgnoredByURL(); len(ignored) > 0 {
-		logger.Warn("REDIS_URL is set; these variables have no effect", slog.Any("ignored", ignored))
+		logger.Warn("REDIS_URL from the environment replaces these variables from the .env file", slog.Any("ignored", ignored))
 	}
 	if cfg.Redis.TLSInsecureSkipVerify {
 		logger.Warn("REDIS_TLS_INSECURE_SKIP_VERIFY=true: the Redis server certificate is not verified; anyone on the path can impersonate it (refused in production)")

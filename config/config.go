@@ -160,7 +160,7 @@ func ParseRateLimit(s string) (RateLimit, error) {
 
 // Redis describes where Redis is and how the client treats it.
 type Redis struct {
-	URL       string `env:"REDIS_URL" envDescription:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
+	URL       string `env:"REDIS_URL" envDescription:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS, and setting one of them beside it is refused (except in the .env file when REDIS_URL comes from the environment, which wins)" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
 	Host      string `env:"REDIS_HOST" envDefault:"localhost" envDescription:"Redis host name or IP address" allowed:"a non-empty host name or IP address"`
 	Port      int    `env:"REDIS_PORT" envDefault:"6379" envDescription:"Redis port" allowed:"an integer from 1 to 65535"`
 	Username  string `env:"REDIS_USERNAME" envDescription:"ACL user name (empty: the default user)" allowed:"any string"`
@@ -274,10 +274,11 @@ func (e *Error) shownValue() string {
 func Load(getenv func(string) string, dotenv map[string]string) (*Config, error) {
 	// Never nil: given no Environment, the env library reads os.Environ.
 	environ := map[string]string{}
+	fromFile := map[string]bool{}
 	for name := range fields() {
 		v := getenv(name)
-		if v == "" {
-			v = dotenv[name]
+		if v == "" && dotenv[name] != "" {
+			v, fromFile[name] = dotenv[name], true
 		}
 		if v != "" {
 			environ[name] = v
@@ -287,7 +288,7 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 	if err := parse(reflect.ValueOf(&cfg).Elem(), environ); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(environ); err != nil {
+	if err := cfg.validate(environ, fromFile); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -448,8 +449,9 @@ func Variables() []Variable {
 }
 
 // validate checks the parsed values and resolves what depends on several of
-// them. environ holds the variables that were given (non-empty).
-func (c *Config) validate(environ map[string]string) error {
+// them. environ holds the variables that were given (non-empty), fromFile
+// those of them that came from the .env file rather than the environment.
+func (c *Config) validate(environ map[string]string, fromFile map[string]bool) error {
 	type check struct {
 		name string
 		ok   bool
@@ -536,16 +538,29 @@ func (c *Config) validate(environ map[string]string) error {
 	r.Source = "REDIS_HOST"
 	_, tlsSet := environ["REDIS_TLS"]
 	if r.URL != "" {
+		for _, name := range ReplacedByURL {
+			value, set := environ[name]
+			switch {
+			case !set:
+			case fromFile[name] && !fromFile["REDIS_URL"]:
+				// The environment wins over the file, here as everywhere:
+				// a REDIS_URL given in the environment replaces the
+				// file's connection settings.
+				c.ignoredByURL = append(c.ignoredByURL, name)
+			default:
+				// Both given at the same level (or the variable above the
+				// URL): which one was meant cannot be told, so neither is
+				// picked silently.
+				e := invalid(name, value)
+				e.Allowed = name + " unset beside REDIS_URL, which gives the host, port, user, password, database and TLS (set one or the other)"
+				return e
+			}
+		}
 		if err := r.applyURL(); err != nil {
 			return err
 		}
 		r.Source = "REDIS_URL"
 		tlsSet = true // the scheme says it
-		for _, name := range []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"} {
-			if _, set := environ[name]; set {
-				c.ignoredByURL = append(c.ignoredByURL, name)
-			}
-		}
 	}
 	if err := r.validateTopology(); err != nil {
 		return err
@@ -954,9 +969,14 @@ func rateLimitsByName(limits map[string]RateLimit) string {
 	return strings.Join(out, ",")
 }
 
-// IgnoredByURL lists the discrete Redis variables that were set (in the
-// environment or the .env file) but that REDIS_URL overrides, so the
-// operator can be told they have no effect.
+// ReplacedByURL are the discrete Redis variables REDIS_URL stands for.
+// Setting one beside it is refused, unless it comes from the .env file and
+// REDIS_URL from the environment (see IgnoredByURL).
+var ReplacedByURL = []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"}
+
+// IgnoredByURL lists the discrete Redis variables that the .env file set
+// but that a REDIS_URL from the environment replaces (the environment wins
+// over the file), so the operator can be told they have no effect.
 func (c Config) IgnoredByURL() []string {
 	return slices.Clone(c.ignoredByURL)
 }

@@ -109,9 +109,11 @@ func TestLoadURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			// The discrete variables are set too: the URL must replace them.
-			cfg, err := load(map[string]string{
-				"REDIS_URL": tt.url, "REDIS_HOST": "ignored", "REDIS_PORT": "1111",
+			// The .env file sets the discrete variables: the URL, from the
+			// environment, must replace them.
+			environment := map[string]string{"REDIS_URL": tt.url}
+			cfg, err := Load(func(name string) string { return environment[name] }, map[string]string{
+				"REDIS_HOST": "ignored", "REDIS_PORT": "1111",
 				"REDIS_PASSWORD": "ignored", "REDIS_DB": "9", "REDIS_TLS": "true",
 			})
 			if err != nil {
@@ -127,6 +129,53 @@ func TestLoadURL(t *testing.T) {
 			}
 			if got := cfg.IgnoredByURL(); len(got) != 5 {
 				t.Errorf("IgnoredByURL() = %v; want the 5 discrete variables set", got)
+			}
+		})
+	}
+}
+
+// TestURLConflicts: REDIS_URL and a discrete variable it replaces, given at
+// the same level (or the variable above the URL), are refused, naming both;
+// only a REDIS_URL from the environment over the file's discrete variables
+// is the ordinary precedence.
+func TestURLConflicts(t *testing.T) {
+	t.Parallel()
+	const url = "redis://:url-pw@cache.internal:6380/2"
+	tests := []struct {
+		name        string
+		environment map[string]string
+		file        map[string]string
+		wantErr     string // the variable named beside REDIS_URL; empty: loads
+	}{
+		{"port beside the URL", map[string]string{"REDIS_URL": url, "REDIS_PORT": "6379"}, nil, "REDIS_PORT"},
+		{"host beside the URL", map[string]string{"REDIS_URL": url, "REDIS_HOST": "cache.internal"}, nil, "REDIS_HOST"},
+		{"password beside the URL", map[string]string{"REDIS_URL": url, "REDIS_PASSWORD": "other-pw"}, nil, "REDIS_PASSWORD"},
+		{"db, username and TLS beside the URL", map[string]string{"REDIS_URL": url, "REDIS_DB": "2", "REDIS_USERNAME": "app", "REDIS_TLS": "false"}, nil, "REDIS_USERNAME"},
+		{"both in the file", nil, map[string]string{"REDIS_URL": url, "REDIS_DB": "4"}, "REDIS_DB"},
+		{"URL in the file, port in the environment", map[string]string{"REDIS_PORT": "6379"}, map[string]string{"REDIS_URL": url}, "REDIS_PORT"},
+		{"URL in the environment, the file's variables replaced", map[string]string{"REDIS_URL": url}, map[string]string{"REDIS_HOST": "localhost", "REDIS_PORT": "6379", "REDIS_DB": "0"}, ""},
+		{"URL alone", map[string]string{"REDIS_URL": url}, nil, ""},
+		{"empty variables count as unset", map[string]string{"REDIS_URL": url, "REDIS_HOST": "", "REDIS_PORT": ""}, map[string]string{"REDIS_DB": ""}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(func(name string) string { return tt.environment[name] }, tt.file)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Load() error = %v", err)
+				}
+				if cfg.Redis.Addr() != "cache.internal:6380" || cfg.Redis.DB != 2 || cfg.Redis.Password != "url-pw" {
+					t.Errorf("Load() = addr %s db %d; want the URL's cache.internal:6380 db 2 and its password", cfg.Redis.Addr(), cfg.Redis.DB)
+				}
+				return
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
+				t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "REDIS_URL") || strings.Contains(msg, "url-pw") || strings.Contains(msg, "other-pw") {
+				t.Errorf("error %q: want it to name REDIS_URL beside %s, and no password", msg, tt.wantErr)
 			}
 		})
 	}
