@@ -155,9 +155,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Every listener is closed on every way out of run, whatever fails
 	// after it opened (http.Server.Serve closes it too; a second Close is
 	// harmless).
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+		return fmt.Errorf("listen on %s: %w", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)), err)
 	}
 	defer ln.Close()
 	// Handlers run under a context of their own, cancelled only once
@@ -169,9 +169,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	servers := []*http.Server{newHTTPServer(running.track(handler), logger, handlerCtx)}
 	listeners := []net.Listener{ln}
 	if m != nil && cfg.MetricsPort != 0 {
-		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
+		mln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.MetricsPort)))
 		if err != nil {
-			return fmt.Errorf("listen on METRICS_PORT %d: %w", cfg.MetricsPort, err)
+			return fmt.Errorf("listen on METRICS_PORT %s: %w", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.MetricsPort)), err)
 		}
 		defer mln.Close()
 		mux := http.NewServeMux()

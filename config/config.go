@@ -36,6 +36,7 @@ const (
 type Config struct {
 	AppEnv          string        `env:"APP_ENV" envDefault:"development" envDescription:"Deployment environment; selects log format and production safeguards" allowed:"one of development, staging, production"`
 	Port            int           `env:"PORT" envDefault:"5000" envDescription:"HTTP port to listen on (0 picks a free port)" allowed:"an integer from 0 to 65535"`
+	Host            string        `env:"HOST" envDescription:"Address to listen on (PORT and METRICS_PORT); empty means 127.0.0.1 in development (loopback only: development is open to anyone who can connect) and every interface elsewhere; 0.0.0.0 or :: means every interface" allowed:"empty, an IP address, or a host name"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" envDescription:"Minimum log level" allowed:"one of debug, info, warn, error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDescription:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" envDescription:"How long in-flight requests may take to finish after SIGINT/SIGTERM and the drain; those still running are then cancelled" allowed:"a positive duration such as 10s"`
@@ -75,6 +76,8 @@ type Config struct {
 	// Set by Load, not read from the environment: SHUTDOWN_DRAIN_DELAY,
 	// GRAPHQL_* and CORS_ALLOWED_ORIGINS resolved for APP_ENV, and the
 	// tokens from API_TOKENS and API_TOKENS_FILE.
+	// ListenHost is HOST resolved for APP_ENV: "" means every interface.
+	ListenHost         string        `env:"-"`
 	ShutdownDrainDelay time.Duration `env:"-"`
 	Introspection      bool          `env:"-"`
 	Playground         bool          `env:"-"`
@@ -461,6 +464,7 @@ func (c *Config) validate(environ map[string]string, fromFile map[string]bool) e
 	checks := []check{
 		{"APP_ENV", oneOf(c.AppEnv, EnvDevelopment, EnvStaging, EnvProduction), c.AppEnv},
 		{"PORT", c.Port >= 0 && c.Port <= 65535, c.Port},
+		{"HOST", c.Host == "" || net.ParseIP(c.Host) != nil || hostName.MatchString(c.Host), c.Host},
 		{"LOG_LEVEL", oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), c.LogLevel},
 		{"LOG_FORMAT", oneOf(c.LogFormat, "", "text", "json"), c.LogFormat},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0, c.ShutdownTimeout},
@@ -503,6 +507,12 @@ func (c *Config) validate(environ map[string]string, fromFile map[string]bool) e
 	}
 	c.LogLevel = strings.ToLower(c.LogLevel)
 	dev := c.AppEnv == EnvDevelopment
+	c.ListenHost = c.Host
+	if c.Host == "" && dev {
+		// Development has no tokens and lets any origin in: only this
+		// machine may reach it unless HOST says otherwise.
+		c.ListenHost = "127.0.0.1"
+	}
 	fallbackDefaulted := c.Cache.Fallback == ""
 	if fallbackDefaulted {
 		c.Cache.Fallback = "none"
@@ -683,6 +693,9 @@ func (c *Config) resolveRateLimits() error {
 	}
 	return nil
 }
+
+// hostName is a DNS name: labels of letters, digits and hyphens.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
 var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -927,6 +940,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("appEnv", c.AppEnv),
 		slog.Int("port", c.Port),
+		slog.String("host", c.ListenHost),
 		slog.String("logLevel", c.LogLevel),
 		slog.Group("redis",
 			slog.String("source", r.Source),

@@ -197,6 +197,8 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"http port not a number", map[string]string{"PORT": "abc"}, "PORT", []string{`invalid PORT="abc"`, "0 to 65535"}, nil},
 		{"http port not a number beside a good redis port", map[string]string{"PORT": "abc", "REDIS_PORT": "6380"}, "PORT", []string{`invalid PORT="abc"`}, nil},
 		{"number not a number", map[string]string{"RATE_LIMIT_RPS": "fast"}, "RATE_LIMIT_RPS", []string{`RATE_LIMIT_RPS="fast"`, "0 or more"}, nil},
+		{"host with a port", map[string]string{"HOST": "0.0.0.0:5000"}, "HOST", []string{`invalid HOST="0.0.0.0:5000"`, "an IP address, or a host name"}, nil},
+		{"host with a space", map[string]string{"HOST": "my host"}, "HOST", []string{`invalid HOST="my host"`}, nil},
 		{"nested duration", map[string]string{"CACHE_MAX_TTL": "forever"}, "CACHE_MAX_TTL", []string{`CACHE_MAX_TTL="forever"`}, nil},
 		{"list of one bad value", map[string]string{"REDIS_CLUSTER_ADDRS": "a:1,b"}, "REDIS_CLUSTER_ADDRS", []string{`"a:1,b"`}, nil},
 		{"secret not parsed but redacted", map[string]string{"API_TOKENS": "erp:read:hunter2pw"}, "API_TOKENS", nil, []string{"hunter2pw"}},
@@ -596,6 +598,30 @@ func TestTokens(t *testing.T) {
 				t.Errorf("LogValue() = %s; reveals a token", v)
 			}
 		})
+	}
+}
+
+func TestListenHost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "127.0.0.1"},
+		{map[string]string{"HOST": "0.0.0.0"}, "0.0.0.0"},
+		{map[string]string{"HOST": "::"}, "::"},
+		{map[string]string{"HOST": "cache.internal"}, "cache.internal"},
+		{map[string]string{"APP_ENV": "staging", "API_TOKENS": testToken}, ""},
+		{map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "HOST": "10.0.0.7"}, "10.0.0.7"},
+	}
+	for _, tt := range tests {
+		cfg, err := load(tt.env)
+		if err != nil {
+			t.Fatalf("Load(%v) error = %v", tt.env, err)
+		}
+		if cfg.ListenHost != tt.want {
+			t.Errorf("Load(%v).ListenHost = %q; want %q", tt.env, cfg.ListenHost, tt.want)
+		}
 	}
 }
 
