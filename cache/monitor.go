@@ -304,8 +304,12 @@ func describe(err error) string {
 	msg := err.Error()
 	code := replyCode(err)
 	switch {
-	case refusedCodes[code]:
-		msg = "authentication failed: " + msg
+	case code == "NOAUTH":
+		// Redis's own text (HELLO must be called with the client already
+		// authenticated...) speaks of commands, not of configuration.
+		msg = "authentication failed: the server requires a password and none was sent (set REDIS_PASSWORD, with REDIS_USERNAME for an ACL user): " + msg
+	case code == "WRONGPASS":
+		msg = "authentication failed: the server refused the user name or password (check REDIS_PASSWORD and REDIS_USERNAME): " + msg
 	case code == "ERR" && strings.Contains(msg, "DB index is out of range"):
 		// Redis gives this reply no code of its own.
 		msg = "database number is out of range for this server (a configuration mistake, not an outage): " + msg
