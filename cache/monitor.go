@@ -26,14 +26,14 @@ func (c *Client) monitor(ctx context.Context) {
 	defer timer.Stop()
 	attempt := 0
 	var swept time.Time
-	for {
+	for checks := 0; ; checks++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-c.avail.kick:
 		}
-		switch v := c.check(ctx); v {
+		switch v := c.check(ctx, checks > 0); v {
 		case probeStale:
 			timer.Reset(0)
 		case probeConnected:
@@ -90,10 +90,11 @@ const (
 )
 
 // check connects if need be, probes Redis and hands the result to the
-// availability owner.
-func (c *Client) check(ctx context.Context) probeVerdict {
+// availability owner. again says an earlier check ran: the first connection
+// at start is not a reconnect, even though the breaker is not closed yet.
+func (c *Client) check(ctx context.Context, again bool) probeVerdict {
 	ticket := c.avail.probeStarted()
-	if c.avail.breaker() != closed {
+	if again && c.avail.breaker() != closed {
 		c.obs.ObserveReconnectAttempt()
 	}
 	vk := c.vk.Load()
