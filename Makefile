@@ -1,5 +1,5 @@
 # One command per daily job; see README.md.
-.PHONY: run build test lint generate check-generate check-tidy
+.PHONY: run build test lint generate check-generate check-tidy image image-check
 
 # Build and start the service (reads .env when present; ARGS are passed
 # on, make run ARGS=--check-config). Not go run: go run exits 1 when it is
@@ -36,10 +36,24 @@ check-generate:
 check-tidy:
 	go mod tidy -diff
 
-# The test command: the habits above, then every test with the race detector.
-# Tests start their own redis-server processes (Debian's redis-server).
+# The container image (deploy/container/Containerfile), built with podman
+# from a static binary: make image, or make image IMAGE=registry/name:tag.
+IMAGE ?= localhost/school-erp/cache-service:$(VERSION)
+image:
+	VERSION=$(VERSION) scripts/image-build $(IMAGE)
+
+# Builds the image and runs it against a redis-server of its own, as a
+# deployment would; skipped, saying why, where podman cannot run.
+image-check:
+	scripts/image-check
+
+# The test command: the habits above, then every test with the race
+# detector (the Kubernetes manifests and the systemd unit are checked there
+# too), then the container image. Tests start their own redis-server
+# processes (Debian's redis-server).
 test: lint check-generate check-tidy
 	go test -race -count=1 ./...
+	scripts/image-check
 
 # Load benchmark against the Redis limit; writes BENCHMARKS.md (bench/README.md).
 # Phony: bench/ is also a directory.
