@@ -65,8 +65,9 @@ func signalExitCode(sig os.Signal) int {
 // run starts the service and blocks until ctx is cancelled, then shuts down
 // gracefully. Configuration comes from getenv (os.Getenv in production) and
 // a .env file; run never reads the process environment itself, so tests
-// start services in parallel, each with its own variables. Logs go to
-// stdout; usage errors to stderr.
+// start services in parallel, each with its own variables. Logs, -h and
+// --version go to stdout. Errors, a usage error among them, are returned,
+// for main to print once on stderr; run itself writes nothing there.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
 	// Parse reports errors to run's caller, once; -h prints help to stdout.
