@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -134,15 +135,21 @@ func TestSystemdUnitIsHardened(t *testing.T) {
 		t.Errorf("RestrictAddressFamilies = %q; want IP (and Unix) sockets only", families)
 	}
 
-	// The example environment file is what an operator starts from: it
-	// must load, as production, listening on every interface.
+	// The example environment file is what an operator starts from: as
+	// shipped, its placeholder token is refused (it must not go live);
+	// with a real one it loads, as production, on every interface.
 	dotenv, err := config.ReadDotenv(systemdEnvFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var cerr *config.Error
+	if _, err := config.Load(func(string) string { return "" }, dotenv); !errors.As(err, &cerr) || cerr.Var != "API_TOKENS" {
+		t.Errorf("%s as shipped: Load() = %v; want its placeholder API_TOKENS refused", systemdEnvFile, err)
+	}
+	dotenv["API_TOKENS"] = "erp-backend:write:0123456789abcdef0123456789abcdef"
 	cfg, err := config.Load(func(string) string { return "" }, dotenv)
 	if err != nil {
-		t.Fatalf("%s does not load: %v", systemdEnvFile, err)
+		t.Fatalf("%s with a real token does not load: %v", systemdEnvFile, err)
 	}
 	if cfg.AppEnv != config.EnvProduction || cfg.ListenHost != "" {
 		t.Errorf("%s: APP_ENV %s, listening on %q; want production on every interface", systemdEnvFile, cfg.AppEnv, cfg.ListenHost)
