@@ -47,13 +47,12 @@ image:
 image-check:
 	scripts/image-check
 
-# The test command: the habits above, then every test with the race
-# detector (the Kubernetes manifests and the systemd unit are checked there
-# too), then the container image. Tests start their own redis-server
-# processes (Debian's redis-server).
-test: lint check-generate check-tidy
+# The test command: the habits above and the container image, then every
+# test with the race detector (the Kubernetes manifests and the systemd
+# unit are checked there too), whose summary closes the output. Tests start
+# their own redis-server processes (Debian's redis-server).
+test: lint check-generate check-tidy image-check
 	go test -race -count=1 ./...
-	scripts/image-check
 
 # Load benchmark against the Redis limit; writes BENCHMARKS.md (bench/README.md).
 # Phony: bench/ is also a directory.
