@@ -1,12 +1,21 @@
 # One command per daily job; see README.md.
-.PHONY: run build test lint generate check-generate check-tidy
+.PHONY: run build test lint generate check-generate check-tidy image image-check
 
-# Start the service (reads .env when present).
-run:
-	go run .
+# Build and start the service (reads .env when present; ARGS are passed
+# on, make run ARGS=--check-config). Not go run: go run exits 1 when it is
+# interrupted, whatever the service did, so Ctrl-C ended in make's Error 1;
+# the service itself exits 0 after a clean shutdown.
+run: build
+	$(BIN) $(ARGS)
+
+# The version stamped into the binary (--version, the start-up line, health
+# details, cache_build_info): git describe by default; a release sets it,
+# make build VERSION=1.2.0.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+BIN ?= bin/cache-service
 
 build:
-	go build -o bin/cache-service .
+	go build -ldflags '-X main.version=$(VERSION)' -o $(BIN) .
 
 # Regenerate gqlgen code from schema.graphqls.
 generate:
@@ -27,9 +36,22 @@ check-generate:
 check-tidy:
 	go mod tidy -diff
 
-# The test command: the habits above, then every test with the race detector.
-# Tests start their own redis-server processes (Debian's redis-server).
-test: lint check-generate check-tidy
+# The container image (deploy/container/Containerfile), built with podman
+# from a static binary: make image, or make image IMAGE=registry/name:tag.
+IMAGE ?= localhost/school-erp/cache-service:$(VERSION)
+image:
+	VERSION=$(VERSION) scripts/image-build $(IMAGE)
+
+# Builds the image and runs it against a redis-server of its own, as a
+# deployment would; skipped, saying why, where podman cannot run.
+image-check:
+	scripts/image-check
+
+# The test command: the habits above and the container image, then every
+# test with the race detector (the Kubernetes manifests and the systemd
+# unit are checked there too), whose summary closes the output. Tests start
+# their own redis-server processes (Debian's redis-server).
+test: lint check-generate check-tidy image-check
 	go test -race -count=1 ./...
 
 # Load benchmark against the Redis limit; writes BENCHMARKS.md (bench/README.md).

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -18,8 +19,11 @@ import (
 )
 
 // binary is the service built once for the tests that run it as operators
-// do: one executable, configured by its environment only.
+// do: one executable, configured by its environment only. It is stamped
+// with testVersion, as make build stamps a release's.
 var binary string
+
+const testVersion = "0.0.0-binary-test"
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cache-service-test")
@@ -28,7 +32,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "cache-service")
-	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion, "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
@@ -67,6 +71,12 @@ func envList(env map[string]string) []string {
 // between our choice and its bind), and waits until it listens.
 func startBinary(t testing.TB, env map[string]string) *process {
 	t.Helper()
+	return startBinaryIn(t, t.TempDir(), env)
+}
+
+// startBinaryIn is startBinary in dir, for tests that give it a .env file.
+func startBinaryIn(t testing.TB, dir string, env map[string]string) *process {
+	t.Helper()
 	env["PORT"] = "0"
 	p := &process{
 		cmd:    exec.Command(binary),
@@ -75,7 +85,7 @@ func startBinary(t testing.TB, env map[string]string) *process {
 		exit:   make(chan error, 1),
 	}
 	p.cmd.Env = envList(env)
-	p.cmd.Dir = t.TempDir()
+	p.cmd.Dir = dir
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
@@ -158,12 +168,13 @@ func TestAC5SameBinaryPointedElsewhereByEnvOnly(t *testing.T) {
 	})
 
 	t.Run("REDIS_URL with password and db", func(t *testing.T) {
-		p := startBinary(t, map[string]string{
-			// The discrete variables still point at the local server: the
-			// URL must win.
-			"REDIS_HOST": host, "REDIS_PORT": port,
-			"REDIS_URL": "redis://:cloud-pw@" + cloud.Addr + "/3",
-		})
+		// The .env file still points at the local server: the URL, from
+		// the environment, must win.
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("REDIS_HOST="+host+"\nREDIS_PORT="+port+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := startBinaryIn(t, dir, map[string]string{"REDIS_URL": "redis://:cloud-pw@" + cloud.Addr + "/3"})
 		p.set(t, "where", "cloud")
 		c := cloud.Client(t, 3)
 		ctx := t.Context()
@@ -173,8 +184,8 @@ func TestAC5SameBinaryPointedElsewhereByEnvOnly(t *testing.T) {
 		if v, err := local.Do(t, "GET", "school-erp:where"); err != nil || v != `"local"` {
 			t.Errorf("local value changed to %q, %v; the URL must have replaced the discrete variables", v, err)
 		}
-		if !strings.Contains(p.stdout.String(), "REDIS_URL is set; these variables have no effect") {
-			t.Error("no warning that REDIS_HOST/REDIS_PORT were ignored")
+		if !strings.Contains(p.stdout.String(), "REDIS_URL from the environment replaces these variables from the .env file") {
+			t.Error("no warning that the file's REDIS_HOST/REDIS_PORT were ignored")
 		}
 		if strings.Contains(p.stdout.String(), "cloud-pw") {
 			t.Error("log reveals the password in REDIS_URL")
@@ -194,6 +205,7 @@ func TestInvalidConfigurationStopsWithOneLine(t *testing.T) {
 		{"db", map[string]string{"REDIS_DB": "-1"}, `invalid REDIS_DB="-1": want an integer of 0 or more`, nil},
 		{"app env", map[string]string{"APP_ENV": "prod"}, `invalid APP_ENV="prod": want one of development, staging, production`, nil},
 		{"url", map[string]string{"REDIS_URL": "http://admin:topsecret@h"}, `invalid REDIS_URL="http://xxxxx@h"`, []string{"topsecret"}},
+		{"url beside a port", map[string]string{"REDIS_URL": "redis://:topsecret@h:6380", "REDIS_PORT": "6379"}, `invalid REDIS_PORT="6379": want REDIS_PORT unset beside REDIS_URL`, []string{"topsecret"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,5 +327,31 @@ func TestProductionRefusesUnsafeTLS(t *testing.T) {
 				t.Errorf("stderr = %q; want one line mentioning %s", stderr.String(), tt.want)
 			}
 		})
+	}
+}
+
+// TestNamedEnvFileMustExist: the default .env is optional, but a file
+// named with -env-file is what the operator meant to run with; a typo in
+// its name must stop the service, not start it on defaults.
+func TestNamedEnvFileMustExist(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "prod.env")
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"-env-file", missing}, {"-env-file=" + missing}, {"--env-file", missing}} {
+		cmd := exec.CommandContext(ctx, binary, args...)
+		cmd.Env, cmd.Dir = envList(map[string]string{"PORT": "0", "REDIS_PORT": "1"}), dir
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if exitErr, ok := err.(*exec.ExitError); !ok || exitErr.ExitCode() != 1 {
+			t.Errorf("cache-service %v = %v; want exit status 1", args, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+		if len(lines) != 1 || !strings.Contains(lines[0], missing) {
+			t.Errorf("cache-service %v: stderr = %q; want one line naming %s", args, stderr.String(), missing)
+		}
 	}
 }

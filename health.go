@@ -16,6 +16,8 @@ type healthHandlers struct {
 	cache         interface{ Health() cache.Health }
 	draining      *atomic.Bool
 	redisRequired bool
+	// version is the service's build (buildVersion), shown with details.
+	version string
 	// details says whether the caller may see more than the status:
 	// latency, memory, version and errors tell an attacker about the
 	// deployment, so an anonymous caller outside development gets the
@@ -69,7 +71,9 @@ type serviceHealth struct {
 	// Status is "ok" while Redis is connected, "degraded" while the service
 	// runs without a healthy cache, "shutting_down" while draining.
 	Status string `json:"status"`
-	Redis  any    `json:"redis"` // redisHealth, or statusOnly
+	// Version is the service's build, with details only.
+	Version string `json:"version,omitempty"`
+	Redis   any    `json:"redis"` // redisHealth, or statusOnly
 }
 
 // redisHealth is the seed story's format (status, latencyMs, memoryUsage,
@@ -97,6 +101,9 @@ type redisHealth struct {
 	// under the service, ridden through; LastConnectionResetAt is the last.
 	ConnectionResets      uint64     `json:"connectionResets"`
 	LastConnectionResetAt *time.Time `json:"lastConnectionResetAt"`
+	// Version is the service's build (not Redis's: that is serverVersion),
+	// in /health/redis only: /health has it beside the redis object.
+	Version string `json:"version,omitempty"`
 }
 
 type fallbackJSON struct {
@@ -186,7 +193,7 @@ func (h *healthHandlers) service(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b, err := h.serviceMemo.body(rh, status, func() any {
-		return envelope{Success: true, Data: serviceHealth{Status: status, Redis: newRedisHealth(rh)}}
+		return envelope{Success: true, Data: serviceHealth{Status: status, Version: h.version, Redis: newRedisHealth(rh)}}
 	})
 	writeRendered(w, code, b, err)
 }
@@ -204,7 +211,11 @@ func (h *healthHandlers) redis(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, code, envelope{Success: true, Data: statusOnly{Status: rh.Status}})
 		return
 	}
-	b, err := h.redisMemo.body(rh, "", func() any { return envelope{Success: true, Data: newRedisHealth(rh)} })
+	b, err := h.redisMemo.body(rh, "", func() any {
+		out := newRedisHealth(rh)
+		out.Version = h.version
+		return envelope{Success: true, Data: out}
+	})
 	writeRendered(w, code, b, err)
 }
 
@@ -254,6 +265,7 @@ func (h *healthHandlers) readyz(w http.ResponseWriter, _ *http.Request) {
 // draft (application/health+json), which some probers and dashboards read.
 type healthJSON struct {
 	Status      string                   `json:"status"` // pass, warn, fail
+	Version     string                   `json:"version,omitempty"`
 	ServiceID   string                   `json:"serviceId"`
 	Description string                   `json:"description"`
 	Output      string                   `json:"output,omitempty"`
@@ -291,6 +303,7 @@ func (h *healthHandlers) healthDraft(w http.ResponseWriter, r *http.Request, rh 
 	}
 	check := healthCheck{ComponentType: "datastore", Status: draftStatus[rh.Status]}
 	if h.details == nil || h.details(r) {
+		body.Version = h.version
 		if rh.Latency > 0 {
 			ms := rh.LatencyMs()
 			check.ObservedValue, check.ObservedUnit = &ms, "ms"

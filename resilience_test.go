@@ -101,6 +101,23 @@ func TestMetricsMoveWithOperations(t *testing.T) {
 	svc := startService(t, testEnv(srv.Addr))
 	svc.waitRedisStatus(t, "connected", 5*time.Second)
 	before := scrape(t, svc.url+"/metrics")
+	// Connecting at start is not a reconnect, and no series shows an
+	// outcome its op cannot have.
+	if n := before["cache_redis_reconnect_attempts_total"]; n != 0 {
+		t.Errorf("cache_redis_reconnect_attempts_total = %v after a clean start; want 0", n)
+	}
+	for _, impossible := range []string{
+		`cache_operations_total{backend="redis",op="set",outcome="hit"}`,
+		`cache_operations_total{backend="none",op="get",outcome="hit"}`,
+		`cache_operations_total{backend="memory",op="get",outcome="invalid"}`,
+	} {
+		if _, ok := before[impossible]; ok {
+			t.Errorf("/metrics has %s, which cannot happen", impossible)
+		}
+	}
+	if _, ok := before[`cache_operations_total{backend="redis",op="get",outcome="hit"}`]; !ok {
+		t.Error(`/metrics lacks get/hit/redis at zero: the possible series must exist before their first event`)
+	}
 
 	for range 3 {
 		svc.graphql(t, setQuery, map[string]any{"k": "m", "v": 1})
@@ -336,6 +353,15 @@ func TestCacheGetManyThroughGraphQL(t *testing.T) {
 	r = svc.graphql(t, `{ redisHealth { clientCache } }`, nil)
 	if got := string(r.Data["redisHealth"]); got != `{"clientCache":"ON"}` {
 		t.Errorf("redisHealth.clientCache = %s; want ON", got)
+	}
+	// With Redis gone no connection says whether it tracks: UNKNOWN, a
+	// value of the enum (an unmapped state would be "" for a non-null
+	// enum).
+	srv.Kill()
+	svc.waitRedisStatus(t, "disconnected", 10*time.Second)
+	r = svc.graphql(t, `{ redisHealth { clientCache } }`, nil)
+	if got := string(r.Data["redisHealth"]); got != `{"clientCache":"UNKNOWN"}` || len(r.Errors) > 0 {
+		t.Errorf("redisHealth.clientCache with Redis down = %s %+v; want UNKNOWN", got, r.Errors)
 	}
 }
 

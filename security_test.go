@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/school-erp/cache-service/config"
 	"github.com/school-erp/cache-service/internal/redistest"
 )
 
@@ -435,6 +436,9 @@ func TestSecretsNeverShow(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Password: "the-real-password"})
 	env := productionEnv(srv.Addr)
 	env["REDIS_URL"] = "redis://cache-user:" + redisPassword + "@" + srv.Addr + "/0"
+	for _, name := range config.ReplacedByURL { // refused beside the URL
+		delete(env, name)
+	}
 	env["API_TOKENS"] = "ops:write:" + tokenValue
 	svc := startService(t, env)
 	svc.waitRedisStatus(t, "disconnected", 5*time.Second)

@@ -8,12 +8,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -62,18 +65,35 @@ func signalExitCode(sig os.Signal) int {
 // run starts the service and blocks until ctx is cancelled, then shuts down
 // gracefully. Configuration comes from getenv (os.Getenv in production) and
 // a .env file; run never reads the process environment itself, so tests
-// start services in parallel, each with its own variables. Logs go to
-// stdout; usage errors to stderr.
+// start services in parallel, each with its own variables. Logs, -h and
+// --version go to stdout. Errors, a usage error among them, are returned,
+// for main to print once on stderr; run itself writes nothing there.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	flags := flag.NewFlagSet("cache-service", flag.ContinueOnError)
-	flags.SetOutput(stderr)
-	envFile := flags.String("env-file", ".env", "read variables from this file when it exists; the environment wins (empty: none)")
+	// Parse reports errors to run's caller, once; -h prints help to stdout.
+	flags.SetOutput(io.Discard)
+	envFile := flags.String("env-file", ".env", "read variables from this file (the default one only when it exists); the environment wins (empty: none)")
 	checkConfig := flags.Bool("check-config", false, "validate the configuration, print it (secrets redacted), try one connection to Redis, report what was negotiated, and exit: 0 only if all is well")
+	showVersion := flags.Bool("version", false, "print the version and exit")
 	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return printHelp(stdout, flags)
+		}
+		return fmt.Errorf("%w (cache-service -h lists the flags and variables)", err)
+	}
+	if *showVersion {
+		_, err := fmt.Fprintf(stdout, "cache-service %s (%s %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return err
 	}
 	var dotenv map[string]string
 	if *envFile != "" {
+		// The default .env is optional; a file named on the command line
+		// is not: a typo there must not start the service on defaults.
+		named := false
+		flags.Visit(func(f *flag.Flag) { named = named || f.Name == "env-file" })
+		if _, err := os.Stat(*envFile); named && errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("-env-file %s: no such file (only the default .env may be absent)", *envFile)
+		}
 		var err error
 		if dotenv, err = config.ReadDotenv(*envFile); err != nil {
 			return err
@@ -87,9 +107,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfiguration(ctx, cfg, stdout)
 	}
 	logger := newLogger(cfg, stdout)
-	logger.Info("starting", slog.Any("config", cfg))
+	logger.Info("starting", slog.String("version", buildVersion()), slog.String("goVersion", runtime.Version()), slog.Any("config", cfg))
 	if ignored := cfg.IgnoredByURL(); len(ignored) > 0 {
-		logger.Warn("REDIS_URL is set; these variables have no effect", slog.Any("ignored", ignored))
+		logger.Warn("REDIS_URL from the environment replaces these variables from the .env file", slog.Any("ignored", ignored))
 	}
 	if cfg.Redis.TLSInsecureSkipVerify {
 		logger.Warn("REDIS_TLS_INSECURE_SKIP_VERIFY=true: the Redis server certificate is not verified; anyone on the path can impersonate it (refused in production)")
@@ -102,6 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	opts := cacheOptions(cfg, logger)
 	if cfg.MetricsEnabled {
 		m = metrics.New()
+		m.SetBuildInfo(buildVersion(), runtime.Version())
 		opts.Observer = m
 	}
 	client, err := cache.New(opts)
@@ -135,9 +156,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Every listener is closed on every way out of run, whatever fails
 	// after it opened (http.Server.Serve closes it too; a second Close is
 	// harmless).
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
-		return fmt.Errorf("listen on port %d: %w", cfg.Port, err)
+		return fmt.Errorf("listen on %s: %w", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port)), err)
 	}
 	defer ln.Close()
 	// Handlers run under a context of their own, cancelled only once
@@ -149,9 +170,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	servers := []*http.Server{newHTTPServer(running.track(handler), logger, handlerCtx)}
 	listeners := []net.Listener{ln}
 	if m != nil && cfg.MetricsPort != 0 {
-		mln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.MetricsPort)))
+		mln, err := net.Listen("tcp", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.MetricsPort)))
 		if err != nil {
-			return fmt.Errorf("listen on METRICS_PORT %d: %w", cfg.MetricsPort, err)
+			return fmt.Errorf("listen on METRICS_PORT %s: %w", net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.MetricsPort)), err)
 		}
 		defer mln.Close()
 		mux := http.NewServeMux()
@@ -198,6 +219,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	logger.Info("stopped", slog.Int64("requestsCut", cut))
 	return nil
+}
+
+// printHelp is -h and --help: the flags, then every environment variable
+// with its default and description, from the configuration's own tags.
+func printHelp(w io.Writer, flags *flag.FlagSet) error {
+	var b strings.Builder
+	b.WriteString("Usage: cache-service [flags]\n\n" +
+		"Serves a Redis-backed cache over GraphQL, with REST health endpoints.\n" +
+		"Configured by environment variables, and a .env file in the working\n" +
+		"directory when it exists (the environment wins). See README.md.\n\nFlags:\n")
+	flags.SetOutput(&b)
+	flags.PrintDefaults()
+	flags.SetOutput(io.Discard)
+	b.WriteString("\nEnvironment variables (an empty value means the default):\n")
+	for _, v := range config.Variables() {
+		b.WriteString("  " + v.Name)
+		if v.Default != "" {
+			b.WriteString(" (default " + strconv.Quote(v.Default) + ")")
+		}
+		b.WriteString("\n    \t" + v.Description + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // cancelGrace is how long handlers still running at SHUTDOWN_TIMEOUT have,
@@ -395,7 +439,7 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 	mux.Handle("GET /graphql", gql)
 	mux.Handle("OPTIONS /graphql", gql)
 	h := &healthHandlers{
-		cache: d.cache, draining: d.draining, redisRequired: cfg.Redis.Required,
+		cache: d.cache, draining: d.draining, redisRequired: cfg.Redis.Required, version: buildVersion(),
 		details: func(r *http.Request) bool {
 			return cfg.AppEnv == config.EnvDevelopment || d.auth.Open() || d.auth.Identify(r).Authenticated()
 		},
@@ -451,12 +495,6 @@ func requireToken(a *auth.Authenticator, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// tokenName names the token a request counts against, "" for an
-// anonymous call (counted by its address).
-func tokenName(r *http.Request) string {
-	return auth.FromContext(r.Context()).Name
 }
 
 // rateLimits are each token's limit and, where anonymous calls are let in
@@ -532,6 +570,15 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated by config
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
+		// The JSON handler writes a time.Duration as integer nanoseconds
+		// (latency=412000); the text handler as "412µs". Log readers want
+		// the latter in both.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				a.Value = slog.StringValue(a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

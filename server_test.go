@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -142,7 +143,10 @@ func startService(t *testing.T, env map[string]string) *service {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	_, port, _ := strings.Cut(addr, "]:")
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatalf("listening addr %q: %v", addr, err)
+	}
 	var once sync.Once
 	var runErr error
 	s := &service{url: "http://127.0.0.1:" + port, logs: logs}

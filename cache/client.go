@@ -133,6 +133,8 @@ func (c *Client) Health() Health {
 		h.ClientCache = ClientCacheOff
 	case c.clientCacheRefused.Load():
 		h.ClientCache = ClientCacheUnsupported
+	case h.Status == StatusDisconnected:
+		h.ClientCache = ClientCacheUnknown
 	default:
 		h.ClientCache = ClientCacheOn
 	}

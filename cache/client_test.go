@@ -441,6 +441,29 @@ func TestKilledRedisRecoversAndLogsOnce(t *testing.T) {
 	}
 }
 
+// TestMissingPasswordSaysWhatToSet: a server that wants a password, and
+// none configured. Redis's reply (NOAUTH HELLO must be called with the
+// client already authenticated...) speaks of commands; health and the log
+// say which variables to set.
+func TestMissingPasswordSaysWhatToSet(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Password: "right-password"})
+	logs := &logBuffer{}
+	c := newClient(t, fastOptions(srv.Addr, logs))
+	const want = "authentication failed: the server requires a password and none was sent (set REDIS_PASSWORD, with REDIS_USERNAME for an ACL user)"
+	h := waitStatus(t, c, cache.StatusDisconnected, time.Second)
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(h.Reason, want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		h = c.Health()
+	}
+	if !strings.Contains(h.Reason, want) {
+		t.Errorf("Health().Reason = %q; want it to contain %q", h.Reason, want)
+	}
+	if n := logs.count(want); n != 1 {
+		t.Errorf("%d log lines give the hint; want 1:\n%s", n, strings.Join(logs.Lines(), "\n"))
+	}
+}
+
 func TestWrongPasswordIsDisconnectedWithCause(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Password: "right-password"})
 	logs := &logBuffer{}
@@ -453,8 +476,8 @@ func TestWrongPasswordIsDisconnectedWithCause(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 		h = c.Health()
 	}
-	if !strings.Contains(h.Reason, "authentication failed") {
-		t.Errorf("Health().Reason = %q; want an authentication failure", h.Reason)
+	if !strings.Contains(h.Reason, "authentication failed") || !strings.Contains(h.Reason, "check REDIS_PASSWORD and REDIS_USERNAME") {
+		t.Errorf("Health().Reason = %q; want an authentication failure pointing at REDIS_PASSWORD and REDIS_USERNAME", h.Reason)
 	}
 	time.Sleep(300 * time.Millisecond) // several reconnect attempts
 	if n := logs.count("authentication failed"); n != 1 {

@@ -211,3 +211,23 @@ func TestGetMany(t *testing.T) {
 		t.Errorf("GetMany(nil) = %v, %v; want an empty result", v, err)
 	}
 }
+
+// TestClientCacheStateIsKnownOnlyWhileConnected: before Redis was ever
+// reached, and while it is gone, no connection says whether the server
+// allows tracking (and nothing is cached): Health says unknown, not on.
+func TestClientCacheStateIsKnownOnlyWhileConnected(t *testing.T) {
+	srv := redistest.New(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	h := waitStatus(t, c, cache.StatusDisconnected, time.Second)
+	if h.ClientCache != cache.ClientCacheUnknown {
+		t.Errorf("before Redis was reached: Health().ClientCache = %s; want unknown", h.ClientCache)
+	}
+	srv.Start()
+	if h := waitStatus(t, c, cache.StatusConnected, 5*time.Second); h.ClientCache != cache.ClientCacheOn {
+		t.Errorf("connected: Health().ClientCache = %s; want on", h.ClientCache)
+	}
+	srv.Kill()
+	if h := waitStatus(t, c, cache.StatusDisconnected, 5*time.Second); h.ClientCache != cache.ClientCacheUnknown {
+		t.Errorf("Redis gone: Health().ClientCache = %s; want unknown", h.ClientCache)
+	}
+}

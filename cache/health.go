@@ -79,6 +79,10 @@ const (
 	// ClientCacheUnsupported: configured on, but the server refused CLIENT
 	// TRACKING, so reads go to Redis every time.
 	ClientCacheUnsupported ClientCacheState = "unsupported"
+	// ClientCacheUnknown: configured on, but Redis is disconnected (not yet
+	// reached since start, or gone), so no connection says whether the
+	// server allows tracking, and no read is cached meanwhile.
+	ClientCacheUnknown ClientCacheState = "unknown"
 )
 
 // ClusterInfo is the state of a Redis Cluster as the probe saw it.

@@ -26,14 +26,14 @@ func (c *Client) monitor(ctx context.Context) {
 	defer timer.Stop()
 	attempt := 0
 	var swept time.Time
-	for {
+	for checks := 0; ; checks++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		case <-c.avail.kick:
 		}
-		switch v := c.check(ctx); v {
+		switch v := c.check(ctx, checks > 0); v {
 		case probeStale:
 			timer.Reset(0)
 		case probeConnected:
@@ -90,10 +90,11 @@ const (
 )
 
 // check connects if need be, probes Redis and hands the result to the
-// availability owner.
-func (c *Client) check(ctx context.Context) probeVerdict {
+// availability owner. again says an earlier check ran: the first connection
+// at start is not a reconnect, even though the breaker is not closed yet.
+func (c *Client) check(ctx context.Context, again bool) probeVerdict {
 	ticket := c.avail.probeStarted()
-	if c.avail.breaker() != closed {
+	if again && c.avail.breaker() != closed {
 		c.obs.ObserveReconnectAttempt()
 	}
 	vk := c.vk.Load()
@@ -314,8 +315,12 @@ func describe(err error) string {
 	msg := err.Error()
 	code := replyCode(err)
 	switch {
-	case refusedCodes[code]:
-		msg = "authentication failed: " + msg
+	case code == "NOAUTH":
+		// Redis's own text (HELLO must be called with the client already
+		// authenticated...) speaks of commands, not of configuration.
+		msg = "authentication failed: the server requires a password and none was sent (set REDIS_PASSWORD, with REDIS_USERNAME for an ACL user): " + msg
+	case code == "WRONGPASS":
+		msg = "authentication failed: the server refused the user name or password (check REDIS_PASSWORD and REDIS_USERNAME): " + msg
 	case code == "ERR" && strings.Contains(msg, "DB index is out of range"):
 		// Redis gives this reply no code of its own.
 		msg = "database number is out of range for this server (a configuration mistake, not an outage): " + msg

@@ -36,6 +36,7 @@ const (
 type Config struct {
 	AppEnv          string        `env:"APP_ENV" envDefault:"development" envDescription:"Deployment environment; selects log format and production safeguards" allowed:"one of development, staging, production"`
 	Port            int           `env:"PORT" envDefault:"5000" envDescription:"HTTP port to listen on (0 picks a free port)" allowed:"an integer from 0 to 65535"`
+	Host            string        `env:"HOST" envDescription:"Address to listen on (PORT and METRICS_PORT); empty means 127.0.0.1 in development (loopback only: development is open to anyone who can connect) and every interface elsewhere; 0.0.0.0 or :: means every interface" allowed:"empty, an IP address, or a host name"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" envDescription:"Minimum log level" allowed:"one of debug, info, warn, error"`
 	LogFormat       string        `env:"LOG_FORMAT" envDescription:"Log format; empty means text in development and JSON elsewhere" allowed:"empty, text or json"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" envDescription:"How long in-flight requests may take to finish after SIGINT/SIGTERM and the drain; those still running are then cancelled" allowed:"a positive duration such as 10s"`
@@ -83,6 +84,8 @@ type Config struct {
 	// Set by Load, not read from the environment: SHUTDOWN_DRAIN_DELAY,
 	// GRAPHQL_* and CORS_ALLOWED_ORIGINS resolved for APP_ENV, and the
 	// tokens from API_TOKENS and API_TOKENS_FILE.
+	// ListenHost is HOST resolved for APP_ENV: "" means every interface.
+	ListenHost         string        `env:"-"`
 	ShutdownDrainDelay time.Duration `env:"-"`
 	Introspection      bool          `env:"-"`
 	Playground         bool          `env:"-"`
@@ -168,7 +171,7 @@ func ParseRateLimit(s string) (RateLimit, error) {
 
 // Redis describes where Redis is and how the client treats it.
 type Redis struct {
-	URL       string `env:"REDIS_URL" envDescription:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; when set it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
+	URL       string `env:"REDIS_URL" envDescription:"redis:// or rediss:// URL with optional user, password and /db, and ?addr=host:port for more cluster seeds; it replaces REDIS_HOST, REDIS_PORT, REDIS_USERNAME, REDIS_PASSWORD, REDIS_DB and REDIS_TLS, and setting one of them beside it is refused (except in the .env file when REDIS_URL comes from the environment, which wins)" allowed:"redis://[user[:password]@]host[:port][/db][?addr=host:port...] or rediss://..." secret:"true"`
 	Host      string `env:"REDIS_HOST" envDefault:"localhost" envDescription:"Redis host name or IP address" allowed:"a non-empty host name or IP address"`
 	Port      int    `env:"REDIS_PORT" envDefault:"6379" envDescription:"Redis port" allowed:"an integer from 1 to 65535"`
 	Username  string `env:"REDIS_USERNAME" envDescription:"ACL user name (empty: the default user)" allowed:"any string"`
@@ -282,10 +285,11 @@ func (e *Error) shownValue() string {
 func Load(getenv func(string) string, dotenv map[string]string) (*Config, error) {
 	// Never nil: given no Environment, the env library reads os.Environ.
 	environ := map[string]string{}
+	fromFile := map[string]bool{}
 	for name := range fields() {
 		v := getenv(name)
-		if v == "" {
-			v = dotenv[name]
+		if v == "" && dotenv[name] != "" {
+			v, fromFile[name] = dotenv[name], true
 		}
 		if v != "" {
 			environ[name] = v
@@ -295,7 +299,7 @@ func Load(getenv func(string) string, dotenv map[string]string) (*Config, error)
 	if err := parse(reflect.ValueOf(&cfg).Elem(), environ); err != nil {
 		return nil, err
 	}
-	if err := cfg.validate(environ); err != nil {
+	if err := cfg.validate(environ, fromFile); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
@@ -394,33 +398,71 @@ type fieldInfo struct {
 // fields maps each variable name to its tags.
 func fields() map[string]fieldInfo {
 	out := map[string]fieldInfo{}
-	var walk func(t reflect.Type)
-	walk = func(t reflect.Type) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
-				walk(f.Type)
-				continue
-			}
-			name := varName(f)
-			if name == "" {
-				continue
-			}
-			out[name] = fieldInfo{
-				allowed:     f.Tag.Get("allowed"),
-				secret:      f.Tag.Get("secret") == "true",
-				def:         f.Tag.Get("envDefault"),
-				description: f.Tag.Get("envDescription"),
-			}
-		}
+	for name, f := range declared() {
+		out[name] = f
 	}
-	walk(reflect.TypeFor[Config]())
+	return out
+}
+
+// declared yields each variable Config reads, with its tags, in the order
+// the struct declares them.
+func declared() func(yield func(string, fieldInfo) bool) {
+	return func(yield func(string, fieldInfo) bool) {
+		var walk func(t reflect.Type) bool
+		walk = func(t reflect.Type) bool {
+			for i := range t.NumField() {
+				f := t.Field(i)
+				if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+					if !walk(f.Type) {
+						return false
+					}
+					continue
+				}
+				name := varName(f)
+				if name == "" {
+					continue
+				}
+				info := fieldInfo{
+					allowed:     f.Tag.Get("allowed"),
+					secret:      f.Tag.Get("secret") == "true",
+					def:         f.Tag.Get("envDefault"),
+					description: f.Tag.Get("envDescription"),
+				}
+				if !yield(name, info) {
+					return false
+				}
+			}
+			return true
+		}
+		walk(reflect.TypeFor[Config]())
+	}
+}
+
+// Variable is one environment variable the configuration reads, as the
+// Config struct's tags declare it.
+type Variable struct {
+	Name string
+	// Default is the value used when the variable is unset or empty; ""
+	// when the default depends on other variables (Description says how)
+	// or is empty.
+	Default     string
+	Description string
+}
+
+// Variables lists every variable Config reads, in the order it declares
+// them (related variables together), for --help.
+func Variables() []Variable {
+	var out []Variable
+	for name, f := range declared() {
+		out = append(out, Variable{Name: name, Default: f.def, Description: f.description})
+	}
 	return out
 }
 
 // validate checks the parsed values and resolves what depends on several of
-// them. environ holds the variables that were given (non-empty).
-func (c *Config) validate(environ map[string]string) error {
+// them. environ holds the variables that were given (non-empty), fromFile
+// those of them that came from the .env file rather than the environment.
+func (c *Config) validate(environ map[string]string, fromFile map[string]bool) error {
 	type check struct {
 		name string
 		ok   bool
@@ -430,6 +472,7 @@ func (c *Config) validate(environ map[string]string) error {
 	checks := []check{
 		{"APP_ENV", oneOf(c.AppEnv, EnvDevelopment, EnvStaging, EnvProduction), c.AppEnv},
 		{"PORT", c.Port >= 0 && c.Port <= 65535, c.Port},
+		{"HOST", c.Host == "" || net.ParseIP(c.Host) != nil || hostName.MatchString(c.Host), c.Host},
 		{"LOG_LEVEL", oneOf(strings.ToLower(c.LogLevel), "debug", "info", "warn", "error"), c.LogLevel},
 		{"LOG_FORMAT", oneOf(c.LogFormat, "", "text", "json"), c.LogFormat},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0, c.ShutdownTimeout},
@@ -476,6 +519,12 @@ func (c *Config) validate(environ map[string]string) error {
 	}
 	c.LogLevel = strings.ToLower(c.LogLevel)
 	dev := c.AppEnv == EnvDevelopment
+	c.ListenHost = c.Host
+	if c.Host == "" && dev {
+		// Development has no tokens and lets any origin in: only this
+		// machine may reach it unless HOST says otherwise.
+		c.ListenHost = "127.0.0.1"
+	}
 	fallbackDefaulted := c.Cache.Fallback == ""
 	if fallbackDefaulted {
 		c.Cache.Fallback = "none"
@@ -516,16 +565,29 @@ func (c *Config) validate(environ map[string]string) error {
 	r.Source = "REDIS_HOST"
 	_, tlsSet := environ["REDIS_TLS"]
 	if r.URL != "" {
+		for _, name := range ReplacedByURL {
+			value, set := environ[name]
+			switch {
+			case !set:
+			case fromFile[name] && !fromFile["REDIS_URL"]:
+				// The environment wins over the file, here as everywhere:
+				// a REDIS_URL given in the environment replaces the
+				// file's connection settings.
+				c.ignoredByURL = append(c.ignoredByURL, name)
+			default:
+				// Both given at the same level (or the variable above the
+				// URL): which one was meant cannot be told, so neither is
+				// picked silently.
+				e := invalid(name, value)
+				e.Allowed = name + " unset beside REDIS_URL, which gives the host, port, user, password, database and TLS (set one or the other)"
+				return e
+			}
+		}
 		if err := r.applyURL(); err != nil {
 			return err
 		}
 		r.Source = "REDIS_URL"
 		tlsSet = true // the scheme says it
-		for _, name := range []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"} {
-			if _, set := environ[name]; set {
-				c.ignoredByURL = append(c.ignoredByURL, name)
-			}
-		}
 	}
 	if err := r.validateTopology(); err != nil {
 		return err
@@ -648,6 +710,9 @@ func (c *Config) resolveRateLimits() error {
 	}
 	return nil
 }
+
+// hostName is a DNS name: labels of letters, digits and hyphens.
+var hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
 var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 
@@ -892,6 +957,7 @@ func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("appEnv", c.AppEnv),
 		slog.Int("port", c.Port),
+		slog.String("host", c.ListenHost),
 		slog.String("logLevel", c.LogLevel),
 		slog.Group("redis",
 			slog.String("source", r.Source),
@@ -934,9 +1000,14 @@ func rateLimitsByName(limits map[string]RateLimit) string {
 	return strings.Join(out, ",")
 }
 
-// IgnoredByURL lists the discrete Redis variables that were set (in the
-// environment or the .env file) but that REDIS_URL overrides, so the
-// operator can be told they have no effect.
+// ReplacedByURL are the discrete Redis variables REDIS_URL stands for.
+// Setting one beside it is refused, unless it comes from the .env file and
+// REDIS_URL from the environment (see IgnoredByURL).
+var ReplacedByURL = []string{"REDIS_HOST", "REDIS_PORT", "REDIS_USERNAME", "REDIS_PASSWORD", "REDIS_DB", "REDIS_TLS"}
+
+// IgnoredByURL lists the discrete Redis variables that the .env file set
+// but that a REDIS_URL from the environment replaces (the environment wins
+// over the file), so the operator can be told they have no effect.
 func (c Config) IgnoredByURL() []string {
 	return slices.Clone(c.ignoredByURL)
 }

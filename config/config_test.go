@@ -113,9 +113,11 @@ func TestLoadURL(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			// The discrete variables are set too: the URL must replace them.
-			cfg, err := load(map[string]string{
-				"REDIS_URL": tt.url, "REDIS_HOST": "ignored", "REDIS_PORT": "1111",
+			// The .env file sets the discrete variables: the URL, from the
+			// environment, must replace them.
+			environment := map[string]string{"REDIS_URL": tt.url}
+			cfg, err := Load(func(name string) string { return environment[name] }, map[string]string{
+				"REDIS_HOST": "ignored", "REDIS_PORT": "1111",
 				"REDIS_PASSWORD": "ignored", "REDIS_DB": "9", "REDIS_TLS": "true",
 			})
 			if err != nil {
@@ -131,6 +133,53 @@ func TestLoadURL(t *testing.T) {
 			}
 			if got := cfg.IgnoredByURL(); len(got) != 5 {
 				t.Errorf("IgnoredByURL() = %v; want the 5 discrete variables set", got)
+			}
+		})
+	}
+}
+
+// TestURLConflicts: REDIS_URL and a discrete variable it replaces, given at
+// the same level (or the variable above the URL), are refused, naming both;
+// only a REDIS_URL from the environment over the file's discrete variables
+// is the ordinary precedence.
+func TestURLConflicts(t *testing.T) {
+	t.Parallel()
+	const url = "redis://:url-pw@cache.internal:6380/2"
+	tests := []struct {
+		name        string
+		environment map[string]string
+		file        map[string]string
+		wantErr     string // the variable named beside REDIS_URL; empty: loads
+	}{
+		{"port beside the URL", map[string]string{"REDIS_URL": url, "REDIS_PORT": "6379"}, nil, "REDIS_PORT"},
+		{"host beside the URL", map[string]string{"REDIS_URL": url, "REDIS_HOST": "cache.internal"}, nil, "REDIS_HOST"},
+		{"password beside the URL", map[string]string{"REDIS_URL": url, "REDIS_PASSWORD": "other-pw"}, nil, "REDIS_PASSWORD"},
+		{"db, username and TLS beside the URL", map[string]string{"REDIS_URL": url, "REDIS_DB": "2", "REDIS_USERNAME": "app", "REDIS_TLS": "false"}, nil, "REDIS_USERNAME"},
+		{"both in the file", nil, map[string]string{"REDIS_URL": url, "REDIS_DB": "4"}, "REDIS_DB"},
+		{"URL in the file, port in the environment", map[string]string{"REDIS_PORT": "6379"}, map[string]string{"REDIS_URL": url}, "REDIS_PORT"},
+		{"URL in the environment, the file's variables replaced", map[string]string{"REDIS_URL": url}, map[string]string{"REDIS_HOST": "localhost", "REDIS_PORT": "6379", "REDIS_DB": "0"}, ""},
+		{"URL alone", map[string]string{"REDIS_URL": url}, nil, ""},
+		{"empty variables count as unset", map[string]string{"REDIS_URL": url, "REDIS_HOST": "", "REDIS_PORT": ""}, map[string]string{"REDIS_DB": ""}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Load(func(name string) string { return tt.environment[name] }, tt.file)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Load() error = %v", err)
+				}
+				if cfg.Redis.Addr() != "cache.internal:6380" || cfg.Redis.DB != 2 || cfg.Redis.Password != "url-pw" {
+					t.Errorf("Load() = addr %s db %d; want the URL's cache.internal:6380 db 2 and its password", cfg.Redis.Addr(), cfg.Redis.DB)
+				}
+				return
+			}
+			var cerr *Error
+			if !errors.As(err, &cerr) || cerr.Var != tt.wantErr {
+				t.Fatalf("Load() error = %v; want one naming %s", err, tt.wantErr)
+			}
+			if msg := err.Error(); !strings.Contains(msg, "REDIS_URL") || strings.Contains(msg, "url-pw") || strings.Contains(msg, "other-pw") {
+				t.Errorf("error %q: want it to name REDIS_URL beside %s, and no password", msg, tt.wantErr)
 			}
 		})
 	}
@@ -152,6 +201,8 @@ func TestLoadRejectsInvalidValues(t *testing.T) {
 		{"http port not a number", map[string]string{"PORT": "abc"}, "PORT", []string{`invalid PORT="abc"`, "0 to 65535"}, nil},
 		{"http port not a number beside a good redis port", map[string]string{"PORT": "abc", "REDIS_PORT": "6380"}, "PORT", []string{`invalid PORT="abc"`}, nil},
 		{"number not a number", map[string]string{"RATE_LIMIT_RPS": "fast"}, "RATE_LIMIT_RPS", []string{`RATE_LIMIT_RPS="fast"`, "0 or more"}, nil},
+		{"host with a port", map[string]string{"HOST": "0.0.0.0:5000"}, "HOST", []string{`invalid HOST="0.0.0.0:5000"`, "an IP address, or a host name"}, nil},
+		{"host with a space", map[string]string{"HOST": "my host"}, "HOST", []string{`invalid HOST="my host"`}, nil},
 		{"nested duration", map[string]string{"CACHE_MAX_TTL": "forever"}, "CACHE_MAX_TTL", []string{`CACHE_MAX_TTL="forever"`}, nil},
 		{"list of one bad value", map[string]string{"REDIS_CLUSTER_ADDRS": "a:1,b"}, "REDIS_CLUSTER_ADDRS", []string{`"a:1,b"`}, nil},
 		{"secret not parsed but redacted", map[string]string{"API_TOKENS": "erp:read:hunter2pw"}, "API_TOKENS", nil, []string{"hunter2pw"}},
@@ -554,6 +605,30 @@ func TestTokens(t *testing.T) {
 				t.Errorf("LogValue() = %s; reveals a token", v)
 			}
 		})
+	}
+}
+
+func TestListenHost(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "127.0.0.1"},
+		{map[string]string{"HOST": "0.0.0.0"}, "0.0.0.0"},
+		{map[string]string{"HOST": "::"}, "::"},
+		{map[string]string{"HOST": "cache.internal"}, "cache.internal"},
+		{map[string]string{"APP_ENV": "staging", "API_TOKENS": testToken}, ""},
+		{map[string]string{"APP_ENV": "production", "API_TOKENS": testToken, "HOST": "10.0.0.7"}, "10.0.0.7"},
+	}
+	for _, tt := range tests {
+		cfg, err := load(tt.env)
+		if err != nil {
+			t.Fatalf("Load(%v) error = %v", tt.env, err)
+		}
+		if cfg.ListenHost != tt.want {
+			t.Errorf("Load(%v).ListenHost = %q; want %q", tt.env, cfg.ListenHost, tt.want)
+		}
 	}
 }
 

@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"strings"
 	"unsafe"
 
 	"github.com/99designs/gqlgen/complexity"
@@ -63,7 +63,7 @@ type plan struct {
 	// already), for weighing a plan found by an APQ hash.
 	source string
 	doc    *ast.QueryDocument
-	op  *ast.OperationDefinition
+	op     *ast.OperationDefinition
 	// vars are the operation's variables, coerced from each request.
 	vars []planVar
 	// fields are the collected root fields when they do not depend on the

@@ -975,6 +975,8 @@ enum ClientCacheState {
   OFF
   "Configured on, but the server refused client tracking (RESP2 or a managed service without it): every read goes to Redis."
   UNSUPPORTED
+  "Configured on, and Redis is not connected, so whether it tracks is not known yet (reads are not answered locally meanwhile)."
+  UNKNOWN
 }
 
 "State of the circuit breaker in front of Redis."

@@ -151,6 +151,7 @@ func healthModel(h cache.Health) *model.RedisHealth {
 
 var clientCacheStates = map[cache.ClientCacheState]model.ClientCacheState{
 	cache.ClientCacheOn:          model.ClientCacheStateOn,
+	cache.ClientCacheUnknown:     model.ClientCacheStateUnknown,
 	cache.ClientCacheOff:         model.ClientCacheStateOff,
 	cache.ClientCacheUnsupported: model.ClientCacheStateUnsupported,
 }

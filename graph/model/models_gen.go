@@ -437,17 +437,20 @@ const (
 	ClientCacheStateOff ClientCacheState = "OFF"
 	// Configured on, but the server refused client tracking (RESP2 or a managed service without it): every read goes to Redis.
 	ClientCacheStateUnsupported ClientCacheState = "UNSUPPORTED"
+	// Configured on, and Redis is not connected, so whether it tracks is not known yet (reads are not answered locally meanwhile).
+	ClientCacheStateUnknown ClientCacheState = "UNKNOWN"
 )
 
 var AllClientCacheState = []ClientCacheState{
 	ClientCacheStateOn,
 	ClientCacheStateOff,
 	ClientCacheStateUnsupported,
+	ClientCacheStateUnknown,
 }
 
 func (e ClientCacheState) IsValid() bool {
 	switch e {
-	case ClientCacheStateOn, ClientCacheStateOff, ClientCacheStateUnsupported:
+	case ClientCacheStateOn, ClientCacheStateOff, ClientCacheStateUnsupported, ClientCacheStateUnknown:
 		return true
 	}
 	return false

@@ -17,12 +17,52 @@ import (
 )
 
 var (
-	ops      = cache.Ops
-	outcomes = []cache.Outcome{cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeStored, cache.OutcomeNotStored, cache.OutcomeConditionNotMet, cache.OutcomeLeaseGranted, cache.OutcomeWaitedHit, cache.OutcomePending, cache.OutcomeLeaseInvalid, cache.OutcomeUnavailable, cache.OutcomeError, cache.OutcomeInvalid, cache.OutcomeCanceled}
-	backends = []cache.Backend{cache.BackendRedis, cache.BackendMemory, ""}
 	statuses = []cache.Status{cache.StatusConnected, cache.StatusDegraded, cache.StatusDisconnected}
 	breakers = []cache.BreakerState{cache.BreakerClosed, cache.BreakerOpen, cache.BreakerHalfOpen}
 )
+
+// produces lists the outcomes each op can come to (cache/observer.go and
+// the op's own code): only these series are created at zero up front, so
+// that /metrics shows no impossible one such as op="set",outcome="hit".
+// An outcome missing here is still counted, in a series made when it first
+// happens (TestSeriesCreatedUpFrontCoverWhatOpsProduce runs the ops
+// through their outcomes and fails on such a series).
+var produces = func() map[cache.Op][]cache.Outcome {
+	failures := []cache.Outcome{cache.OutcomeInvalid, cache.OutcomeCanceled}
+	read := append([]cache.Outcome{cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeUnavailable, cache.OutcomeError}, failures...)
+	write := append([]cache.Outcome{cache.OutcomeStored, cache.OutcomeNotStored}, failures...)
+	remove := append([]cache.Outcome{cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeNotStored}, failures...)
+	return map[cache.Op][]cache.Outcome{
+		cache.OpGet: read, cache.OpGetMany: read, cache.OpExists: read, cache.OpEntry: read,
+		cache.OpFetch:   append([]cache.Outcome{cache.OutcomeHit, cache.OutcomeLeaseGranted, cache.OutcomeWaitedHit, cache.OutcomePending, cache.OutcomeUnavailable, cache.OutcomeError}, failures...),
+		cache.OpSet:     append([]cache.Outcome{cache.OutcomeConditionNotMet, cache.OutcomeLeaseInvalid}, write...),
+		cache.OpSetMany: write, cache.OpDeleteMany: write, cache.OpIncrement: write,
+		cache.OpDelete: remove, cache.OpExpire: remove, cache.OpInvalidateTags: remove,
+	}
+}()
+
+// backendsOf are the backends an op's outcome can carry. Something
+// answered a hit, a miss, a write or a refused condition: Redis or the
+// fallback tier; leases live in Redis only. (Client.GetEntry reports no
+// backend for a miss, whoever answered.) A failure has no backend, except
+// in an op over several keys, where it is the first key's failure and the
+// backend another key's.
+func backendsOf(op cache.Op, o cache.Outcome) []cache.Backend {
+	if op == cache.OpEntry && o == cache.OutcomeMiss {
+		return []cache.Backend{""}
+	}
+	switch o {
+	case cache.OutcomeHit, cache.OutcomeMiss, cache.OutcomeStored, cache.OutcomeConditionNotMet:
+		return []cache.Backend{cache.BackendRedis, cache.BackendMemory}
+	case cache.OutcomeLeaseGranted, cache.OutcomeWaitedHit, cache.OutcomePending, cache.OutcomeLeaseInvalid:
+		return []cache.Backend{cache.BackendRedis}
+	}
+	switch op {
+	case cache.OpGetMany, cache.OpSetMany, cache.OpDeleteMany, cache.OpInvalidateTags:
+		return []cache.Backend{"", cache.BackendRedis, cache.BackendMemory}
+	}
+	return []cache.Backend{""}
+}
 
 type opKey struct {
 	op      cache.Op
@@ -32,14 +72,18 @@ type opKey struct {
 
 // Metrics is a Prometheus registry fed by the cache client.
 type Metrics struct {
-	registry    *prometheus.Registry
+	registry *prometheus.Registry
+	// operations holds the series created up front (read-only after New);
+	// opsVec makes any other when it first happens.
 	operations  map[opKey]prometheus.Counter
+	opsVec      *prometheus.CounterVec
 	durations   map[cache.Op]prometheus.Observer
 	transitions *prometheus.CounterVec
 	reconnects  prometheus.Counter
 	resets      prometheus.Counter
 	probes      prometheus.Histogram
 	probeErrors prometheus.Counter
+	buildInfo   *prometheus.GaugeVec
 	health      atomic.Pointer[func() cache.Health]
 }
 
@@ -64,7 +108,7 @@ func New() *Metrics {
 	}, []string{"from", "to"})
 	m.reconnects = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cache_redis_reconnect_attempts_total",
-		Help: "Attempts to reach Redis while it was down (each connect or probe with the breaker open).",
+		Help: "Attempts to reach Redis while it was down (each connect or probe with the breaker open; the first connection at start is not one).",
 	})
 	m.resets = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cache_redis_connection_resets_total",
@@ -79,21 +123,26 @@ func New() *Metrics {
 		Name: "cache_redis_probe_failures_total",
 		Help: "Background health probes that failed.",
 	})
+	m.buildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cache_build_info",
+		Help: "1, labelled with the service's version and the Go version it was built with.",
+	}, []string{"version", "goversion"})
 
 	// Resolve every label combination once: the request path then does a
 	// map lookup instead of hashing label values.
+	m.opsVec = opsVec
 	m.operations = map[opKey]prometheus.Counter{}
 	m.durations = map[cache.Op]prometheus.Observer{}
-	for _, op := range ops {
+	for _, op := range cache.Ops {
 		m.durations[op] = durVec.WithLabelValues(string(op))
-		for _, o := range outcomes {
-			for _, b := range backends {
+		for _, o := range produces[op] {
+			for _, b := range backendsOf(op, o) {
 				m.operations[opKey{op, o, b}] = opsVec.WithLabelValues(string(op), string(o), backendLabel(b))
 			}
 		}
 	}
 
-	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.resets, m.probes, m.probeErrors,
+	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.resets, m.probes, m.probeErrors, m.buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range statuses {
 		m.gauge("cache_redis_status", "1 for the current Redis availability status, 0 for the others.",
@@ -112,6 +161,13 @@ func New() *Metrics {
 	m.gauge("cache_redis_probe_latency_seconds", "Round trip of the last successful PING.", nil,
 		func(h cache.Health) float64 { return h.Latency.Seconds() })
 	return m
+}
+
+// SetBuildInfo sets cache_build_info: one series, of value 1, whose labels
+// say which build is running (until it is called, there is none).
+func (m *Metrics) SetBuildInfo(version, goVersion string) {
+	m.buildInfo.Reset()
+	m.buildInfo.WithLabelValues(version, goVersion).Set(1)
 }
 
 // WatchHealth sets where the gauges read Redis's state from.
@@ -135,6 +191,8 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) ObserveOperation(op cache.Op, outcome cache.Outcome, backend cache.Backend, took time.Duration) {
 	if c, ok := m.operations[opKey{op, outcome, backend}]; ok {
 		c.Inc()
+	} else {
+		m.opsVec.WithLabelValues(string(op), string(outcome), backendLabel(backend)).Inc()
 	}
 	if h, ok := m.durations[op]; ok {
 		h.Observe(took.Seconds())
