@@ -32,6 +32,8 @@ const (
 	// CodeBadRequest: the request itself could not be read (a body that
 	// is not JSON, say), or its persistedQuery extension is wrong.
 	CodeBadRequest = "BAD_REQUEST"
+	// CodeMethodNotAllowed: a mutation sent with GET (HTTP 405).
+	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	// CodeIntrospectionDisabled: __schema or __type while introspection is
 	// off (GRAPHQL_INTROSPECTION).
 	CodeIntrospectionDisabled = "INTROSPECTION_DISABLED"

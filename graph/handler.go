@@ -58,13 +58,15 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	cfg.Complexity.Mutation.CacheSetMany = func(child int, entries []*model.CacheSetInput) int { return 1 + len(entries) }
 	cfg.Complexity.Mutation.CacheDeleteMany = func(child int, keys []string) int { return 1 + len(keys) }
 	srv := handler.New(NewExecutableSchema(cfg))
-	// Only these transports: JSON POST, GET for queries (gqlgen refuses
-	// mutations over GET), OPTIONS. No form or multipart transports, so a
+	// Only these transports: JSON POST, GET for queries (mutations are
+	// refused over GET), OPTIONS. No form or multipart transports, so a
 	// browser cannot be made to send a cross-site write without a CORS
-	// preflight. POST is this package's own (request.go), so that a body
-	// that is not a GraphQL request gets a coded error.
+	// preflight. POST and GET are this package's own (request.go), so that
+	// a request that is not a GraphQL request gets a coded error, and a
+	// request refused before execution is answered as GraphQL over HTTP
+	// says.
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
+	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{})
 	parsed := lru.New[*ast.QueryDocument](QueryCacheSize)
 	srv.SetQueryCache(parsed)

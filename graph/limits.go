@@ -6,7 +6,6 @@ import (
 	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/lexer"
@@ -36,14 +35,6 @@ const (
 	CodeOperationLimit  = "OPERATION_LIMIT_EXCEEDED"
 	CodeTokenLimit      = "TOKEN_LIMIT_EXCEEDED"
 )
-
-func init() {
-	// A document over the token limit is refused before it is parsed, as
-	// gqlgen answers a parse error: HTTP 422 (400 for
-	// application/graphql-response+json), as it was when gqlparser's own
-	// limit refused it.
-	errcode.RegisterErrorType(CodeTokenLimit, errcode.KindProtocol)
-}
 
 // tokenLimit refuses a document of more than max lexical tokens before it
 // is parsed. gqlparser's parser has a token limit of its own (kept as a

@@ -7,10 +7,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
@@ -130,24 +130,143 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 		badRequest(ctx, w, exec, "the request body is not a valid GraphQL request (JSON with a query string)")
 		return
 	}
+	if noQuery(params) {
+		badRequest(ctx, w, exec, "the request has no query (nor a persisted query's hash)")
+		return
+	}
 	params.ReadTime.End = graphql.Now()
 
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
-		w.WriteHeader(errorStatus(contentType, errs))
-		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs))
+		requestError(graphql.WithOperationContext(ctx, oc), w, exec, contentType, errs)
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, oc)
 	writeResponse(w, responses(ctx))
 }
 
+// getQuery is the GET transport: query, operationName, variables and
+// extensions in the URL, for queries only. It does what gqlgen's
+// transport.GET does, except for the answers to requests refused before
+// execution (requestError), a coded 400 for parameters it cannot decode,
+// and 405 for a mutation, as GraphQL over HTTP has them.
+type getQuery struct{}
+
+var _ graphql.Transport = getQuery{}
+
+func (getQuery) Supports(r *http.Request) bool {
+	return r.Header.Get("Upgrade") == "" && r.Method == http.MethodGet
+}
+
+func (getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	contentType := responseType(r)
+	w.Header().Set("Content-Type", contentType)
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		badRequest(ctx, w, exec, "the URL's query string cannot be decoded")
+		return
+	}
+	params := &graphql.RawParams{Query: query.Get("query"), OperationName: query.Get("operationName"), Headers: r.Header}
+	params.ReadTime.Start = graphql.Now()
+	for name, into := range map[string]*map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
+		raw := query.Get(name)
+		if raw == "" {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(into); err != nil {
+			badRequest(ctx, w, exec, "the "+name+" parameter is not a JSON object")
+			return
+		}
+	}
+	if noQuery(params) {
+		badRequest(ctx, w, exec, "the request has no query parameter (nor a persisted query's hash)")
+		return
+	}
+	params.ReadTime.End = graphql.Now()
+
+	oc, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		requestError(graphql.WithOperationContext(ctx, oc), w, exec, contentType, errs)
+		return
+	}
+	if op := oc.Doc.Operations.ForName(oc.OperationName); op == nil || op.Operation != ast.Query {
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		err := &gqlerror.Error{Message: "only queries may be sent with GET; send mutations with POST", Extensions: map[string]any{"code": CodeMethodNotAllowed}}
+		writeRequestErrors(w, exec.DispatchError(ctx, gqlerror.List{err}))
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, oc)
+	writeResponse(w, responses(ctx))
+}
+
+// noQuery reports whether a request has neither a query nor the
+// persistedQuery extension that may stand for one: it is not a GraphQL
+// request (GraphQL over HTTP: the server MAY answer 400).
+func noQuery(p *graphql.RawParams) bool {
+	_, apq := p.Extensions["persistedQuery"]
+	return p.Query == "" && !apq
+}
+
+// requestError answers a request refused before execution: a document that
+// does not parse or validate, variables that do not fit their types, a
+// limit, introspection while it is off, a persisted query problem. GraphQL
+// over HTTP says such an answer SHOULD be 200 under application/json and
+// is 4xx under application/graphql-response+json, and (with the GraphQL
+// spec) that it SHOULD NOT carry a data entry: nothing was executed, so
+// there is no data, not even null.
+//
+// The exception is PERSISTED_QUERY_NOT_FOUND, answered as gqlgen and
+// Apollo Server answer it (200, data null, whatever the media type):
+// Automatic Persisted Query clients expect it so, and Apollo's link stops
+// using persisted queries altogether after a 400.
+func requestError(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, contentType string, errs gqlerror.List) {
+	resp := exec.DispatchError(ctx, errs)
+	if persistedQueryNotFound(errs) {
+		writeResponse(w, resp)
+		return
+	}
+	if contentType == mediaGraphQLResponse {
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	writeRequestErrors(w, resp)
+}
+
+// codePersistedQueryNotFound is gqlgen's code for an APQ hash it does not
+// know (unexported there); clients act on it.
+const codePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+
+func persistedQueryNotFound(errs gqlerror.List) bool {
+	for _, e := range errs {
+		if e.Extensions["code"] == codePersistedQueryNotFound {
+			return true
+		}
+	}
+	return false
+}
+
 // badRequest answers 400 with a BAD_REQUEST error, through the error
-// presenter and response extensions like any other error.
+// presenter and response extensions like any other error: a body or URL
+// that is not a GraphQL-over-HTTP request at all.
 func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, msg string) {
 	w.WriteHeader(http.StatusBadRequest)
 	err := &gqlerror.Error{Message: msg, Extensions: map[string]any{"code": CodeBadRequest}}
-	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{err}))
+	writeRequestErrors(w, exec.DispatchError(ctx, gqlerror.List{err}))
+}
+
+// writeRequestErrors writes resp without a data entry.
+func writeRequestErrors(w io.Writer, resp *graphql.Response) {
+	b, err := json.Marshal(struct {
+		Errors     gqlerror.List  `json:"errors"`
+		Extensions map[string]any `json:"extensions,omitempty"`
+	}{resp.Errors, resp.Extensions})
+	if err != nil {
+		b = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
+	}
+	_, _ = w.Write(b)
 }
 
 // responseType picks the response's media type from Accept as gqlgen's
@@ -171,20 +290,6 @@ func responseType(r *http.Request) string {
 		}
 	}
 	return mediaGraphQLResponse
-}
-
-// errorStatus is the HTTP status of a request refused before execution,
-// as gqlgen's transports choose it: parse and validation errors (and
-// codes registered as protocol errors) are 422, or 400 under
-// application/graphql-response+json; anything else is 200.
-func errorStatus(contentType string, errs gqlerror.List) int {
-	if errcode.GetErrorKind(errs) != errcode.KindProtocol {
-		return http.StatusOK
-	}
-	if contentType == mediaGraphQLResponse {
-		return http.StatusBadRequest
-	}
-	return http.StatusUnprocessableEntity
 }
 
 func writeResponse(w io.Writer, resp *graphql.Response) {
