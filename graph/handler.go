@@ -57,7 +57,8 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// A batch costs what its entries cost, as cacheGetMany does.
 	cfg.Complexity.Mutation.CacheSetMany = func(child int, entries []*model.CacheSetInput) int { return 1 + len(entries) }
 	cfg.Complexity.Mutation.CacheDeleteMany = func(child int, keys []string) int { return 1 + len(keys) }
-	srv := handler.New(NewExecutableSchema(cfg))
+	es := NewExecutableSchema(cfg)
+	srv := handler.New(es)
 	// Only these transports: JSON POST, GET for queries (mutations are
 	// refused over GET), OPTIONS. No form or multipart transports, so a
 	// browser cannot be made to send a cross-site write without a CORS
@@ -88,6 +89,8 @@ func NewHandler(r *Resolver, opts HandlerOptions) http.Handler {
 	// Shape limits (and the literal check) run first: the complexity
 	// limit reads argument values.
 	srv.Use(shapeLimits{opts.Limits})
+	// Values as the client sent them, before anything decodes arguments.
+	srv.Use(rawValues{schema: es.Schema()})
 	if opts.Limits.Complexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
 	}

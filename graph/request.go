@@ -117,6 +117,7 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	ctx := r.Context()
 	contentType := responseType(r)
 	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime.Start = graphql.Now()
 	body, err := io.ReadAll(r.Body)
@@ -136,6 +137,7 @@ func (postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	}
 	params.ReadTime.End = graphql.Now()
 
+	ctx = withRawBody(ctx, body) // values are stored as sent (values.go)
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
 		requestError(graphql.WithOperationContext(ctx, oc), w, exec, contentType, errs)
@@ -162,6 +164,7 @@ func (getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	ctx := r.Context()
 	contentType := responseType(r)
 	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		badRequest(ctx, w, exec, "the URL's query string cannot be decoded")
@@ -259,14 +262,10 @@ func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphEx
 
 // writeRequestErrors writes resp without a data entry.
 func writeRequestErrors(w io.Writer, resp *graphql.Response) {
-	b, err := json.Marshal(struct {
+	writeJSON(w, struct {
 		Errors     gqlerror.List  `json:"errors"`
 		Extensions map[string]any `json:"extensions,omitempty"`
 	}{resp.Errors, resp.Extensions})
-	if err != nil {
-		b = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
-	}
-	_, _ = w.Write(b)
 }
 
 // responseType picks the response's media type from Accept as gqlgen's
@@ -293,11 +292,22 @@ func responseType(r *http.Request) string {
 }
 
 func writeResponse(w io.Writer, resp *graphql.Response) {
-	b, err := json.Marshal(resp)
-	if err != nil {
+	writeJSON(w, resp)
+}
+
+// writeJSON writes v as JSON without the HTML escaping encoding/json does
+// by default (json.Marshal writes "<" as \u003c, even inside the JSON text
+// of a stored value), so values come back byte for byte as stored. The
+// response is JSON served with nosniff, never HTML.
+func writeJSON(w io.Writer, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		// Data is JSON the executor wrote; errors and extensions are plain
 		// values. Unreachable, but never half a response.
-		b = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
+		b.Reset()
+		b.WriteString(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
 	}
-	_, _ = w.Write(b)
+	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
