@@ -85,7 +85,7 @@ func TestValueIsRequired(t *testing.T) {
 		{"omitted", `{"query":` + q(`mutation { cacheSet(key: "omitted") { stored } }`) + `}`, "omitted", `["cacheSet"] BAD_USER_INPUT`},
 		{"a variable left unset", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "unset", value: $v) { stored } }`) + `}`, "unset", `["cacheSet"] BAD_USER_INPUT`},
 		{"omitted in cacheSetMany", `{"query":` + q(`mutation { cacheSetMany(entries: [{key: "ok", value: 1}, {key: "omitted-many"}]) { stored } }`) + `}`, "omitted-many", `["cacheSetMany",1] BAD_USER_INPUT`},
-		{"not UTF-8", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "not-utf8", value: $v) { stored } }`) + `,"variables":{"v":"` + "\xff" + `"}}`, "not-utf8", `["cacheSet","value"] BAD_USER_INPUT`},
+		{"not UTF-8", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "not-utf8", value: $v) { stored } }`) + `,"variables":{"v":"` + "\xff" + `"}}`, "not-utf8", `["cacheSet"] BAD_USER_INPUT`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unicode/utf8"
 )
 
 // ErrNotJSON is returned (wrapped) for an input value that cannot be
@@ -39,12 +38,9 @@ type RawJSON []byte
 // as json.Number) encoded as JSON, object keys sorted.
 func (j *JSON) UnmarshalGQL(v any) error {
 	if raw, ok := v.(RawJSON); ok {
-		// JSON text may carry bytes that are not UTF-8 inside strings;
-		// decoding would have replaced them, but raw text keeps them, and
-		// a response holding them would not be JSON.
-		if !utf8.Valid(raw) {
-			return fmt.Errorf("%w: the value is not valid UTF-8", ErrNotJSON)
-		}
+		// Raw text keeps bytes that decoding would have replaced (text that
+		// is not UTF-8); the cache refuses those, as it refuses any value
+		// that is not JSON.
 		*j = JSON(raw)
 		return nil
 	}
