@@ -1,5 +1,5 @@
 # One command per daily job; see README.md.
-.PHONY: run build test lint generate check-generate check-tidy image image-check
+.PHONY: run build test lint generate check-generate check-tidy image image-check test-clients check-generate-clients node-modules
 
 # Build and start the service (reads .env when present; ARGS are passed
 # on, make run ARGS=--check-config). Not go run: go run exits 1 when it is
@@ -36,6 +36,25 @@ check-generate:
 check-tidy:
 	go mod tidy -diff
 
+# The TypeScript client's packages, from its package-lock.json (npm ci),
+# again whenever the lock file changes.
+CLIENT := clients/typescript
+node-modules: $(CLIENT)/node_modules/.package-lock.json
+$(CLIENT)/node_modules/.package-lock.json: $(CLIENT)/package-lock.json
+	cd $(CLIENT) && npm ci --no-audit --no-fund
+
+# Fails when the client's generated types (src/generated.ts) differ from what
+# schema.graphqls and clients/operations.graphql produce (npm run generate
+# in clients/typescript regenerates them).
+check-generate-clients: node-modules
+	cd $(CLIENT) && npm run --silent check-generate >/dev/null || { echo "$(CLIENT)/src/generated.ts is stale (run 'npm run generate' in $(CLIENT) and commit)"; exit 1; }
+
+# Node's test runner: the TypeScript client, and the GraphQL-over-HTTP audit
+# (graphql-http's auditServer), against the built binary and their own
+# redis-server processes.
+test-clients: build node-modules
+	cd $(CLIENT) && CACHE_SERVICE_BIN=$(CURDIR)/bin/cache-service npm test
+
 # The container image (deploy/container/Containerfile), built with podman
 # from a static binary: make image, or make image IMAGE=registry/name:tag.
 IMAGE ?= localhost/school-erp/cache-service:$(VERSION)
@@ -50,9 +69,11 @@ image-check:
 # The test command: the habits above and the container image, then every
 # test with the race detector (the Kubernetes manifests and the systemd
 # unit are checked there too), whose summary closes the output. Tests start
-# their own redis-server processes (Debian's redis-server).
-test: lint check-generate check-tidy image-check
+# their own redis-server processes (Debian's redis-server); then the
+# client's and the HTTP audit's tests.
+test: lint check-generate check-tidy image-check check-generate-clients
 	go test -race -count=1 ./...
+	$(MAKE) --no-print-directory test-clients
 
 # Load benchmark against the Redis limit; writes BENCHMARKS.md (bench/README.md).
 # Phony: bench/ is also a directory.

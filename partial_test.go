@@ -337,17 +337,19 @@ func TestRequestErrorsByCode(t *testing.T) {
 		{"introspection off, inline fragment", prod, map[string]any{"query": `{ ... on Query { __schema { types { name } } } }`}, "INTROSPECTION_DISABLED", http.StatusOK},
 		{"__typename is not introspection", prod, map[string]any{"query": `{ __typename }`}, "", http.StatusOK},
 		{"introspection on in development", dev, map[string]any{"query": `{ __schema { queryType { name } } }`}, "", http.StatusOK},
-		// 422, as when gqlparser refused it as a parse error.
-		{"token limit, default limits", dev, map[string]any{"query": many}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
-		{"token limit, APQ registration", dev, map[string]any{"query": many, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
-		{"token limit, APQ hash alone", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusUnprocessableEntity},
+		// Refused before execution: 200 under application/json, as
+		// GraphQL over HTTP has it.
+		{"token limit, default limits", dev, map[string]any{"query": many}, "TOKEN_LIMIT_EXCEEDED", http.StatusOK},
+		{"token limit, APQ registration", dev, map[string]any{"query": many, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusOK},
+		{"token limit, APQ hash alone", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": sha(many)}}}, "TOKEN_LIMIT_EXCEEDED", http.StatusOK},
 		// The message quotes the client's value; the code is the validator's.
-		{"a message that mentions a token limit", dev, map[string]any{"query": `mutation { cacheSet(key: "k", value: 1, ttlSeconds: "exceeded token limit") { stored } }`}, "GRAPHQL_VALIDATION_FAILED", http.StatusUnprocessableEntity},
+		{"a message that mentions a token limit", dev, map[string]any{"query": `mutation { cacheSet(key: "k", value: 1, ttlSeconds: "exceeded token limit") { stored } }`}, "GRAPHQL_VALIDATION_FAILED", http.StatusOK},
 		{"APQ hash that does not match", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": strings.Repeat("0", 64)}}}, "PERSISTED_QUERY_HASH_MISMATCH", http.StatusOK},
 		{"APQ version unknown", dev, map[string]any{"query": apqQuery, "extensions": map[string]any{"persistedQuery": map[string]any{"version": 2, "sha256Hash": hex.EncodeToString(sum[:])}}}, "PERSISTED_QUERY_VERSION_UNSUPPORTED", http.StatusOK},
 		{"APQ hash unknown", dev, map[string]any{"extensions": map[string]any{"persistedQuery": map[string]any{"version": 1, "sha256Hash": hex.EncodeToString(sum[:])}}}, "PERSISTED_QUERY_NOT_FOUND", http.StatusOK},
 		{"query is not a string", dev, map[string]any{"query": 5}, "BAD_REQUEST", http.StatusBadRequest},
 		{"variables are not an object", dev, map[string]any{"query": apqQuery, "variables": []int{1}}, "BAD_REQUEST", http.StatusBadRequest},
+		{"no query", dev, map[string]any{"qeury": apqQuery}, "BAD_REQUEST", http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valkey-io/valkey-go"
 )
@@ -203,10 +204,17 @@ func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, 
 // asJSON returns b, or b as a JSON string when it is not JSON (a value
 // written by something other than this service).
 func asJSON(b []byte) json.RawMessage {
-	if !json.Valid(b) {
-		b, _ = json.Marshal(string(b))
+	if !validJSON(b) {
+		b, _ = json.Marshal(string(b)) // invalid UTF-8 becomes U+FFFD
 	}
 	return b
+}
+
+// validJSON reports whether b is JSON text: valid syntax (json.Valid) made
+// of UTF-8 (which json.Valid does not check inside strings, and a response
+// carrying other bytes would not be JSON).
+func validJSON(b []byte) bool {
+	return utf8.Valid(b) && json.Valid(b)
 }
 
 // checkStored refuses a value Redis holds that is larger than any this
@@ -696,8 +704,8 @@ func (c *Client) checkValue(value json.RawMessage) error {
 	switch {
 	case len(value) > c.opts.MaxValueBytes:
 		return fmt.Errorf("%w: value is %d bytes of JSON; the limit is %d", ErrInvalidInput, len(value), c.opts.MaxValueBytes)
-	case !json.Valid(value):
-		return fmt.Errorf("%w: value is not valid JSON", ErrInvalidInput)
+	case !validJSON(value):
+		return fmt.Errorf("%w: value is not valid JSON (UTF-8)", ErrInvalidInput)
 	}
 	return nil
 }

@@ -239,6 +239,16 @@ func TestNonJSONValueComesBackAsString(t *testing.T) {
 	if err != nil || !ok || string(got) != `"plain text, not JSON"` {
 		t.Errorf("Get(legacy) = %s, %v, %v; want it as a JSON string", got, ok, err)
 	}
+	// JSON syntax around bytes that are not UTF-8 is not JSON either (a
+	// response carrying them would not be): a string, its bad bytes
+	// replaced.
+	if _, err := srv.Do(t, "SET", "school-erp:latin1", "\"caf\xe9\""); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err = get(context.Background(), c, "latin1")
+	if err != nil || !ok || string(got) != `"\"caf\ufffd\""` {
+		t.Errorf("Get(latin1) = %s, %v, %v; want it as a JSON string of valid UTF-8", got, ok, err)
+	}
 }
 
 func TestInvalidInputStoresNothing(t *testing.T) {
@@ -261,6 +271,7 @@ func TestInvalidInputStoresNothing(t *testing.T) {
 		{"key too long", strings.Repeat("k", cache.MaxKeyBytes+1), `1`, 0, "limit is 512"},
 		{"invalid utf-8 key", "bad\xff", `1`, 0, "UTF-8"},
 		{"not json", "k", `{"unclosed":`, 0, "not valid JSON"},
+		{"json that is not utf-8", "k", "\"caf\xe9\"", 0, "not valid JSON"},
 		{"empty value", "k", ``, 0, "not valid JSON"},
 		{"value too large", "k", `"` + strings.Repeat("x", 64) + `"`, 0, "limit is 64"},
 		{"negative ttl", "k", `1`, -time.Second, "ttl"},

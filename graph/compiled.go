@@ -3,7 +3,6 @@ package graph
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"sync"
@@ -440,19 +439,19 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 	}
 	out := data.Bytes()
 	if len(warnings) > 0 || !canonical(out) {
-		// What json.Marshal of gqlgen's Response writes: the data
-		// compacted and HTML-escaped, then the extensions.
+		// What writeResponse writes for gqlgen's Response: the data
+		// compacted, then the extensions.
 		resp := graphql.Response{Data: out[len(`{"data":`):]}
 		if len(warnings) > 0 {
 			resp.Extensions = map[string]any{"warnings": warnings}
 		}
-		b, err := json.Marshal(&resp)
+		b, err := marshalJSON(&resp)
 		if err != nil {
 			return false
 		}
 		out = b
 	} else {
-		// Already what json.Marshal would write: written as it is.
+		// Already what writeResponse would write: written as it is.
 		data.WriteByte('}')
 		out = data.Bytes()
 	}
@@ -465,20 +464,15 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 // responseBuffers hold responses as plans write them.
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// canonical reports whether JSON text is already what encoding/json's
-// Marshal writes for it as a json.RawMessage: no space outside strings,
-// and none of the characters it escapes (<, >, &, U+2028, U+2029). Values
-// this service stored were written by json.Marshal, so they are; a value
-// another program wrote may not be.
+// canonical reports whether JSON text is already what writeResponse writes
+// for it as a json.RawMessage (compacted, nothing escaped): no space
+// outside strings. Values this service stored were written compact, so
+// they are; a value another program wrote may not be.
 func canonical(b []byte) bool {
 	inString := false
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch {
-		case c == '<' || c == '>' || c == '&':
-			return false
-		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && b[i+2]&^1 == 0xA8:
-			return false
 		case inString && c == '\\':
 			i++
 		case c == '"':
@@ -505,14 +499,18 @@ var (
 	headerGraphQLResponse = []string{mediaGraphQLResponse}
 )
 
-// setContentType sets the response's media type as postJSON does, from
-// shared slices (net/http only reads them).
+var headerNoSniff = []string{"nosniff"}
+
+// setContentType sets the response's media type (and nosniff) as postJSON
+// does, from shared slices (net/http only reads them).
 func setContentType(w http.ResponseWriter, contentType string) {
+	h := w.Header()
+	h["X-Content-Type-Options"] = headerNoSniff
 	if contentType == mediaJSON {
-		w.Header()["Content-Type"] = headerJSON
+		h["Content-Type"] = headerJSON
 		return
 	}
-	w.Header()["Content-Type"] = headerGraphQLResponse
+	h["Content-Type"] = headerGraphQLResponse
 }
 
 // varValue is a variable's value for one request.

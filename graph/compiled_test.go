@@ -74,6 +74,7 @@ func newTwoPaths(t testing.TB, opts HandlerOptions) *twoPaths {
 type answer struct {
 	status      int
 	contentType string
+	nosniff     string
 	body        string
 }
 
@@ -85,7 +86,7 @@ func send(h http.Handler, body string, headers map[string]string) answer {
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
-	return answer{rec.Code, rec.Header().Get("Content-Type"), rec.Body.String()}
+	return answer{rec.Code, rec.Header().Get("Content-Type"), rec.Header().Get("X-Content-Type-Options"), rec.Body.String()}
 }
 
 // compare sends body through both paths and fails on any difference. It

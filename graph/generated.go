@@ -875,7 +875,13 @@ enum Scope {
 
 """
 Any JSON value: object, array, string, number, boolean or null. Stored in
-Redis as JSON text and returned exactly as stored.
+Redis as JSON text and returned exactly as stored. A value passed in a
+variable (as clients do) is stored as the JSON text the request carried,
+less the whitespace between tokens: object keys in the order sent, numbers
+as written, string escapes as sent. A value written inline in the document
+(a GraphQL literal, as in GraphiQL) is GraphQL, not JSON, and is converted:
+object keys sorted, numbers in shortest form (1.0 becomes 1, 1e3 becomes
+1000), strings re-escaped.
 """
 scalar JSON
 
@@ -1133,8 +1139,8 @@ type CacheInvalidatePayload {
 input CacheSetInput {
   "Key within the service's namespace, as for cacheSet."
   key: String!
-  "Any JSON value, as for cacheSet."
-  value: JSON!
+  "Any JSON value, null included, as for cacheSet. Required: an entry without it is refused (BAD_USER_INPUT at [field, index])."
+  value: JSON
   "Seconds until the value expires, as for cacheSet; omit for no expiry."
   ttlSeconds: Int
   "Tags to invalidate the key by, as for cacheSet."
@@ -1193,7 +1199,8 @@ type Query {
 
   """
   The value stored at key, or null on a miss, after expiry, or while Redis is
-  unavailable. When Redis could not answer, the response carries a warning in
+  unavailable (a stored JSON null is null too: cacheEntry tells it from a
+  miss). When Redis could not answer, the response carries a warning in
   extensions.warnings (code REDIS_UNAVAILABLE or NO_REPLY) so that a miss can
   be told from an outage; when the in-process fallback tier answered instead,
   the warning's code is SERVED_FROM_MEMORY. When the read could not be made,
@@ -1269,8 +1276,8 @@ type Mutation {
   cacheSet(
     "Key within the service's namespace: 1 to 512 bytes of UTF-8, printable characters other than whitespace. The server adds its prefix."
     key: String!
-    "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text. Its numbers, literal or in variables, must be representable: an integer (no fraction or exponent) within 64 bits, any other number within a 64-bit float; 1e400 is BAD_USER_INPUT."
-    value: JSON!
+    "Any JSON value, at most CACHE_MAX_VALUE_BYTES (default 1 MiB) as JSON text. Its numbers, literal or in variables, must be representable: an integer (no fraction or exponent) within 64 bits, any other number within a 64-bit float; 1e400 is BAD_USER_INPUT. Required, and may be null: null stores JSON null (cacheGet then answers null, as for a miss; cacheEntry and cacheExists tell them apart). Omitted, the field is refused (BAD_USER_INPUT)."
+    value: JSON
     "Seconds until the value expires: from 1 to CACHE_MAX_TTL (default 2592000, 30 days). Omit for no expiry."
     ttlSeconds: Int
     "Store only if the key holds no value (SET NX); otherwise failure CONDITION_NOT_MET with the current etag. Not with ifEtag."
@@ -1867,7 +1874,7 @@ func (ec *executionContext) field_Mutation_cacheSet_args(ctx context.Context, ra
 	args["key"] = arg0
 	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "value",
 		func(ctx context.Context, v any) (model.JSON, error) {
-			return ec.unmarshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, v)
+			return ec.unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5658,11 +5665,11 @@ func (ec *executionContext) unmarshalInputCacheSetInput(ctx context.Context, obj
 			it.Key = data
 		case "value":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("value"))
-			data, err := ec.unmarshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, v)
+			data, err := ec.unmarshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, v)
 			if err != nil {
 				return it, err
 			}
-			it.Value = data
+			it.Value = graphql.OmittableOf(data)
 		case "ttlSeconds":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ttlSeconds"))
 			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
@@ -6959,20 +6966,6 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
-}
-
-func (ec *executionContext) unmarshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, v any) (model.JSON, error) {
-	var res model.JSON
-	err := res.UnmarshalGQL(v)
-	return res, graphql.ErrorOnPath(ctx, err)
-}
-
-func (ec *executionContext) marshalNJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx context.Context, sel ast.SelectionSet, v model.JSON) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "JSON!")
-		return graphql.Null
-	}
-	return v
 }
 
 func (ec *executionContext) marshalNRedisHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisHealth(ctx context.Context, sel ast.SelectionSet, v *model.RedisHealth) graphql.Marshaler {

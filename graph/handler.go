@@ -111,11 +111,13 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 			refused: newDocCache(opts.QueryCacheBytes/4, opts.MaxCachedDocumentBytes, func(key string, _ bool, _ int) int { return allocated(len(key)) + entryOverhead }),
 		}
 	}
-	// Only these transports: JSON POST, GET for queries (gqlgen refuses
-	// mutations over GET), OPTIONS. No form or multipart transports, so a
+	// Only these transports: JSON POST, GET for queries (mutations are
+	// refused over GET), OPTIONS. No form or multipart transports, so a
 	// browser cannot be made to send a cross-site write without a CORS
-	// preflight. POST is this package's own (request.go), so that a body
-	// that is not a GraphQL request gets a coded error.
+	// preflight. POST and GET are this package's own (request.go), so that
+	// a request that is not a GraphQL request gets a coded error, and a
+	// request refused before execution is answered as GraphQL over HTTP
+	// says.
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{compiled: compiled})
@@ -139,6 +141,8 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	// Shape limits (and the literal check) run first: the complexity
 	// limit reads argument values.
 	srv.Use(shapeLimits{opts.Limits})
+	// Values as the client sent them, before anything decodes arguments.
+	srv.Use(rawValues{schema: es.Schema()})
 	if opts.Limits.Complexity > 0 {
 		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
 	}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"github.com/vektah/gqlparser/v2/lexer"
@@ -38,14 +37,6 @@ const (
 	CodeOperationLimit  = "OPERATION_LIMIT_EXCEEDED"
 	CodeTokenLimit      = "TOKEN_LIMIT_EXCEEDED"
 )
-
-func init() {
-	// A document over the token limit is refused before it is parsed, as
-	// gqlgen answers a parse error: HTTP 422 (400 for
-	// application/graphql-response+json), as it was when gqlparser's own
-	// limit refused it.
-	errcode.RegisterErrorType(CodeTokenLimit, errcode.KindProtocol)
-}
 
 // tokenLimit refuses a document of more than max lexical tokens before it
 // is parsed. gqlparser's parser has a token limit of its own (kept as a
@@ -127,7 +118,16 @@ func (l shapeLimits) MutateOperationContext(_ context.Context, oc *graphql.Opera
 }
 
 // shape returns the depth of a selection set and how many aliased fields it
-// holds, following fragments (validation has already refused cycles).
+// holds, following fragments (validation has already refused cycles). The
+// introspection fields on the query root (__schema, __type) add no depth:
+// the schema query GraphiQL and code generators send nests 13 to 15 levels
+// (type { ofType { ofType ... } }), and introspection has its own rule.
+// GRAPHQL_INTROSPECTION allows or refuses it as a whole (noIntrospection),
+// and what makes an introspection answer large, __Type's lists of types
+// (fields, inputFields, interfaces, possibleTypes) nested in one another,
+// is bounded by gqlparser's validation (its MaxIntrospectionDepth rule,
+// graphql-js's: three such lists deep is refused). gqlgen's complexity
+// leaves __schema out too. Their aliases count like any others.
 func shape(set ast.SelectionSet, fragments ast.FragmentDefinitionList, level int) (depth, aliases int) {
 	depth = level - 1
 	for _, sel := range set {
@@ -141,6 +141,9 @@ func shape(set ast.SelectionSet, fragments ast.FragmentDefinitionList, level int
 			if len(s.SelectionSet) > 0 {
 				d, a = shape(s.SelectionSet, fragments, level+1)
 			}
+			if level == 1 && isIntrospection(s) {
+				d = 0
+			}
 		case *ast.InlineFragment:
 			d, a = shape(s.SelectionSet, fragments, level)
 		case *ast.FragmentSpread:
@@ -152,6 +155,11 @@ func shape(set ast.SelectionSet, fragments ast.FragmentDefinitionList, level int
 	}
 	return depth, aliases
 }
+
+// isIntrospection reports whether f, a field of the query root, is one of
+// the introspection fields. __typename is not: it is a leaf, answered
+// whatever the setting, and measured like any field.
+func isIntrospection(f *ast.Field) bool { return f.Name == "__schema" || f.Name == "__type" }
 
 // checkLiterals refuses number literals that do not fit a float64 or int64
 // (1e400, or an integer of thirty digits), which gqlparser would panic on.

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,9 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
-	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 )
@@ -189,6 +188,7 @@ func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 	ctx := r.Context()
 	contentType := responseType(r)
 	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime.Start = graphql.Now()
 	var body strings.Builder // a string without another copy, for the text checks
@@ -215,12 +215,16 @@ func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 		refuse(ctx, w, exec, err)
 		return
 	}
+	if noQuery(params) {
+		badRequest(ctx, w, exec, "the request has no query (nor a persisted query's hash)")
+		return
+	}
 	params.ReadTime.End = graphql.Now()
 
+	ctx = withRawBody(ctx, raw) // values are stored as sent (values.go)
 	oc, errs := exec.CreateOperationContext(ctx, params)
 	if errs != nil {
-		w.WriteHeader(errorStatus(contentType, errs))
-		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, oc), errs))
+		requestError(graphql.WithOperationContext(ctx, oc), w, exec, contentType, errs)
 		return
 	}
 	if scanned {
@@ -231,7 +235,8 @@ func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphE
 }
 
 // badRequest answers 400 with a BAD_REQUEST error, through the error
-// presenter and response extensions like any other error.
+// presenter and response extensions like any other error: a body or URL
+// that is not a GraphQL-over-HTTP request at all.
 func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, msg string) {
 	refuse(ctx, w, exec, coded(CodeBadRequest, "%s", msg))
 }
@@ -239,41 +244,140 @@ func badRequest(ctx context.Context, w http.ResponseWriter, exec graphql.GraphEx
 // refuse answers 400 with err, an error made for the client (codedError).
 func refuse(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, err error) {
 	w.WriteHeader(http.StatusBadRequest)
-	writeResponse(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.WrapIfUnwrapped(err)}))
+	writeRequestErrors(w, exec.DispatchError(ctx, gqlerror.List{gqlerror.WrapIfUnwrapped(err)}))
 }
 
-// getQuery is gqlgen's GET transport, with the text checks the POST
-// transport makes (invalid UTF-8, lone surrogate escapes) before gqlgen
-// decodes the parameters.
-type getQuery struct{ transport.GET }
+// writeRequestErrors writes resp without a data entry.
+func writeRequestErrors(w io.Writer, resp *graphql.Response) {
+	writeJSON(w, struct {
+		Errors     gqlerror.List  `json:"errors"`
+		Extensions map[string]any `json:"extensions,omitempty"`
+	}{resp.Errors, resp.Extensions})
+}
+
+// getQuery is the GET transport: query, operationName, variables and
+// extensions in the URL, for queries only. It does what gqlgen's
+// transport.GET does, except for the answers to requests refused before
+// execution (requestError), a coded 400 for parameters it cannot decode,
+// and 405 for a mutation, as GraphQL over HTTP has them.
+type getQuery struct{}
 
 var _ graphql.Transport = getQuery{}
 
-func (g getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	// A query string that does not parse is gqlgen's to refuse.
-	if values, err := url.ParseQuery(r.URL.RawQuery); err == nil {
-		for name, list := range values {
-			for _, v := range list {
-				var err error
-				switch name {
-				case "query":
-					err = checkDocumentText(v)
-				case "variables", "extensions":
-					err = checkJSONText(v, "the "+name)
-				case "operationName":
-					if !utf8.ValidString(v) {
-						err = invalidUTF8(v, "the operation name")
-					}
+func (getQuery) Supports(r *http.Request) bool {
+	return r.Header.Get("Upgrade") == "" && r.Method == http.MethodGet
+}
+
+func (getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	ctx := r.Context()
+	contentType := responseType(r)
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		badRequest(ctx, w, exec, "the URL's query string cannot be decoded")
+		return
+	}
+	// Before decoding: the decoder would replace what these refuse
+	// (invalid UTF-8, lone surrogate escapes), as the POST transport does.
+	for name, list := range query {
+		for _, v := range list {
+			var err error
+			switch name {
+			case "query":
+				err = checkDocumentText(v)
+			case "variables", "extensions":
+				err = checkJSONText(v, "the "+name)
+			case "operationName":
+				if !utf8.ValidString(v) {
+					err = invalidUTF8(v, "the operation name")
 				}
-				if err != nil {
-					w.Header().Set("Content-Type", responseType(r))
-					refuse(r.Context(), w, exec, err)
-					return
-				}
+			}
+			if err != nil {
+				refuse(ctx, w, exec, err)
+				return
 			}
 		}
 	}
-	g.GET.Do(w, r, exec)
+	params := &graphql.RawParams{Query: query.Get("query"), OperationName: query.Get("operationName"), Headers: r.Header}
+	params.ReadTime.Start = graphql.Now()
+	for name, into := range map[string]*map[string]any{"variables": &params.Variables, "extensions": &params.Extensions} {
+		raw := query.Get(name)
+		if raw == "" {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(raw))
+		dec.UseNumber()
+		if err := dec.Decode(into); err != nil {
+			badRequest(ctx, w, exec, "the "+name+" parameter is not a JSON object")
+			return
+		}
+	}
+	if noQuery(params) {
+		badRequest(ctx, w, exec, "the request has no query parameter (nor a persisted query's hash)")
+		return
+	}
+	params.ReadTime.End = graphql.Now()
+
+	oc, errs := exec.CreateOperationContext(ctx, params)
+	if errs != nil {
+		requestError(graphql.WithOperationContext(ctx, oc), w, exec, contentType, errs)
+		return
+	}
+	if op := oc.Doc.Operations.ForName(oc.OperationName); op == nil || op.Operation != ast.Query {
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		err := &gqlerror.Error{Message: "only queries may be sent with GET; send mutations with POST", Extensions: map[string]any{"code": CodeMethodNotAllowed}}
+		writeRequestErrors(w, exec.DispatchError(ctx, gqlerror.List{err}))
+		return
+	}
+	responses, ctx := exec.DispatchOperation(ctx, oc)
+	writeResponse(w, responses(ctx))
+}
+
+// noQuery reports whether a request has neither a query nor the
+// persistedQuery extension that may stand for one: it is not a GraphQL
+// request (GraphQL over HTTP: the server MAY answer 400).
+func noQuery(p *graphql.RawParams) bool {
+	_, apq := p.Extensions["persistedQuery"]
+	return p.Query == "" && !apq
+}
+
+// requestError answers a request refused before execution: a document that
+// does not parse or validate, variables that do not fit their types, a
+// limit, introspection while it is off, a persisted query problem. GraphQL
+// over HTTP says such an answer SHOULD be 200 under application/json and
+// is 4xx under application/graphql-response+json, and (with the GraphQL
+// spec) that it SHOULD NOT carry a data entry: nothing was executed, so
+// there is no data, not even null.
+//
+// The exception is PERSISTED_QUERY_NOT_FOUND, answered as gqlgen and
+// Apollo Server answer it (200, data null, whatever the media type):
+// Automatic Persisted Query clients expect it so, and Apollo's link stops
+// using persisted queries altogether after a 400.
+func requestError(ctx context.Context, w http.ResponseWriter, exec graphql.GraphExecutor, contentType string, errs gqlerror.List) {
+	resp := exec.DispatchError(ctx, errs)
+	if persistedQueryNotFound(errs) {
+		writeResponse(w, resp)
+		return
+	}
+	if contentType == mediaGraphQLResponse {
+		w.WriteHeader(http.StatusBadRequest)
+	}
+	writeRequestErrors(w, resp)
+}
+
+// codePersistedQueryNotFound is gqlgen's code for an APQ hash it does not
+// know (unexported there); clients act on it.
+const codePersistedQueryNotFound = "PERSISTED_QUERY_NOT_FOUND"
+
+func persistedQueryNotFound(errs gqlerror.List) bool {
+	for _, e := range errs {
+		if e.Extensions["code"] == codePersistedQueryNotFound {
+			return true
+		}
+	}
+	return false
 }
 
 // responseType picks the response's media type from Accept as gqlgen's
@@ -300,26 +404,31 @@ func responseType(r *http.Request) string {
 	return mediaGraphQLResponse
 }
 
-// errorStatus is the HTTP status of a request refused before execution,
-// as gqlgen's transports choose it: parse and validation errors (and
-// codes registered as protocol errors) are 422, or 400 under
-// application/graphql-response+json; anything else is 200.
-func errorStatus(contentType string, errs gqlerror.List) int {
-	if errcode.GetErrorKind(errs) != errcode.KindProtocol {
-		return http.StatusOK
-	}
-	if contentType == mediaGraphQLResponse {
-		return http.StatusBadRequest
-	}
-	return http.StatusUnprocessableEntity
+func writeResponse(w io.Writer, resp *graphql.Response) {
+	writeJSON(w, resp)
 }
 
-func writeResponse(w io.Writer, resp *graphql.Response) {
-	b, err := json.Marshal(resp)
+// writeJSON writes v as JSON without the HTML escaping encoding/json does
+// by default (json.Marshal writes "<" as \u003c, even inside the JSON text
+// of a stored value), so values come back byte for byte as stored. The
+// response is JSON served with nosniff, never HTML.
+func writeJSON(w io.Writer, v any) {
+	b, err := marshalJSON(v)
 	if err != nil {
 		// Data is JSON the executor wrote; errors and extensions are plain
 		// values. Unreachable, but never half a response.
 		b = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
 	}
 	_, _ = w.Write(b)
+}
+
+// marshalJSON is json.Marshal without HTML escaping (see writeJSON).
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

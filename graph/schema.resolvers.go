@@ -17,6 +17,10 @@ import (
 
 // CacheSet is the resolver for the cacheSet field.
 func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string, lease *string) (*model.CacheSetPayload, error) {
+	value, err := requiredValue(value, argumentGiven(ctx, "value"))
+	if err != nil {
+		return nil, err
+	}
 	ttl, err := ttlFromSeconds(ttlSeconds)
 	if err != nil {
 		return nil, err
@@ -78,8 +82,12 @@ func (r *mutationResolver) CacheSetMany(ctx context.Context, entries []*model.Ca
 	in := make([]cache.SetEntry, len(entries))
 	refused := make([]error, len(entries))
 	for i, e := range entries {
-		in[i] = cache.SetEntry{Key: e.Key, Value: []byte(e.Value), Tags: e.Tags}
+		value, err := requiredValue(e.Value.Value(), e.Value.IsSet())
+		in[i] = cache.SetEntry{Key: e.Key, Value: []byte(value), Tags: e.Tags}
 		in[i].TTL, refused[i] = ttlFromSeconds(e.TTLSeconds)
+		if err != nil {
+			refused[i] = err
+		}
 		if refused[i] != nil {
 			in[i].Key = "" // refused here; the cache sends nothing for it
 		}

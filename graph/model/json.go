@@ -1,6 +1,7 @@
 package model
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,13 +27,29 @@ func (j JSON) MarshalGQL(w io.Writer) {
 	_, _ = w.Write(j)
 }
 
-// UnmarshalGQL encodes an input value (already decoded by gqlgen from the
-// request, numbers kept exact as json.Number) as JSON text.
+// RawJSON is an input value as the request spelled it: valid, compacted
+// JSON text, put in place of the decoded value by the transport so that the
+// scalar stores what the client sent (object keys in their order, numbers
+// and escapes as written).
+type RawJSON []byte
+
+// UnmarshalGQL takes an input value as JSON text: a RawJSON as it is, or a
+// value gqlgen decoded (from a literal in the document, numbers kept exact
+// as json.Number) encoded as JSON, object keys sorted.
 func (j *JSON) UnmarshalGQL(v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+	if raw, ok := v.(RawJSON); ok {
+		// Raw text keeps bytes that decoding would have replaced (text that
+		// is not UTF-8); the cache refuses those, as it refuses any value
+		// that is not JSON.
+		*j = JSON(raw)
+		return nil
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // a JSON value, not HTML: "<" stays "<"
+	if err := enc.Encode(v); err != nil {
 		return fmt.Errorf("%w: %w", ErrNotJSON, err)
 	}
-	*j = b
+	*j = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+
+	"github.com/99designs/gqlgen/graphql"
 )
 
 // Result of cacheIncrement.
@@ -105,8 +107,8 @@ type CacheInvalidatePayload struct {
 type CacheSetInput struct {
 	// Key within the service's namespace, as for cacheSet.
 	Key string `json:"key"`
-	// Any JSON value, as for cacheSet.
-	Value JSON `json:"value"`
+	// Any JSON value, null included, as for cacheSet. Required: an entry without it is refused (BAD_USER_INPUT at [field, index]).
+	Value graphql.Omittable[JSON] `json:"value,omitempty"`
 	// Seconds until the value expires, as for cacheSet; omit for no expiry.
 	TTLSeconds *int `json:"ttlSeconds,omitempty"`
 	// Tags to invalidate the key by, as for cacheSet.

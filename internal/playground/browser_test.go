@@ -42,27 +42,30 @@ document.addEventListener('securitypolicyviolation', (e) => {
 });
 `
 
-// TestPlaygroundInBrowser loads the playground in headless Chromium against
-// the real service and Redis, runs operations through the page's UI, and
-// fails if the page asked for anything outside the service's own origin or
-// broke its Content-Security-Policy.
+// TestPlaygroundInBrowser opens the playground of the built service, run
+// with its default development settings (the limits included), in headless
+// Chromium: the schema must load (the docs pane shows the root types and
+// their fields), every example operation must run through the page's UI
+// and answer without errors, and the page must ask for nothing outside the
+// service's own origin, throw nothing, log no error and break none of its
+// Content-Security-Policy.
 func TestPlaygroundInBrowser(t *testing.T) {
 	bin := chromiumPath()
 	if bin == "" {
 		t.Skip("browser test skipped: no Chromium found (/usr/bin/chromium, or chromium, chromium-browser or google-chrome on PATH); install Debian's chromium to run it")
 	}
-	ts, c := startService(t)
-	if _, err := c.SetValue(t.Context(), "greeting", map[string]string{"hello": "browser"}, 0); err != nil {
-		t.Fatalf("store the value the page will read: %v", err)
-	}
-	origin, err := url.Parse(ts.URL)
+	_, doc := loadExamples(t)
+	cases := exampleCases()
+	checkExampleOrder(t, doc, cases)
+	svc := startService(t)
+	origin, err := url.Parse(svc.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	// One bound for everything the browser does, start-up included: the
 	// allocator kills Chromium when it expires.
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(bin),
@@ -91,6 +94,7 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		mu         sync.Mutex
 		requested  []string
 		exceptions []string
+		consoled   []string
 	)
 	// Listen starts the browser; the callback must return fast, so it only
 	// records.
@@ -104,20 +108,31 @@ func TestPlaygroundInBrowser(t *testing.T) {
 			requested = append(requested, ev.URL)
 		case *runtime.EventExceptionThrown:
 			exceptions = append(exceptions, exceptionText(ev.ExceptionDetails))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError || ev.Type == runtime.ConsoleAPICalledTypeAssert {
+				consoled = append(consoled, consoleText(ev))
+			}
 		}
 	})
 	if err != nil {
 		t.Fatalf("start Chromium (%s): %v", bin, err)
 	}
 	// Checked in a cleanup so that a test stopped early by a page that
-	// does not work still says what the page asked for elsewhere.
+	// does not work still says what the page asked for elsewhere and what
+	// went wrong in it.
 	t.Cleanup(func() {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, u := range requested {
 			if !sameOrigin(u, origin) {
-				t.Errorf("the page requested %s, which is not on the service (%s)", u, ts.URL)
+				t.Errorf("the page requested %s, which is not on the service (%s)", u, svc.URL)
 			}
+		}
+		for _, e := range exceptions {
+			t.Errorf("uncaught exception in the page: %s", e)
+		}
+		for _, c := range consoled {
+			t.Errorf("the page logged an error: %s", c)
 		}
 	})
 	if _, err := chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspViolations}); err != nil {
@@ -125,16 +140,14 @@ func TestPlaygroundInBrowser(t *testing.T) {
 	}
 
 	// A bare / redirects to the page with the examples in the editor.
-	openCtx, cancelOpen := context.WithTimeout(bctx, 20*time.Second)
+	openCtx, cancelOpen := context.WithTimeout(bctx, 30*time.Second)
 	defer cancelOpen()
 	if err := chromedp.Do(openCtx,
-		chromedp.Navigate(ts.URL+"/"),
+		chromedp.Navigate(svc.URL+"/"),
 		chromedp.WaitVisible(chromedp.CSS(".graphiql-query-editor .CodeMirror")),
 		chromedp.WaitVisible(chromedp.CSS(".graphiql-execute-button")),
 	); err != nil {
-		mu.Lock()
-		defer mu.Unlock()
-		t.Fatalf("open the playground: %v (exceptions: %v; CSP violations: %v)", err, exceptions, readViolations(bctx))
+		t.Fatalf("open the playground: %v (CSP violations: %v)", err, readViolations(bctx))
 	}
 	initial, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('.graphiql-query-editor .CodeMirror').CodeMirror.getValue()`))
 	if err != nil {
@@ -144,81 +157,120 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		t.Errorf("editor opened with:\n%s\nwant the examples:\n%s", initial, Examples)
 	}
 
-	tests := []struct {
-		name string
-		// run starts the operation through the page's UI.
-		run   func(t *testing.T, ctx context.Context)
-		field string
-		// shown is text the result pane must display.
-		shown string
-		check func(t *testing.T, data json.RawMessage)
-	}{
-		{
-			name:  "redisHealth from the examples",
-			run:   func(t *testing.T, ctx context.Context) { runExample(t, ctx, "RedisHealth") },
-			field: "redisHealth",
-			shown: `"status": "CONNECTED"`,
-			check: func(t *testing.T, data json.RawMessage) {
-				var h struct{ Status, Mode, Breaker string }
-				if err := json.Unmarshal(data, &h); err != nil {
-					t.Fatal(err)
-				}
-				if h.Status != "CONNECTED" || h.Mode != "STANDALONE" || h.Breaker != "CLOSED" {
-					t.Errorf("redisHealth = %+v, want CONNECTED, STANDALONE, CLOSED", h)
-				}
-			},
-		},
-		{
-			name:  "cacheGet typed into the editor",
-			run:   func(t *testing.T, ctx context.Context) { runTyped(t, ctx, `{ cacheGet(key: "greeting") }`) },
-			field: "cacheGet",
-			shown: `"hello": "browser"`,
-			check: func(t *testing.T, data json.RawMessage) {
-				var v map[string]string
-				if err := json.Unmarshal(data, &v); err != nil {
-					t.Fatal(err)
-				}
-				if v["hello"] != "browser" || len(v) != 1 {
-					t.Errorf("cacheGet = %v, want {hello: browser}", v)
-				}
-			},
-		},
-	}
-	for _, tt := range tests {
-		// In order, not in parallel: the steps share one page.
-		t.Run(tt.name, func(t *testing.T) {
-			tt.run(t, bctx)
-			result, shown := waitForResult(t, bctx, tt.field)
-			if !strings.Contains(shown, tt.shown) {
-				t.Errorf("result pane shows:\n%s\nwant it to contain %s", shown, tt.shown)
-			}
-			var resp graphQLResponse
-			if err := json.Unmarshal([]byte(result), &resp); err != nil {
-				t.Fatalf("result pane is not a GraphQL response: %v\n%s", err, result)
-			}
-			if len(resp.Errors) > 0 {
-				t.Fatalf("errors: %+v", resp.Errors)
-			}
+	// The schema: GraphiQL asks for it as the page opens, and the docs
+	// pane and autocompletion are built from the answer. A refused schema
+	// query shows as an error in the result pane and in the docs pane.
+	t.Run("docs pane", func(t *testing.T) {
+		openDocs(t, bctx)
+	})
+
+	previous := ""
+	for _, tt := range cases {
+		// In order, not in parallel: the steps share one page, and later
+		// examples read what CacheSet wrote.
+		ok := t.Run(tt.operation, func(t *testing.T) {
+			runExample(t, bctx, tt.operation)
+			result, _ := waitForResult(t, bctx, tt.field, previous)
+			previous = result
+			resp := resultResponse(t, result)
 			tt.check(t, resp.Data[tt.field])
 		})
+		if !ok {
+			t.Fatalf("stopped at the example %s: the ones after it read what it should have done", tt.operation)
+		}
 	}
+
+	t.Run("cacheGet typed into the editor", func(t *testing.T) {
+		svc.setRaw(t, "greeting", `{"hello":"browser"}`)
+		runTyped(t, bctx, `{ cacheGet(key: "greeting") }`)
+		result, shown := waitForResult(t, bctx, "cacheGet", previous)
+		if !strings.Contains(shown, `"hello": "browser"`) {
+			t.Errorf("result pane shows:\n%s\nwant it to contain \"hello\": \"browser\"", shown)
+		}
+		wantJSON(`{"hello":"browser"}`)(t, resultResponse(t, result).Data["cacheGet"])
+	})
 
 	for _, v := range readViolations(bctx) {
 		t.Errorf("Content-Security-Policy violation: %s", v)
 	}
+	if shown, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil {
+		t.Errorf("read the page: %v", err)
+	} else {
+		for _, code := range []string{"DEPTH_LIMIT_EXCEEDED", "COMPLEXITY_LIMIT_EXCEEDED", "ALIAS_LIMIT_EXCEEDED", "INTROSPECTION_DISABLED", "GRAPHQL_VALIDATION_FAILED"} {
+			if strings.Contains(shown, code) {
+				t.Errorf("the page shows %s", code)
+			}
+		}
+	}
 
 	mu.Lock()
 	defer mu.Unlock()
-	for _, e := range exceptions {
-		t.Errorf("uncaught exception in the page: %s", e)
-	}
 	// Guard against a listener that saw nothing: the page's own files and
 	// the endpoint must be among the requests.
 	for _, want := range []string{AssetPrefix + pageFiles.js, AssetPrefix + pageFiles.react, AssetPrefix + pageFiles.css, "/graphql"} {
-		if !slices.ContainsFunc(requested, func(u string) bool { return strings.HasPrefix(u, ts.URL+want) }) {
+		if !slices.ContainsFunc(requested, func(u string) bool { return strings.HasPrefix(u, svc.URL+want) }) {
 			t.Errorf("no request for %s seen; requests: %v", want, requested)
 		}
 	}
+}
+
+// openDocs opens the docs pane and follows the query root type to its
+// fields, which GraphiQL can show only once the schema has loaded.
+func openDocs(t *testing.T, ctx context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`.graphiql-sidebar button[aria-label*="Documentation Explorer"]`)),
+		chromedp.WaitVisible(chromedp.CSS(".graphiql-doc-explorer")),
+	); err != nil {
+		t.Fatalf("open the docs pane: %v", err)
+	}
+	// Either the root types appear, or GraphiQL's error does.
+	state, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
+  const err = document.querySelector('.graphiql-doc-explorer-error');
+  if (err) return 'error: ' + err.innerText;
+  const roots = document.querySelectorAll('.graphiql-doc-explorer-root-type');
+  return roots.length ? 'ok' : null;
+})()`, chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		t.Fatalf("the docs pane showed neither the schema nor an error: %v", err)
+	}
+	if state != "ok" {
+		t.Fatalf("the docs pane shows %s", state)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(`//span[contains(@class,"graphiql-doc-explorer-root-type")][normalize-space(.)="query"]/following-sibling::a[normalize-space(.)="Query"]`),
+	); err != nil {
+		html, _ := chromedp.Run(context.WithoutCancel(ctx), chromedp.Evaluate[string](`document.querySelector('.graphiql-doc-explorer').outerHTML`))
+		t.Fatalf("follow the Query root type: %v\n%s", err, html)
+	}
+	fields, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
+  const names = [...document.querySelectorAll('.graphiql-doc-explorer .graphiql-doc-explorer-field-name')].map(e => e.innerText);
+  return names.includes('cacheGetMany') ? names.join(' ') : null;
+})()`, chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil {
+		t.Fatalf("the docs pane does not list Query's fields: %v", err)
+	}
+	for _, want := range []string{"redisHealth", "cacheGet", "cacheEntry"} {
+		if !slices.Contains(strings.Fields(fields), want) {
+			t.Errorf("the docs pane lists Query's fields %q; want %s among them", fields, want)
+		}
+	}
+}
+
+// resultResponse decodes the result pane's content, and fails on errors
+// in it.
+func resultResponse(t *testing.T, result string) graphQLResponse {
+	t.Helper()
+	var resp graphQLResponse
+	if err := json.Unmarshal([]byte(result), &resp); err != nil {
+		t.Fatalf("result pane is not a GraphQL response: %v\n%s", err, result)
+	}
+	if len(resp.Errors) > 0 {
+		t.Fatalf("the result pane shows errors: %+v", resp.Errors)
+	}
+	return resp
 }
 
 // runExample runs one of the example operations the editor opened with:
@@ -259,19 +311,24 @@ func runTyped(t *testing.T, ctx context.Context, query string) {
 	}
 }
 
-// waitForResult waits until the result pane holds a response with field,
-// and returns the pane's content and its visible text.
-func waitForResult(t *testing.T, ctx context.Context, field string) (result, shown string) {
+// waitForResult waits until the result pane holds a response with field
+// other than previous (the result of the step before), and returns the
+// pane's content and its visible text.
+func waitForResult(t *testing.T, ctx context.Context, field, previous string) (result, shown string) {
 	t.Helper()
 	f, err := json.Marshal(`"` + field + `"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := json.Marshal(previous)
 	if err != nil {
 		t.Fatal(err)
 	}
 	result, err = chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(`(() => {
   const cm = document.querySelector('.result-window .CodeMirror');
   const v = cm && cm.CodeMirror.getValue();
-  return v && v.includes(%s) ? v : null;
-})()`, f), chromedp.WithPollingTimeout(20*time.Second)))
+  return v && v !== %s && (v.includes(%s) || v.includes('"errors"')) ? v : null;
+})()`, p, f), chromedp.WithPollingTimeout(20*time.Second)))
 	if err != nil {
 		t.Fatalf("wait for a result with %s: %v", field, err)
 	}
@@ -305,6 +362,21 @@ func sameOrigin(raw string, origin *url.URL) bool {
 		return true
 	}
 	return u.Scheme == origin.Scheme && u.Host == origin.Host
+}
+
+func consoleText(ev *runtime.EventConsoleAPICalled) string {
+	var parts []string
+	for _, a := range ev.Args {
+		switch {
+		case a.Description != "":
+			parts = append(parts, a.Description)
+		case len(a.Value) > 0:
+			parts = append(parts, string(a.Value))
+		default:
+			parts = append(parts, string(a.Type))
+		}
+	}
+	return fmt.Sprintf("console.%s: %s", ev.Type, strings.Join(parts, " "))
 }
 
 func exceptionText(d *runtime.ExceptionDetails) string {

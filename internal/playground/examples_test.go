@@ -60,24 +60,25 @@ func TestExamplesCoverEveryRootField(t *testing.T) {
 	}
 }
 
-// TestExamplesRunAgainstService runs every example operation, in the order
-// the editor lists them, against the real endpoint and Redis.
-func TestExamplesRunAgainstService(t *testing.T) {
-	_, doc := loadExamples(t)
-	ts, _ := startService(t)
+// exampleCase is what running one example operation must answer.
+type exampleCase struct {
+	operation string
+	field     string
+	check     func(t *testing.T, data json.RawMessage)
+}
 
-	tests := []struct {
-		operation string
-		field     string
-		check     func(t *testing.T, data json.RawMessage)
-	}{
+// exampleCases are the example operations in the order the editor lists
+// them, each with what it must answer when they run in that order on an
+// empty Redis: later examples read what CacheSet wrote.
+func exampleCases() []exampleCase {
+	return []exampleCase{
 		{"RedisHealth", "redisHealth", func(t *testing.T, data json.RawMessage) {
-			var h struct{ Status string }
+			var h struct{ Status, Mode, Breaker string }
 			if err := json.Unmarshal(data, &h); err != nil {
 				t.Fatal(err)
 			}
-			if h.Status != "CONNECTED" {
-				t.Errorf("status = %q, want CONNECTED", h.Status)
+			if h.Status != "CONNECTED" || h.Mode != "STANDALONE" || h.Breaker != "CLOSED" {
+				t.Errorf("redisHealth = %+v, want CONNECTED, STANDALONE, CLOSED", h)
 			}
 		}},
 		{"CacheSet", "cacheSet", wantJSON(`{"key":"greeting","stored":true,"backend":"REDIS","ttlSeconds":300,"failure":null,"message":null}`)},
@@ -94,7 +95,7 @@ func TestExamplesRunAgainstService(t *testing.T) {
 			if err := json.Unmarshal(data, &e); err != nil {
 				t.Fatal(err)
 			}
-			if string(e.Value) != `{"hello":"world"}` || e.TTLSeconds < 290 || len(e.Etag) != 40 || e.Backend != "REDIS" {
+			if !sameJSON(e.Value, `{"hello":"world"}`) || e.TTLSeconds < 290 || len(e.Etag) != 40 || e.Backend != "REDIS" {
 				t.Errorf("cacheEntry = %s; want the value, ttlSeconds near 300, a 40-digit etag, REDIS", data)
 			}
 		}},
@@ -119,22 +120,34 @@ func TestExamplesRunAgainstService(t *testing.T) {
 		{"CacheInvalidateTags", "cacheInvalidateTags", wantJSON(`{"deleted":0,"failure":null,"message":null}`)},
 		{"CacheDelete", "cacheDelete", wantJSON(`{"key":"greeting","deleted":true,"backend":"REDIS","failure":null,"message":null}`)},
 	}
+}
 
+// checkExampleOrder fails when the examples and exampleCases disagree.
+func checkExampleOrder(t *testing.T, doc *ast.QueryDocument, cases []exampleCase) {
+	t.Helper()
 	var inDoc, inTable []string
 	for _, op := range doc.Operations {
 		inDoc = append(inDoc, op.Name)
 	}
-	for _, tt := range tests {
-		inTable = append(inTable, tt.operation)
+	for _, c := range cases {
+		inTable = append(inTable, c.operation)
 	}
 	if !slices.Equal(inDoc, inTable) {
 		t.Fatalf("example operations %v, but the test checks %v: keep them in step", inDoc, inTable)
 	}
+}
 
-	for _, tt := range tests {
+// TestExamplesRunAgainstService runs every example operation, in the order
+// the editor lists them, against the built service and Redis.
+func TestExamplesRunAgainstService(t *testing.T) {
+	_, doc := loadExamples(t)
+	svc := startService(t)
+	cases := exampleCases()
+	checkExampleOrder(t, doc, cases)
+	for _, tt := range cases {
 		// In order, not in parallel: later examples read what CacheSet wrote.
 		t.Run(tt.operation, func(t *testing.T) {
-			resp := postGraphQL(t, ts.URL+"/graphql", Examples, tt.operation)
+			resp := postGraphQL(t, svc.URL+"/graphql", Examples, tt.operation)
 			if len(resp.Errors) > 0 {
 				t.Fatalf("errors: %+v", resp.Errors)
 			}
@@ -147,17 +160,20 @@ func TestExamplesRunAgainstService(t *testing.T) {
 func wantJSON(want string) func(t *testing.T, data json.RawMessage) {
 	return func(t *testing.T, data json.RawMessage) {
 		t.Helper()
-		var got, w any
-		if err := json.Unmarshal(data, &got); err != nil {
-			t.Fatalf("value %s: %v", data, err)
-		}
-		if err := json.Unmarshal([]byte(want), &w); err != nil {
-			t.Fatalf("want %s: %v", want, err)
-		}
-		g, _ := json.Marshal(got)
-		ww, _ := json.Marshal(w)
-		if string(g) != string(ww) {
-			t.Errorf("got %s, want %s", g, ww)
+		if !sameJSON(data, want) {
+			t.Errorf("got %s, want %s", data, want)
 		}
 	}
+}
+
+// sameJSON reports whether got and want are the same JSON value, whatever
+// their formatting and key order.
+func sameJSON(got json.RawMessage, want string) bool {
+	var g, w any
+	if json.Unmarshal(got, &g) != nil || json.Unmarshal([]byte(want), &w) != nil {
+		return false
+	}
+	a, _ := json.Marshal(g)
+	b, _ := json.Marshal(w)
+	return string(a) == string(b)
 }

@@ -2,43 +2,114 @@ package playground
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/school-erp/cache-service/cache"
-	"github.com/school-erp/cache-service/graph"
-	"github.com/school-erp/cache-service/internal/auth"
 	"github.com/school-erp/cache-service/internal/redistest"
 )
 
-// startService serves the real GraphQL endpoint, backed by a redis-server
-// of the test's own, and the playground, on one loopback test server, as
-// the service mounts them. It returns once the client has reached Redis.
-func startService(t *testing.T) (*httptest.Server, *cache.Client) {
+// binary is the service, built once for the tests that open the playground
+// as a developer does: the real executable with its default development
+// settings, limits included, not a handler assembled for the test.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "playground-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "cache-service")
+	if out, err := exec.Command("go", "build", "-o", binary, "github.com/school-erp/cache-service").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// service is the built binary running against a redis-server of the
+// test's own.
+type service struct {
+	URL   string
+	redis *redistest.Server
+}
+
+// listening finds the port in the service's "listening" log line.
+var listening = regexp.MustCompile(`msg=listening addr=\S*:(\d+)`)
+
+// startService runs the binary in development with nothing set but where
+// Redis is (and PORT=0), in an empty directory so no .env is read, and
+// returns once Redis is connected.
+func startService(t *testing.T) *service {
 	t.Helper()
 	redis := redistest.Start(t, redistest.Options{})
-	c, err := cache.New(cache.Options{Addr: redis.Addr})
-	if err != nil {
-		t.Fatalf("cache.New: %v", err)
+	host, port, _ := strings.Cut(redis.Addr, ":")
+	cmd := exec.Command(binary)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "REDIS_HOST=" + host, "REDIS_PORT=" + port, "PORT=0"}
+	cmd.Dir = t.TempDir()
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := c.WaitReady(ctx); err != nil {
-		t.Fatalf("wait for Redis at %s: %v", redis.Addr, err)
-	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
 
-	mux := http.NewServeMux()
-	mux.Handle("/graphql", graph.NewHandler(&graph.Resolver{Cache: c}, graph.HandlerOptions{Introspection: true, Auth: auth.OpenAccess()}))
-	Mount(mux, "School ERP cache", "/graphql")
-	ts := httptest.NewServer(mux) // 127.0.0.1, a free port
-	t.Cleanup(ts.Close)
-	return ts, c
+	s := &service{redis: redis}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listening.FindStringSubmatch(out.String()); m != nil && s.URL == "" {
+			s.URL = "http://127.0.0.1:" + m[1]
+		}
+		if s.URL != "" && redisConnected(s.URL) {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service not listening with Redis connected after 10s:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// redisConnected reports whether the service says Redis is connected, so
+// that writes go to Redis rather than to the development fallback tier.
+func redisConnected(base string) bool {
+	resp, err := http.Get(base + "/health/redis")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var h struct {
+		Data struct{ Status string } `json:"data"`
+	}
+	return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Data.Status == "connected"
+}
+
+// setRaw stores value (JSON text) at key in Redis, under the service's
+// default prefix.
+func (s *service) setRaw(t *testing.T, key, value string) {
+	t.Helper()
+	if _, err := s.redis.Do(t, "SET", "school-erp:"+key, value); err != nil {
+		t.Fatalf("SET %s: %v", key, err)
+	}
 }
 
 // graphQLResponse is the part of a GraphQL response the tests read.
@@ -70,4 +141,22 @@ func postGraphQL(t *testing.T, endpoint, document, operationName string) graphQL
 		t.Fatalf("operation %s: status %d, response is not JSON: %v\n%s", operationName, resp.StatusCode, err, raw)
 	}
 	return out
+}
+
+// syncBuffer is the process's output, written by its pipes' goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -1,0 +1,2 @@
+/** Any JSON value: what the cache stores (null included). */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
