@@ -53,6 +53,8 @@ export type ClientCacheState =
   | 'OFF'
   /** On: repeated reads of a key are answered locally until Redis says it changed. */
   | 'ON'
+  /** Configured on, and Redis is not connected, so whether it tracks is not known yet (reads are not answered locally meanwhile). */
+  | 'UNKNOWN'
   /** Configured on, but the server refused client tracking (RESP2 or a managed service without it): every read goes to Redis. */
   | 'UNSUPPORTED';
 
