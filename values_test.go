@@ -81,11 +81,14 @@ func TestValueIsRequired(t *testing.T) {
 		body   string
 		key    string
 		wantAt string // the error's path and code
+		status int
 	}{
-		{"omitted", `{"query":` + q(`mutation { cacheSet(key: "omitted") { stored } }`) + `}`, "omitted", `["cacheSet"] BAD_USER_INPUT`},
-		{"a variable left unset", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "unset", value: $v) { stored } }`) + `}`, "unset", `["cacheSet"] BAD_USER_INPUT`},
-		{"omitted in cacheSetMany", `{"query":` + q(`mutation { cacheSetMany(entries: [{key: "ok", value: 1}, {key: "omitted-many"}]) { stored } }`) + `}`, "omitted-many", `["cacheSetMany",1] BAD_USER_INPUT`},
-		{"not UTF-8", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "not-utf8", value: $v) { stored } }`) + `,"variables":{"v":"` + "\xff" + `"}}`, "not-utf8", `["cacheSet"] BAD_USER_INPUT`},
+		{"omitted", `{"query":` + q(`mutation { cacheSet(key: "omitted") { stored } }`) + `}`, "omitted", `["cacheSet"] BAD_USER_INPUT`, http.StatusOK},
+		{"a variable left unset", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "unset", value: $v) { stored } }`) + `}`, "unset", `["cacheSet"] BAD_USER_INPUT`, http.StatusOK},
+		{"omitted in cacheSetMany", `{"query":` + q(`mutation { cacheSetMany(entries: [{key: "ok", value: 1}, {key: "omitted-many"}]) { stored } }`) + `}`, "omitted-many", `["cacheSetMany",1] BAD_USER_INPUT`, http.StatusOK},
+		// A body that is not UTF-8 is not JSON: the request is refused
+		// whole, before anything runs, as a body that does not parse.
+		{"not UTF-8", `{"query":` + q(`mutation($v: JSON) { cacheSet(key: "not-utf8", value: $v) { stored } }`) + `,"variables":{"v":"` + "\xff" + `"}}`, "not-utf8", `null INVALID_UTF8`, http.StatusBadRequest},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,8 +97,8 @@ func TestValueIsRequired(t *testing.T) {
 			if err := json.Unmarshal([]byte(raw), &r); err != nil {
 				t.Fatalf("HTTP %d %s: %v", status, raw, err)
 			}
-			if got := r.errorsAt(); status != http.StatusOK || len(got) != 1 || got[0] != tt.wantAt {
-				t.Fatalf("HTTP %d, errors %q (%s); want one error %s", status, got, raw, tt.wantAt)
+			if got := r.errorsAt(); status != tt.status || len(got) != 1 || got[0] != tt.wantAt {
+				t.Fatalf("HTTP %d, errors %q (%s); want HTTP %d, one error %s", status, got, raw, tt.status, tt.wantAt)
 			}
 			if tt.name != "not UTF-8" && !strings.Contains(r.Errors[0].Message, "null stores JSON null") {
 				t.Errorf("message %q does not say that null is how to store null", r.Errors[0].Message)
