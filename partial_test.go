@@ -295,6 +295,17 @@ func TestCacheGetManyWarningsAtTheirIndex(t *testing.T) {
 		}
 		if got, want := r.warningsAt(), []string{`["cacheGetMany",0] SERVED_FROM_MEMORY`, `["cacheGetMany",1] SERVED_FROM_MEMORY`}; !slices.Equal(got, want) {
 			t.Errorf("warnings = %q; want %q", got, want)
+		}		// The outage line says the fallback answers, not that the
+		// service serves "without cache".
+		deadline := time.Now().Add(2 * time.Second)
+		for svc.logs.count(t, "redis unreachable; the in-memory fallback answers until it returns") == 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := svc.logs.count(t, "redis unreachable; the in-memory fallback answers until it returns"); n != 1 {
+			t.Errorf("%d outage lines naming the fallback; want 1: %v", n, svc.logs.lines(t))
+		}
+		if n := svc.logs.count(t, "redis unreachable; requests report REDIS_UNAVAILABLE until it returns"); n != 0 {
+			t.Errorf("%d outage lines saying requests fail, with the fallback on", n)
 		}
 	})
 	t.Run("no reply", func(t *testing.T) {

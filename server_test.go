@@ -420,7 +420,7 @@ func TestAC2RedisKilledUnderLoadThenRecovers(t *testing.T) {
 	if len(lines) > 3 {
 		t.Errorf("%d log lines for one outage under load; want at most 3: %v", len(lines), lines)
 	}
-	if n := svc.logs.count(t, "redis unreachable; serving without cache until it returns"); n != 1 {
+	if n := svc.logs.count(t, "redis unreachable; requests report REDIS_UNAVAILABLE until it returns"); n != 1 {
 		t.Errorf("%d outage lines; want 1", n)
 	}
 }
@@ -792,7 +792,7 @@ func TestTLSThroughTheService(t *testing.T) {
 		if code, _ := svc.health(t, "/health"); code != http.StatusOK {
 			t.Errorf("/health = %d; want 200 (serving without the cache)", code)
 		}
-		if n := svc.logs.count(t, "redis unreachable; serving without cache until it returns"); n != 1 {
+		if n := svc.logs.count(t, "redis unreachable; requests report REDIS_UNAVAILABLE until it returns"); n != 1 {
 			t.Errorf("%d outage lines; want 1", n)
 		}
 	})

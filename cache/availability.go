@@ -398,10 +398,27 @@ func (a *availability) downLocked(cause error) {
 		if skipped > 0 {
 			attrs = append(attrs, slog.Int("changesNotLogged", skipped))
 		}
-		a.log.Warn("redis unreachable; serving without cache until it returns", attrs...)
+		a.log.Warn(a.outageMessage(), attrs...)
 	case remind:
 		a.log.Warn("redis still unreachable", slog.String("cause", reason), slog.Duration("downFor", now.Sub(h.Since).Round(time.Second)))
 	}
+}
+
+// Outage announcements: what callers get while Redis is away depends on
+// whether a fallback tier answers for it.
+const (
+	msgOutageNoFallback = "redis unreachable; requests report REDIS_UNAVAILABLE until it returns"
+	msgOutageFallback   = "redis unreachable; the in-memory fallback answers until it returns"
+)
+
+// outageMessage is the WARN line that announces an outage. It says what
+// serves meanwhile, so an operator reading the log knows whether callers
+// see errors or fallback answers (backend MEMORY).
+func (a *availability) outageMessage() string {
+	if a.memory != nil && a.fallbackOff == "" {
+		return msgOutageFallback
+	}
+	return msgOutageNoFallback
 }
 
 // stop is Close: the breaker opens for good and the probe's results no
