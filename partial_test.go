@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -295,7 +296,7 @@ func TestCacheGetManyWarningsAtTheirIndex(t *testing.T) {
 		}
 		if got, want := r.warningsAt(), []string{`["cacheGetMany",0] SERVED_FROM_MEMORY`, `["cacheGetMany",1] SERVED_FROM_MEMORY`}; !slices.Equal(got, want) {
 			t.Errorf("warnings = %q; want %q", got, want)
-		}		// The outage line says the fallback answers, not that the
+		} // The outage line says the fallback answers, not that the
 		// service serves "without cache".
 		deadline := time.Now().Add(2 * time.Second)
 		for svc.logs.count(t, "redis unreachable; the in-memory fallback answers until it returns") == 0 && time.Now().Before(deadline) {
@@ -401,5 +402,58 @@ func TestBadRequestBodiesAreNotEchoed(t *testing.T) {
 		if bytes.Contains([]byte(raw), []byte("hunter2")) {
 			t.Errorf("POST %s: the response echoes the body: %s", body, raw)
 		}
+	}
+}
+
+// TestPostInOtherMediaTypes: a POST that is not JSON (curl -d without -H,
+// a form, text) is refused with 415 and a code that says which media type
+// to send, and nothing in it runs.
+func TestPostInOtherMediaTypes(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	svc := startService(t, testEnv(srv.Addr))
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	body := `{"query":"mutation { cacheSet(key: \"media\", value: 1) { stored } }"}`
+	tests := []struct {
+		name, contentType, wantInMessage string
+	}{
+		{"none", "", "the request has no Content-Type"},
+		{"form, as curl -d sends", "application/x-www-form-urlencoded", `"application/x-www-form-urlencoded" is not supported`},
+		{"text", "text/plain;charset=utf-8", `"text/plain;charset=utf-8" is not supported`},
+		{"graphql", "application/graphql", `"application/graphql" is not supported`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, svc.url+"/graphql", strings.NewReader(body))
+			req.Header["Content-Type"] = nil
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var r fullResponse
+			if err := json.Unmarshal(raw, &r); err != nil {
+				t.Fatalf("HTTP %d %s: %v", resp.StatusCode, raw, err)
+			}
+			if got := r.errorsAt(); resp.StatusCode != http.StatusUnsupportedMediaType || len(got) != 1 || got[0] != "null UNSUPPORTED_MEDIA_TYPE" {
+				t.Fatalf("HTTP %d, errors %q (%s); want 415 UNSUPPORTED_MEDIA_TYPE", resp.StatusCode, got, raw)
+			}
+			if msg := r.Errors[0].Message; !strings.Contains(msg, tt.wantInMessage) || !strings.Contains(msg, "Content-Type: application/json") {
+				t.Errorf("message %q; want it to name %s and the media type to send", msg, tt.wantInMessage)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q; want application/json", ct)
+			}
+			if r.Data != nil {
+				t.Errorf("data = %s; want no data entry", r.Data)
+			}
+			if got, _ := srv.Do(t, "EXISTS", "school-erp:media"); got != "0" {
+				t.Errorf("EXISTS media = %s; want nothing stored", got)
+			}
+		})
 	}
 }

@@ -35,6 +35,9 @@ const (
 	// is not JSON, say), or its persistedQuery extension is not an object
 	// with a sha256Hash string and a numeric version.
 	CodeBadRequest = "BAD_REQUEST"
+	// CodeUnsupportedMediaType: a POST whose Content-Type is not
+	// application/json (HTTP 415).
+	CodeUnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
 	// CodeMethodNotAllowed: a mutation sent with GET (HTTP 405).
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	// CodeIntrospectionDisabled: __schema or __type while introspection is

@@ -117,10 +117,12 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	// preflight. POST and GET are this package's own (request.go), so that
 	// a request that is not a GraphQL request gets a coded error, and a
 	// request refused before execution is answered as GraphQL over HTTP
-	// says.
+	// says; a POST in any other media type gets a coded 415 that names the
+	// one accepted.
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{compiled: compiled})
+	srv.AddTransport(unsupportedMedia{}) // last: any other POST
 	parsed := newParsedCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes)
 	srv.SetQueryCache(parsed)
 	if opts.Introspection {

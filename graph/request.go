@@ -335,6 +335,43 @@ func (getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExe
 	writeResponse(w, responses(ctx))
 }
 
+// unsupportedMedia answers a POST that postJSON does not take: its
+// Content-Type is missing or not application/json (curl -d sends
+// application/x-www-form-urlencoded). gqlgen's own answer to it is
+// "transport not supported", with no code and a text/plain content type;
+// this one says which media type to send.
+type unsupportedMedia struct{}
+
+var _ graphql.Transport = unsupportedMedia{}
+
+func (unsupportedMedia) Supports(r *http.Request) bool {
+	return r.Header.Get("Upgrade") == "" && r.Method == http.MethodPost
+}
+
+func (unsupportedMedia) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
+	w.Header().Set("Content-Type", responseType(r))
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Accept-Post", mediaJSON)
+	w.WriteHeader(http.StatusUnsupportedMediaType)
+	msg := "the request has no Content-Type"
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		msg = fmt.Sprintf("Content-Type %q is not supported", clip(ct, 100))
+	}
+	err := &gqlerror.Error{Message: msg + ": send the GraphQL request as JSON with Content-Type: application/json", Extensions: map[string]any{"code": CodeUnsupportedMediaType}}
+	writeRequestErrors(w, exec.DispatchError(r.Context(), gqlerror.List{err}))
+}
+
+// clip shortens s to at most n bytes for a message, on a rune boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // noQuery reports whether a request has neither a query nor the
 // persistedQuery extension that may stand for one: it is not a GraphQL
 // request (GraphQL over HTTP: the server MAY answer 400).
