@@ -79,10 +79,13 @@ type serviceHealth struct {
 // redisHealth is the seed story's format (status, latencyMs, memoryUsage,
 // uptime) plus fields that help an operator; unknown values are null.
 type redisHealth struct {
-	Status        cache.Status `json:"status"`
-	LatencyMs     *float64     `json:"latencyMs"`
-	MemoryUsage   *string      `json:"memoryUsage"`
-	Uptime        *int64       `json:"uptime"`
+	Status      cache.Status `json:"status"`
+	LatencyMs   *float64     `json:"latencyMs"`
+	MemoryUsage *string      `json:"memoryUsage"`
+	Uptime      *int64       `json:"uptime"`
+	// UptimeSeconds is Uptime again, under the name GraphQL's redisHealth
+	// gives it, so a caller moving between the two finds it either way.
+	UptimeSeconds *int64       `json:"uptimeSeconds"`
 	ServerVersion *string      `json:"serverVersion"`
 	Reason        *string      `json:"reason"`
 	LastError     *string      `json:"lastError"`
@@ -149,7 +152,7 @@ func newRedisHealth(h cache.Health) redisHealth {
 	}
 	if s := h.Server; s != nil {
 		mem := s.MemoryUsage()
-		out.MemoryUsage, out.Uptime, out.ServerVersion = &mem, &s.UptimeSeconds, &s.Version
+		out.MemoryUsage, out.Uptime, out.UptimeSeconds, out.ServerVersion = &mem, &s.UptimeSeconds, &s.UptimeSeconds, &s.Version
 	}
 	if h.Reason != "" {
 		out.Reason = &h.Reason

@@ -229,6 +229,7 @@ type healthBody struct {
 		LatencyMs     *float64 `json:"latencyMs"`
 		MemoryUsage   *string  `json:"memoryUsage"`
 		Uptime        *int64   `json:"uptime"`
+		UptimeSeconds *int64   `json:"uptimeSeconds"`
 		ServerVersion *string  `json:"serverVersion"`
 		Reason        *string  `json:"reason"`
 		Redis         *struct {
@@ -306,6 +307,8 @@ func TestAC1ConnectsWithPasswordAndReportsHealth(t *testing.T) {
 	hb := svc.waitRedisStatus(t, "connected", 5*time.Second)
 	if !hb.Success || hb.Data.LatencyMs == nil || *hb.Data.LatencyMs <= 0 || hb.Data.MemoryUsage == nil || hb.Data.Uptime == nil {
 		t.Errorf("/health/redis = %+v; want success with latency, memory and uptime", hb)
+	} else if hb.Data.UptimeSeconds == nil || *hb.Data.UptimeSeconds != *hb.Data.Uptime {
+		t.Errorf("/health/redis uptimeSeconds = %v; want uptime's %d under GraphQL's name too", hb.Data.UptimeSeconds, *hb.Data.Uptime)
 	}
 	code, hb := svc.health(t, "/health")
 	if code != http.StatusOK || hb.Data.Status != "ok" || hb.Data.Redis == nil || hb.Data.Redis.Status != "connected" {
