@@ -50,6 +50,9 @@ type HandlerOptions struct {
 	// without the compiled read path (compiled.go): for the differential
 	// test, which compares the two.
 	NoCompiledReads bool
+	// Subscriptions configure the WebSocket transport; without
+	// Subscriptions.Sockets there is none.
+	Subscriptions SubscriptionOptions
 }
 
 // withDefaults fills in the zero fields.
@@ -72,6 +75,7 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	if o.MaxValueBytes == 0 {
 		o.MaxValueBytes = cache.DefaultMaxValueBytes
 	}
+	o.Subscriptions = o.Subscriptions.withDefaults()
 	return o
 }
 
@@ -118,6 +122,11 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	// a request that is not a GraphQL request gets a coded error, and a
 	// request refused before execution is answered as GraphQL over HTTP
 	// says.
+	if sub := opts.Subscriptions; sub.Sockets != nil {
+		// First: an upgrade is a GET, which getQuery would take.
+		sub.Sockets.opts = sub
+		srv.AddTransport(websocketTransport(sub, opts.Auth))
+	}
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{compiled: compiled})
@@ -151,5 +160,5 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	return front{compiled: compiled, next: srv}, compiled
+	return front{compiled: compiled, next: srv, sockets: opts.Subscriptions.Sockets}, compiled
 }
