@@ -72,7 +72,7 @@ func TestOperationsFileCoversTheSchema(t *testing.T) {
 			if !selected[def.Name+"."+f.Name] {
 				t.Errorf("clients/operations.graphql does not select %s.%s", def.Name, f.Name)
 			}
-			if def == schema.Query || def == schema.Mutation {
+			if def == schema.Query || def == schema.Mutation || def == schema.Subscription {
 				for _, a := range f.Arguments {
 					if !selected[def.Name+"."+f.Name+"("+a.Name+")"] {
 						t.Errorf("clients/operations.graphql does not pass %s.%s(%s)", def.Name, f.Name, a.Name)
@@ -84,6 +84,7 @@ func TestOperationsFileCoversTheSchema(t *testing.T) {
 	}
 	visit(schema.Query)
 	visit(schema.Mutation)
+	visit(schema.Subscription)
 	if len(seen) < 10 {
 		t.Fatalf("only %d types reached from the roots; the walk is broken", len(seen))
 	}

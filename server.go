@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -151,7 +152,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer limiter.Close()
 	var draining atomic.Bool
-	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining})
+	var sockets *graph.Sockets
+	if cfg.SubscriptionsEnabled {
+		sockets = graph.NewSockets()
+	}
+	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining, sockets: sockets})
 
 	// Every listener is closed on every way out of run, whatever fails
 	// after it opened (http.Server.Serve closes it too; a second Close is
@@ -204,6 +209,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	if sockets != nil {
+		// WebSockets are hijacked connections, which http.Server.Shutdown
+		// neither closes nor waits for: close them with 1001 (going away),
+		// so that clients reconnect to another instance, and wait for
+		// their handlers.
+		if n := sockets.Open(); n > 0 {
+			logger.Info("closing websockets", slog.Int("sockets", n))
+		}
+		if err := sockets.Shutdown(shutdownCtx); err != nil {
+			logger.Warn("websockets did not close within SHUTDOWN_TIMEOUT", slog.String("error", err.Error()))
+		}
+	}
 	stopServing(shutdownCtx, logger, servers, cancelHandlers, &running)
 	for range serving {
 		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -392,11 +409,27 @@ type deps struct {
 	auth     *auth.Authenticator
 	limiter  *ratelimit.Limiter // nil: no rate limiting
 	draining *atomic.Bool
+	sockets  *graph.Sockets // nil: subscriptions off
 }
 
 // newServer wires the routes. Every dependency comes in as a parameter.
 func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
-	var gql http.Handler = graph.NewHandler(&graph.Resolver{Cache: d.cache}, graph.HandlerOptions{
+	resolver := &graph.Resolver{Cache: d.cache}
+	subs := graph.SubscriptionOptions{Sockets: d.sockets}
+	if d.sockets != nil {
+		resolver.Changes = d.cache
+		subs.MaxKeys = cfg.SubscriptionMaxKeys
+		subs.MaxPerSocket = cfg.SubscriptionMaxPerSocket
+		subs.MaxSocketsPerToken = cfg.SubscriptionMaxSocketsPerToken
+		subs.MaxSockets = cfg.SubscriptionMaxSockets
+		subs.KeepAlive = cfg.SubscriptionKeepAlive
+		subs.InitTimeout = cfg.SubscriptionInitTimeout
+		subs.CheckOrigin = websocketOrigin(cfg)
+		if d.metrics != nil {
+			subs.Observer = d.metrics
+		}
+	}
+	api := graph.NewHandler(resolver, graph.HandlerOptions{
 		Introspection: cfg.Introspection,
 		NoSuggestions: !cfg.FieldSuggestions,
 		Auth:          d.auth,
@@ -413,7 +446,9 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		MaxResponseBytes:         cfg.GraphQLMaxResponseBytes,
 		MaxValueBytes:            cfg.Cache.MaxValueBytes,
 		Logger:                   logger,
+		Subscriptions:            subs,
 	})
+	var gql http.Handler = api
 	// Outermost first: answer CORS, admit only known callers, limit their
 	// rate, shed what is beyond the in-flight bound, read the body within
 	// its size and time bounds (only once all of that passed), then bound
@@ -461,7 +496,39 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		}
 		mux.Handle("GET /metrics", metrics)
 	}
-	return hotRoutes{mux: mux, graphql: gql, health: http.HandlerFunc(h.service)}
+	routes := hotRoutes{mux: mux, graphql: gql, health: http.HandlerFunc(h.service)}
+	if d.sockets != nil {
+		// A WebSocket passes none of the request gate (its bounds are for
+		// a request, and its token may come in connection_init) and no
+		// CORS (browsers do not apply it to WebSockets): the GraphQL
+		// handler admits it (graph/sockets.go).
+		routes.websocket = api
+	}
+	return routes
+}
+
+// websocketOrigin is the Origin rule for WebSocket upgrades: browsers send
+// Origin and do not apply CORS to WebSockets, so a page of any site could
+// open one with the user's cookies or network position (cross-site
+// WebSocket hijacking). Outside development the Origin must be the
+// service's own host or one of CORS_ALLOWED_ORIGINS; a client that sends
+// no Origin is not a browser, and its token decides.
+func websocketOrigin(cfg *config.Config) func(*http.Request) bool {
+	if cfg.AppEnv == config.EnvDevelopment {
+		return nil
+	}
+	allowed := map[string]bool{}
+	for _, o := range cfg.AllowedOrigins {
+		allowed[strings.ToLower(o)] = true
+	}
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" || allowed["*"] || allowed[strings.ToLower(origin)] {
+			return true
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
 }
 
 // hotRoutes sends the two routes called on every request of a client or a
@@ -471,10 +538,14 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 type hotRoutes struct {
 	mux             *http.ServeMux
 	graphql, health http.Handler
+	// websocket takes the upgrades to /graphql; nil: subscriptions off.
+	websocket http.Handler
 }
 
 func (h hotRoutes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
+	case h.websocket != nil && r.URL.Path == "/graphql" && graph.IsWebSocketUpgrade(r):
+		h.websocket.ServeHTTP(w, r)
 	case r.URL.Path == "/graphql" && (r.Method == http.MethodPost || r.Method == http.MethodGet || r.Method == http.MethodOptions):
 		h.graphql.ServeHTTP(w, r)
 	case r.URL.Path == "/health" && r.Method == http.MethodGet:
@@ -531,6 +602,8 @@ func cacheOptions(cfg *config.Config, logger *slog.Logger) cache.Options {
 		ClientCacheTTL:      r.ClientCacheTTL,
 		Fallback:            cache.FallbackMode(cfg.Cache.Fallback),
 		FallbackMaxBytes:    cfg.Cache.FallbackMaxBytes,
+		DisableChanges:      !cfg.SubscriptionsEnabled,
+		WatchQueue:          cfg.SubscriptionQueue,
 		Logger:              logger,
 	}
 	if r.MaxRetries == 0 {

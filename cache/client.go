@@ -40,6 +40,10 @@ type Client struct {
 	avail       *availability
 	// waiters are the callers of Fetch waiting for another's value.
 	waiters *waitList
+	// changes owns the subscription and the watchers (changes.go).
+	changes *changeHub
+	// healthWatch sends health transitions to WatchHealth's callers.
+	healthWatch *healthWatch
 
 	// vk is nil until the first connection succeeds; valkey-go reconnects
 	// by itself after that.
@@ -100,6 +104,8 @@ func New(opts Options) (*Client, error) {
 		tripAfter: failuresToTrip,
 	}, c.log, c.obs, memory)
 	c.rejected = throttle{every: opts.OutageReminder}
+	c.changes = newChangeHub(c)
+	c.healthWatch = &healthWatch{c: c}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go c.monitor(ctx)
@@ -117,6 +123,8 @@ func (c *Client) Close() {
 	c.closed = true
 	c.mu.Unlock()
 	c.avail.stop()
+	c.changes.stop()
+	c.healthWatch.stop()
 	c.cancel()
 	<-c.done
 	if vk := c.vk.Load(); vk != nil {
@@ -140,6 +148,7 @@ func (c *Client) Health() Health {
 		h.ClientCache = ClientCacheOn
 	}
 	h.Fallback.Mode = c.opts.Fallback
+	h.KeyspaceNotifications = c.changes.keyspace()
 	return h
 }
 
@@ -457,6 +466,9 @@ func (c *Client) del(ctx context.Context, rk string) (bool, Backend, error) {
 	n, err := res[0].AsInt64()
 	if err != nil {
 		return false, "", fmt.Errorf("%w: unexpected reply to DEL: %w", ErrRejected, err)
+	}
+	if key, ok := c.clientKey(rk); ok && n > 0 {
+		c.publish(opCtx, vk, Change{Key: key, Kind: ChangeDelete})
 	}
 	return n > 0, BackendRedis, nil
 }

@@ -44,6 +44,14 @@
 // write after the key changed is refused with [ErrLeaseInvalid]
 // (leases.go).
 //
+// Every write that Redis confirms is announced on a pub/sub channel in the
+// service's namespace; [Client.Watch] delivers the announcements of every
+// instance on the same Redis, with expiries, evictions and other programs'
+// writes from keyspace notifications when the server sends them. Delivery
+// is at most once, and a watcher is told when it may have missed a change
+// ([ChangeResync]); changes.go says why and how. [Client.WatchHealth]
+// sends health transitions.
+//
 // State changes are logged once each: a WARN when Redis becomes
 // unreachable (with the cause), at most one reminder per
 // Options.OutageReminder while it stays so, an INFO when it is back; a Redis

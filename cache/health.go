@@ -58,6 +58,10 @@ type Health struct {
 	Breaker     BreakerState
 	Fallback    FallbackHealth
 	ClientCache ClientCacheState
+	// KeyspaceNotifications says whether Redis sends the keyspace
+	// notifications Watch uses for expiries, evictions and other programs'
+	// writes; unknown until the first Watch has subscribed.
+	KeyspaceNotifications KeyspaceNotifications
 	// ConnectionResets counts connections to Redis that the server or the
 	// network closed under the client since it started (valkey-go
 	// reconnects; a reset that Redis survives is not an outage).

@@ -252,6 +252,11 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 	if errors.Is(err, ErrConditionNotMet) || errors.Is(err, ErrLeaseInvalid) {
 		c.untag(opCtx, vk, rk, made)
 	}
+	if err == nil {
+		if key, ok := c.clientKey(rk); ok {
+			c.publish(opCtx, vk, Change{Key: key, Kind: ChangeSet, ETag: ETag(value), Tags: opts.Tags})
+		}
+	}
 	return r, err
 }
 
@@ -407,13 +412,22 @@ func (c *Client) increment(ctx context.Context, rk string, by int64, ttl time.Du
 		if err != nil {
 			return 0, "", counterRejected(err)
 		}
+		c.incremented(opCtx, vk, rk, n)
 		return n, BackendRedis, nil
 	}
 	n, err := reply.AsInt64()
 	if err != nil {
 		return 0, "", counterRejected(err)
 	}
+	c.incremented(opCtx, vk, rk, n)
 	return n, BackendRedis, nil
+}
+
+// incremented announces a counter's new value.
+func (c *Client) incremented(ctx context.Context, vk *valkeyClient, rk string, n int64) {
+	if key, ok := c.clientKey(rk); ok {
+		c.publish(ctx, vk, Change{Key: key, Kind: ChangeIncremented, ETag: ETag(strconv.AppendInt(nil, n, 10))})
+	}
 }
 
 // ErrNotCounter, wrapped with ErrRejected, is why Increment was refused.
@@ -502,6 +516,9 @@ func (c *Client) expire(ctx context.Context, rk string, ttl time.Duration) (bool
 	if err != nil {
 		return false, "", fmt.Errorf("%w: unexpected reply: %w", ErrRejected, err)
 	}
+	if key, ok := c.clientKey(rk); ok && n > 0 {
+		c.publish(opCtx, vk, Change{Key: key, Kind: ChangeTTL})
+	}
 	return n > 0, BackendRedis, nil
 }
 
@@ -569,6 +586,13 @@ func (c *Client) SetMany(ctx context.Context, entries []SetEntry) ([]WriteResult
 			return c.tagBatch(ctx, opCtx, epoch, vk, idx, entries)
 		},
 	})
+	var changes []Change
+	for i, r := range results {
+		if r.Err == nil && r.Backend == BackendRedis {
+			changes = append(changes, Change{Key: entries[i].Key, Kind: ChangeSet, ETag: ETag(entries[i].Value), Tags: entries[i].Tags})
+		}
+	}
+	c.announce(ctx, changes)
 	c.observe(OpSetMany, batchOutcome(results), batchBackend(results), start)
 	return results, nil
 }
@@ -608,15 +632,32 @@ func (c *Client) DeleteMany(ctx context.Context, keys []string) ([]DeleteResult,
 		},
 	})
 	results := make([]DeleteResult, len(keys))
+	var changes []Change
 	for i, w := range writes {
 		if w.Err == nil && w.Backend == BackendRedis {
 			n, _ := replies[i][0].AsInt64()
 			deleted[i] = n > 0
+			if deleted[i] {
+				changes = append(changes, Change{Key: keys[i], Kind: ChangeDelete})
+			}
 		}
 		results[i] = DeleteResult{Deleted: deleted[i], Backend: w.Backend, Err: w.Err}
 	}
+	c.announce(ctx, changes)
 	c.observe(OpDeleteMany, batchOutcome(writes), batchBackend(writes), start)
 	return results, nil
+}
+
+// announce publishes the changes of a batch, after it, within a command
+// timeout of its own.
+func (c *Client) announce(ctx context.Context, changes []Change) {
+	vk := c.vk.Load()
+	if len(changes) == 0 || vk == nil {
+		return
+	}
+	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	defer cancel()
+	c.publish(opCtx, vk, changes...)
 }
 
 // batchWrites describes independent writes sent as one batch.

@@ -112,6 +112,14 @@ type Options struct {
 	Fallback         FallbackMode
 	FallbackMaxBytes int
 
+	// DisableChanges turns off change notifications: writes publish
+	// nothing (saving a round trip each) and Watch returns ErrChangesOff.
+	// See changes.go.
+	DisableChanges bool
+	// WatchQueue is how many changes each watcher's queue holds before a
+	// RESYNC replaces them; zero means DefaultWatchQueue.
+	WatchQueue int
+
 	// Logger receives state changes; nil discards them.
 	Logger *slog.Logger
 	// Observer receives every operation and state change, for metrics;
@@ -199,6 +207,8 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.FallbackMaxBytes, DefaultFallbackMaxBytes)
 	setDefault(&o.ClientCacheBytes, DefaultClientCacheBytes)
 	setDefault(&o.ClientCacheTTL, DefaultClientCacheTTL)
+	setDefault(&o.WatchQueue, DefaultWatchQueue)
+	o.WatchQueue = max(o.WatchQueue, 2)
 	if o.ReconnectMinBackoff > o.ReconnectMaxBackoff {
 		o.ReconnectMinBackoff = o.ReconnectMaxBackoff
 	}

@@ -207,7 +207,7 @@ func (c *Client) invalidateTags(ctx context.Context, tags []string) (InvalidateR
 	defer cancel()
 	deleted := 0
 	for _, t := range tags {
-		n, err := c.invalidateTag(opCtx, vk, c.tagSetKey(t))
+		n, err := c.invalidateTag(opCtx, vk, t)
 		deleted += n
 		if err != nil {
 			o := c.failed(ctx, opCtx, epoch, OpInvalidateTags, err)
@@ -225,7 +225,8 @@ func (c *Client) invalidateTags(ctx context.Context, tags []string) (InvalidateR
 
 // invalidateTag deletes the keys in one tag set, a page at a time, and
 // prunes the entries it read.
-func (c *Client) invalidateTag(ctx context.Context, vk *valkeyClient, set string) (int, error) {
+func (c *Client) invalidateTag(ctx context.Context, vk *valkeyClient, tag string) (int, error) {
+	set := c.tagSetKey(tag)
 	deleted := 0
 	var cursor uint64
 	for {
@@ -250,13 +251,18 @@ func (c *Client) invalidateTag(ctx context.Context, vk *valkeyClient, set string
 			if !c.clientCacheOff() {
 				step = 3
 			}
+			var gone []Change
 			for i := 0; i < len(res); i += step {
 				n, err := res[i].AsInt64()
 				if err != nil {
 					return deleted, err
 				}
 				deleted += int(n)
+				if key, ok := c.clientKey(pairs[i/step*2]); ok && n > 0 {
+					gone = append(gone, Change{Key: key, Kind: ChangeInvalidated, Tags: []string{tag}})
+				}
 			}
+			c.publish(ctx, vk, gone...)
 			if err := c.prune(ctx, vk, set, pairs); err != nil {
 				return deleted, err
 			}

@@ -65,6 +65,15 @@ type Config struct {
 	// Counted as values are read, before the response is built.
 	GraphQLMaxResponseBytes int `env:"GRAPHQL_MAX_RESPONSE_BYTES" envDefault:"16777216" envDescription:"Most bytes of values one response may hold; a query whose values take more is refused with RESPONSE_TOO_LARGE. Reads take as many keys at once as fit in what is left, at CACHE_MAX_VALUE_BYTES a key" allowed:"an integer from 1024 to 1073741824, and at least CACHE_MAX_VALUE_BYTES"`
 
+	SubscriptionsEnabled           bool          `env:"SUBSCRIPTIONS_ENABLED" envDefault:"true" envDescription:"GraphQL subscriptions over WebSocket at /graphql (cacheChanged, redisHealthChanged); every write then also publishes its change to Redis (one PUBLISH each)" allowed:"true or false"`
+	SubscriptionMaxKeys            int           `env:"SUBSCRIPTION_MAX_KEYS" envDefault:"100" envDescription:"Most keys (and, separately, tags) one cacheChanged subscription may name" allowed:"an integer from 1 to 1000"`
+	SubscriptionMaxPerSocket       int           `env:"SUBSCRIPTION_MAX_PER_SOCKET" envDefault:"50" envDescription:"Most subscriptions running at once on one WebSocket; beyond it a subscription gets an error SUBSCRIPTION_LIMIT" allowed:"an integer from 1 to 10000"`
+	SubscriptionMaxSocketsPerToken int           `env:"SUBSCRIPTION_MAX_SOCKETS_PER_TOKEN" envDefault:"1000" envDescription:"Most WebSockets open at once with one API token on this instance; beyond it connection_init is refused with close code 4429" allowed:"an integer from 1 to 1000000"`
+	SubscriptionMaxSockets         int           `env:"SUBSCRIPTION_MAX_SOCKETS" envDefault:"10000" envDescription:"Most WebSockets open at once on this instance; beyond it the upgrade gets HTTP 503 OVERLOADED" allowed:"an integer from 1 to 1000000"`
+	SubscriptionKeepAlive          time.Duration `env:"SUBSCRIPTION_KEEPALIVE" envDefault:"25s" envDescription:"Interval of the server's pings on each WebSocket; a client that answers none for two intervals is disconnected" allowed:"a duration from 1s to 10m"`
+	SubscriptionInitTimeout        time.Duration `env:"SUBSCRIPTION_INIT_TIMEOUT" envDefault:"10s" envDescription:"Time a WebSocket has after the upgrade to send connection_init; beyond it the socket is closed with 4408" allowed:"a duration from 100ms to 5m"`
+	SubscriptionQueue              int           `env:"SUBSCRIPTION_QUEUE" envDefault:"256" envDescription:"Changes queued for each subscription that has not sent the previous ones yet; beyond it what is queued is dropped and replaced by one RESYNC event" allowed:"an integer from 2 to 100000"`
+
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envDescription:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
 
 	RateLimitRPS       float64 `env:"RATE_LIMIT_RPS" envDefault:"0" envDescription:"Requests per second each API token may make to /graphql on this instance, unless RATE_LIMIT_TOKENS gives it a limit of its own; 0 (the default) means tokens are not limited" allowed:"a number of 0 or more"`
@@ -510,6 +519,13 @@ func (c *Config) validate(environ map[string]string, fromFile map[string]bool) e
 		{"GRAPHQL_PLAYGROUND", oneOf(c.GraphQLPlayground, "", "true", "false"), c.GraphQLPlayground},
 		{"RATE_LIMIT_RPS", c.RateLimitRPS >= 0 && !math.IsInf(c.RateLimitRPS, 0), c.RateLimitRPS},
 		{"RATE_LIMIT_BURST", c.RateLimitBurst == 0 || c.RateLimitBurst >= 1 && c.RateLimitBurst <= maxBurst && c.RateLimitRPS > 0, c.RateLimitBurst},
+		{"SUBSCRIPTION_MAX_KEYS", c.SubscriptionMaxKeys >= 1 && c.SubscriptionMaxKeys <= 1000, c.SubscriptionMaxKeys},
+		{"SUBSCRIPTION_MAX_PER_SOCKET", c.SubscriptionMaxPerSocket >= 1 && c.SubscriptionMaxPerSocket <= 10000, c.SubscriptionMaxPerSocket},
+		{"SUBSCRIPTION_MAX_SOCKETS_PER_TOKEN", c.SubscriptionMaxSocketsPerToken >= 1 && c.SubscriptionMaxSocketsPerToken <= 1_000_000, c.SubscriptionMaxSocketsPerToken},
+		{"SUBSCRIPTION_MAX_SOCKETS", c.SubscriptionMaxSockets >= 1 && c.SubscriptionMaxSockets <= 1_000_000, c.SubscriptionMaxSockets},
+		{"SUBSCRIPTION_KEEPALIVE", c.SubscriptionKeepAlive >= time.Second && c.SubscriptionKeepAlive <= 10*time.Minute, c.SubscriptionKeepAlive},
+		{"SUBSCRIPTION_INIT_TIMEOUT", c.SubscriptionInitTimeout >= 100*time.Millisecond && c.SubscriptionInitTimeout <= 5*time.Minute, c.SubscriptionInitTimeout},
+		{"SUBSCRIPTION_QUEUE", c.SubscriptionQueue >= 2 && c.SubscriptionQueue <= 100000, c.SubscriptionQueue},
 		{"METRICS_PORT", c.MetricsPort >= 0 && c.MetricsPort <= 65535 && (c.MetricsPort == 0 || c.MetricsPort != c.Port), c.MetricsPort},
 	}
 	for _, ch := range checks {

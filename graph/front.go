@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"unsafe"
 )
 
@@ -15,9 +16,15 @@ import (
 type front struct {
 	compiled *compiledReads
 	next     http.Handler
+	// sockets admits WebSocket upgrades (sockets.go); nil: none.
+	sockets *Sockets
 }
 
 func (f front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.sockets != nil && IsWebSocketUpgrade(r) {
+		f.sockets.serve(w, r, f.next)
+		return
+	}
 	if f.compiled == nil || r.Method != http.MethodPost || !isJSONBody(r.Header.Get("Content-Type")) || r.Header.Get("Upgrade") != "" || r.Body == nil {
 		f.next.ServeHTTP(w, r)
 		return
@@ -82,4 +89,10 @@ func bodyBytes(r *http.Request) ([]byte, error) {
 		return bb.b, nil
 	}
 	return io.ReadAll(r.Body)
+}
+
+// IsWebSocketUpgrade reports whether r asks to open a WebSocket (RFC 6455:
+// a GET with Upgrade: websocket).
+func IsWebSocketUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }

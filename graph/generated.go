@@ -30,6 +30,7 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	Mutation() MutationResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -37,6 +38,15 @@ type DirectiveRoot struct {
 }
 
 type ComplexityRoot struct {
+	CacheChange struct {
+		At    func(childComplexity int) int
+		Etag  func(childComplexity int) int
+		Key   func(childComplexity int) int
+		Kind  func(childComplexity int) int
+		Tags  func(childComplexity int) int
+		Value func(childComplexity int) int
+	}
+
 	CacheCounterPayload struct {
 		Backend func(childComplexity int) int
 		Failure func(childComplexity int) int
@@ -141,6 +151,7 @@ type ComplexityRoot struct {
 		Cluster               func(childComplexity int) int
 		ConnectionResets      func(childComplexity int) int
 		Fallback              func(childComplexity int) int
+		KeyspaceNotifications func(childComplexity int) int
 		LastConnectionResetAt func(childComplexity int) int
 		LastError             func(childComplexity int) int
 		LastErrorAt           func(childComplexity int) int
@@ -154,6 +165,11 @@ type ComplexityRoot struct {
 		StatusSince           func(childComplexity int) int
 		TLS                   func(childComplexity int) int
 		UptimeSeconds         func(childComplexity int) int
+	}
+
+	Subscription struct {
+		CacheChanged       func(childComplexity int, keys []string, prefix *string, tags []string, withValue *bool) int
+		RedisHealthChanged func(childComplexity int) int
 	}
 }
 
@@ -178,6 +194,10 @@ type QueryResolver interface {
 	CacheExists(ctx context.Context, key string) (*bool, error)
 	CacheEntry(ctx context.Context, key string) (*model.CacheEntry, error)
 }
+type SubscriptionResolver interface {
+	CacheChanged(ctx context.Context, keys []string, prefix *string, tags []string, withValue *bool) (<-chan *model.CacheChange, error)
+	RedisHealthChanged(ctx context.Context) (<-chan *model.RedisHealth, error)
+}
 
 // endregion ************************** generated!.gotpl **************************
 
@@ -196,6 +216,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 	ec := newExecutionContext(nil, e, nil)
 	_ = ec
 	switch typeName + "." + field {
+
+	case "CacheChange.at":
+		if e.ComplexityRoot.CacheChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheChange.At(childComplexity), true
+	case "CacheChange.etag":
+		if e.ComplexityRoot.CacheChange.Etag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheChange.Etag(childComplexity), true
+	case "CacheChange.key":
+		if e.ComplexityRoot.CacheChange.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheChange.Key(childComplexity), true
+	case "CacheChange.kind":
+		if e.ComplexityRoot.CacheChange.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheChange.Kind(childComplexity), true
+	case "CacheChange.tags":
+		if e.ComplexityRoot.CacheChange.Tags == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheChange.Tags(childComplexity), true
+	case "CacheChange.value":
+		if e.ComplexityRoot.CacheChange.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CacheChange.Value(childComplexity), true
 
 	case "CacheCounterPayload.backend":
 		if e.ComplexityRoot.CacheCounterPayload.Backend == nil {
@@ -689,6 +746,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.RedisHealth.Fallback(childComplexity), true
+	case "RedisHealth.keyspaceNotifications":
+		if e.ComplexityRoot.RedisHealth.KeyspaceNotifications == nil {
+			break
+		}
+
+		return e.ComplexityRoot.RedisHealth.KeyspaceNotifications(childComplexity), true
 	case "RedisHealth.lastConnectionResetAt":
 		if e.ComplexityRoot.RedisHealth.LastConnectionResetAt == nil {
 			break
@@ -768,6 +831,24 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.RedisHealth.UptimeSeconds(childComplexity), true
 
+	case "Subscription.cacheChanged":
+		if e.ComplexityRoot.Subscription.CacheChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_cacheChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CacheChanged(childComplexity, args["keys"].([]string), args["prefix"].(*string), args["tags"].([]string), args["withValue"].(*bool)), true
+	case "Subscription.redisHealthChanged":
+		if e.ComplexityRoot.Subscription.RedisHealthChanged == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.RedisHealthChanged(childComplexity), true
+
 	}
 	return 0, false
 }
@@ -828,6 +909,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 				Data: buf.Bytes(),
 			}
 		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
 
 	default:
 		return graphql.OneShot(graphql.ErrorResponse(ctx, "unsupported GraphQL operation"))
@@ -855,7 +953,7 @@ func newExecutionContext(
 
 var sources = []*ast.Source{
 	{Name: "../schema.graphqls", Input: `"""
-Who may resolve a root field. Every field of Query and Mutation carries it,
+Who may resolve a root field. Every field of Query, Mutation and Subscription carries it,
 so a new field cannot be added without deciding its scope. With API tokens
 configured, a request without a known bearer token gets UNAUTHENTICATED, and
 a READ token on a WRITE field gets FORBIDDEN.
@@ -867,7 +965,7 @@ directive @auth(
 
 "What an API token allows."
 enum Scope {
-  "Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry."
+  "Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry; subscriptions: cacheChanged, redisHealthChanged."
   READ
   "Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire, cacheInvalidateTags and cacheFetch."
   WRITE
@@ -971,6 +1069,18 @@ type RedisHealth {
   fallback: FallbackHealth!
   "Server-assisted client-side caching of reads (REDIS_CLIENT_CACHE)."
   clientCache: ClientCacheState!
+  "Whether Redis sends the keyspace notifications that give cacheChanged expiries, evictions and other programs' writes (notify-keyspace-events, set on the server)."
+  keyspaceNotifications: KeyspaceNotifications!
+}
+
+"Whether Redis sends keyspace notifications (notify-keyspace-events): the service never sets it; managed services set it in their parameter group (ElastiCache, MemoryDB) or server configuration."
+enum KeyspaceNotifications {
+  "On: notify-keyspace-events has K with generic, string, expired and evicted events (for example KEA)."
+  ON
+  "Off: notify-keyspace-events lacks them (the Redis default is empty). cacheChanged still gets every write made through the service, but no EXPIRED, EVICTED or writes by other programs."
+  OFF
+  "Not known: no subscription has been made yet, or CONFIG GET is refused (managed services often forbid it). If Redis sends them, they are used."
+  UNKNOWN
 }
 
 "Whether reads are cached in the service's memory, kept coherent by Redis's invalidation messages (RESP3 CLIENT TRACKING)."
@@ -1385,6 +1495,72 @@ type Mutation {
     key: String!
   ): CacheDeletePayload @auth(scope: WRITE)
 }
+
+"What happened to a key, in a cacheChanged event."
+enum CacheChangeKind {
+  "The key was written: cacheSet, an entry of cacheSetMany, a lease fill, or a write by another program (seen through keyspace notifications, with no etag)."
+  SET
+  "The key was deleted (cacheDelete, cacheDeleteMany, or another program)."
+  DELETE
+  "The key's TTL ran out (keyspace notifications only)."
+  EXPIRED
+  "Redis evicted the key under its maxmemory policy (keyspace notifications only)."
+  EVICTED
+  "The key was deleted by cacheInvalidateTags; tags holds the tag."
+  INVALIDATED
+  "The counter at the key was incremented (cacheIncrement)."
+  INCREMENTED
+  "The key's TTL was set or removed (cacheExpire); the value did not change."
+  TTL_CHANGED
+  "Changes may have been missed since at: this instance's subscription to Redis broke (an outage, a failover) or this subscriber fell too far behind. key is empty. Read again what you show."
+  RESYNC
+}
+
+"One change of a key, or a RESYNC."
+type CacheChange {
+  "The key as given (without the server's prefix); empty for RESYNC."
+  key: String!
+  "What happened."
+  kind: CacheChangeKind!
+  "SHA-1 of the new value (as cacheEntry's etag) for SET and INCREMENTED made through the service; null otherwise."
+  etag: String
+  "When the instance that made the change announced it, or when this instance got the keyspace notification (RFC 3339); for RESYNC, the time from which changes may have been missed."
+  at: String!
+  "The tags the write carried (SET) or the tag invalidated (INVALIDATED); empty otherwise."
+  tags: [String!]!
+  "With withValue: true, the key's value when the event was sent (it may be newer than the change; null on a miss, and for DELETE, EXPIRED, EVICTED, INVALIDATED and RESYNC). A value larger than CACHE_MAX_VALUE_BYTES is left out (null)."
+  value: JSON
+}
+
+"""
+Events over WebSocket (the graphql-transport-ws protocol of the graphql-ws
+library; the legacy graphql-ws protocol too) at /graphql. The token goes in
+connection_init's payload ({"Authorization": "Bearer ..."}) or the upgrade
+request's Authorization header. Delivery is at most once: RESYNC says when
+changes may have been missed.
+"""
+type Subscription {
+  """
+  One event per change of a matching key, made through any instance of the
+  service on the same Redis: a key in keys, a key starting with prefix, or a
+  write carrying (or an invalidation of) one of tags. At least one of keys,
+  prefix and tags; at most SUBSCRIPTION_MAX_KEYS keys (and tags). A RESYNC
+  event says that changes may have been missed since its at.
+  """
+  cacheChanged(
+    "Keys to watch (without the server's prefix)."
+    keys: [String!]
+    "Watch every key starting with this."
+    prefix: String
+    "Watch writes that carry one of these tags, and their invalidation."
+    tags: [String!]
+    "Also send the key's current value with SET and INCREMENTED events (a read per event)."
+    withValue: Boolean = false
+  ): CacheChange! @auth(scope: READ)
+
+  "The health of the Redis connection now, and again on every change of its status, breaker or keyspaceNotifications (not on every probe)."
+  redisHealthChanged: RedisHealth! @auth(scope: READ)
+}
 `, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
@@ -1392,6 +1568,24 @@ var parsedSchema = gqlparser.MustLoadSchema(sources...)
 // childFields_* functions provide shared child field context lookups.
 // Each function is generated once per unique object type, deduplicating the
 // switch statements that were previously inlined in every fieldContext_* function.
+
+func (ec *executionContext) childFields_CacheChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "key":
+		return ec.fieldContext_CacheChange_key(ctx, field)
+	case "kind":
+		return ec.fieldContext_CacheChange_kind(ctx, field)
+	case "etag":
+		return ec.fieldContext_CacheChange_etag(ctx, field)
+	case "at":
+		return ec.fieldContext_CacheChange_at(ctx, field)
+	case "tags":
+		return ec.fieldContext_CacheChange_tags(ctx, field)
+	case "value":
+		return ec.fieldContext_CacheChange_value(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CacheChange", field.Name)
+}
 
 func (ec *executionContext) childFields_CacheCounterPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
@@ -1589,6 +1783,8 @@ func (ec *executionContext) childFields_RedisHealth(ctx context.Context, field g
 		return ec.fieldContext_RedisHealth_fallback(ctx, field)
 	case "clientCache":
 		return ec.fieldContext_RedisHealth_clientCache(ctx, field)
+	case "keyspaceNotifications":
+		return ec.fieldContext_RedisHealth_keyspaceNotifications(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type RedisHealth", field.Name)
 }
@@ -1993,6 +2189,44 @@ func (ec *executionContext) field_Query_cacheGet_args(ctx context.Context, rawAr
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_cacheChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "keys",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["keys"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "prefix",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["prefix"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "tags",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["tags"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "withValue",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["withValue"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field___Directive_args_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -2066,6 +2300,144 @@ func (ec *executionContext) field___Type_inputFields_args(ctx context.Context, r
 // endregion ***************************** args.gotpl *****************************
 
 // region    **************************** field.gotpl *****************************
+
+func (ec *executionContext) _CacheChange_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheChange_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheChange_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheChange_kind(ctx context.Context, field graphql.CollectedField, obj *model.CacheChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheChange_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.CacheChangeKind) graphql.Marshaler {
+			return ec.marshalNCacheChangeKind2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheChangeKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheChange_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheChange", field, false, false, "CacheChangeKind")
+}
+
+func (ec *executionContext) _CacheChange_etag(ctx context.Context, field graphql.CollectedField, obj *model.CacheChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheChange_etag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Etag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheChange_etag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheChange_at(ctx context.Context, field graphql.CollectedField, obj *model.CacheChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheChange_tags(ctx context.Context, field graphql.CollectedField, obj *model.CacheChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheChange_tags(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Tags, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CacheChange_tags(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CacheChange_value(ctx context.Context, field graphql.CollectedField, obj *model.CacheChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CacheChange_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Value, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalOJSON2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐJSON(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CacheChange_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CacheChange", field, false, false, "JSON")
+}
 
 func (ec *executionContext) _CacheCounterPayload_key(ctx context.Context, field graphql.CollectedField, obj *model.CacheCounterPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
@@ -4565,6 +4937,141 @@ func (ec *executionContext) fieldContext_RedisHealth_clientCache(_ context.Conte
 	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "ClientCacheState")
 }
 
+func (ec *executionContext) _RedisHealth_keyspaceNotifications(ctx context.Context, field graphql.CollectedField, obj *model.RedisHealth) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_RedisHealth_keyspaceNotifications(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.KeyspaceNotifications, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.KeyspaceNotifications) graphql.Marshaler {
+			return ec.marshalNKeyspaceNotifications2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐKeyspaceNotifications(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_RedisHealth_keyspaceNotifications(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("RedisHealth", field, false, false, "KeyspaceNotifications")
+}
+
+func (ec *executionContext) _Subscription_cacheChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_cacheChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CacheChanged(ctx, fc.Args["keys"].([]string), fc.Args["prefix"].(*string), fc.Args["tags"].([]string), fc.Args["withValue"].(*bool))
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal *model.CacheChange
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.CacheChange
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CacheChange) graphql.Marshaler {
+			return ec.marshalNCacheChange2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_cacheChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CacheChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_cacheChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_redisHealthChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_redisHealthChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().RedisHealthChanged(ctx)
+		},
+		func(ctx context.Context, next graphql.Resolver) graphql.Resolver {
+			directive0 := next
+
+			directive1 := func(ctx context.Context) (any, error) {
+				scope, err := ec.unmarshalNScope2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐScope(ctx, "READ")
+				if err != nil {
+					var zeroVal *model.RedisHealth
+					return zeroVal, err
+				}
+				if ec.Directives.Auth == nil {
+					var zeroVal *model.RedisHealth
+					return zeroVal, errors.New("directive auth is not implemented")
+				}
+				return ec.Directives.Auth(ctx, nil, directive0, scope)
+			}
+
+			next = directive1
+			return next
+		},
+		func(ctx context.Context, selections ast.SelectionSet, v *model.RedisHealth) graphql.Marshaler {
+			return ec.marshalNRedisHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisHealth(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_redisHealthChanged(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_RedisHealth(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5709,6 +6216,64 @@ func UnmarshalCacheSetInput(ctx context.Context, raw any) (model.CacheSetInput, 
 
 // region    **************************** object.gotpl ****************************
 
+var cacheChangeImplementors = []string{"CacheChange"}
+
+func (ec *executionContext) _CacheChange(ctx context.Context, sel ast.SelectionSet, obj *model.CacheChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, cacheChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CacheChange")
+		case "key":
+			out.Values[i] = ec._CacheChange_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "kind":
+			out.Values[i] = ec._CacheChange_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "etag":
+			out.Values[i] = ec._CacheChange_etag(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._CacheChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "tags":
+			out.Values[i] = ec._CacheChange_tags(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "value":
+			out.Values[i] = ec._CacheChange_value(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var cacheCounterPayloadImplementors = []string{"CacheCounterPayload"}
 
 func (ec *executionContext) _CacheCounterPayload(ctx context.Context, sel ast.SelectionSet, obj *model.CacheCounterPayload) graphql.Marshaler {
@@ -6494,6 +7059,11 @@ func (ec *executionContext) _RedisHealth(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "keyspaceNotifications":
+			out.Values[i] = ec._RedisHealth_keyspaceNotifications(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -6509,6 +7079,28 @@ func (ec *executionContext) _RedisHealth(ctx context.Context, sel ast.SelectionS
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "cacheChanged":
+		return ec._Subscription_cacheChanged(ctx, fields[0])
+	case "redisHealthChanged":
+		return ec._Subscription_redisHealthChanged(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -6907,6 +7499,24 @@ func (ec *executionContext) marshalNCacheBackend2githubᚗcomᚋschoolᚑerpᚋc
 	return v
 }
 
+func (ec *executionContext) marshalNCacheChange2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheChange(ctx context.Context, sel ast.SelectionSet, v *model.CacheChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CacheChange!")
+		return graphql.Null
+	}
+	return ec._CacheChange(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCacheChangeKind2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheChangeKind(ctx context.Context, v any) (model.CacheChangeKind, error) {
+	var res model.CacheChangeKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCacheChangeKind2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheChangeKind(ctx context.Context, sel ast.SelectionSet, v model.CacheChangeKind) graphql.Marshaler {
+	return v
+}
+
 func (ec *executionContext) unmarshalNCacheSetInput2ᚕᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐCacheSetInputᚄ(ctx context.Context, v any) ([]*model.CacheSetInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
@@ -6966,6 +7576,16 @@ func (ec *executionContext) marshalNInt2int(ctx context.Context, sel ast.Selecti
 		graphql.AddInvalidNullFromMarshaler(ctx, "Int!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNKeyspaceNotifications2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐKeyspaceNotifications(ctx context.Context, v any) (model.KeyspaceNotifications, error) {
+	var res model.KeyspaceNotifications
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNKeyspaceNotifications2githubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐKeyspaceNotifications(ctx context.Context, sel ast.SelectionSet, v model.KeyspaceNotifications) graphql.Marshaler {
+	return v
 }
 
 func (ec *executionContext) marshalNRedisHealth2ᚖgithubᚗcomᚋschoolᚑerpᚋcacheᚑserviceᚋgraphᚋmodelᚐRedisHealth(ctx context.Context, sel ast.SelectionSet, v *model.RedisHealth) graphql.Marshaler {

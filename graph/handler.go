@@ -50,6 +50,9 @@ type HandlerOptions struct {
 	// without the compiled read path (compiled.go): for the differential
 	// test, which compares the two.
 	NoCompiledReads bool
+	// Subscriptions configure the WebSocket transport; without
+	// Subscriptions.Sockets there is none.
+	Subscriptions SubscriptionOptions
 }
 
 // withDefaults fills in the zero fields.
@@ -72,6 +75,7 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	if o.MaxValueBytes == 0 {
 		o.MaxValueBytes = cache.DefaultMaxValueBytes
 	}
+	o.Subscriptions = o.Subscriptions.withDefaults()
 	return o
 }
 
@@ -119,6 +123,11 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	// request refused before execution is answered as GraphQL over HTTP
 	// says; a POST in any other media type gets a coded 415 that names the
 	// one accepted.
+	if sub := opts.Subscriptions; sub.Sockets != nil {
+		// First: an upgrade is a GET, which getQuery would take.
+		sub.Sockets.opts = sub
+		srv.AddTransport(websocketTransport(sub, opts.Auth))
+	}
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(getQuery{})
 	srv.AddTransport(postJSON{compiled: compiled})
@@ -153,5 +162,5 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	srv.Use(warnings{})
 	srv.SetErrorPresenter(presentError(log))
 	srv.SetRecoverFunc(recoverPanic(log))
-	return front{compiled: compiled, next: srv}, compiled
+	return front{compiled: compiled, next: srv, sockets: opts.Subscriptions.Sockets}, compiled
 }

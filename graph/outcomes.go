@@ -136,6 +136,7 @@ func healthModel(h cache.Health) *model.RedisHealth {
 	m.ConnectionResets = int(min(h.ConnectionResets, math.MaxInt32))
 	m.LastConnectionResetAt = timestamp(h.LastConnectionResetAt)
 	m.ClientCache = clientCacheStates[h.ClientCache]
+	m.KeyspaceNotifications = keyspaceStates[h.KeyspaceNotifications]
 	m.Fallback = &model.FallbackHealth{
 		Mode:    model.FallbackModeNone,
 		Active:  h.Fallback.Active,
@@ -154,6 +155,13 @@ var clientCacheStates = map[cache.ClientCacheState]model.ClientCacheState{
 	cache.ClientCacheUnknown:     model.ClientCacheStateUnknown,
 	cache.ClientCacheOff:         model.ClientCacheStateOff,
 	cache.ClientCacheUnsupported: model.ClientCacheStateUnsupported,
+}
+
+var keyspaceStates = map[cache.KeyspaceNotifications]model.KeyspaceNotifications{
+	"":                    model.KeyspaceNotificationsUnknown,
+	cache.KeyspaceUnknown: model.KeyspaceNotificationsUnknown,
+	cache.KeyspaceOn:      model.KeyspaceNotificationsOn,
+	cache.KeyspaceOff:     model.KeyspaceNotificationsOff,
 }
 
 var breakerStates = map[cache.BreakerState]model.BreakerState{

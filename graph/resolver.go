@@ -34,4 +34,6 @@ var _ Cache = (*cache.Client)(nil)
 // Resolver holds the resolvers' dependencies.
 type Resolver struct {
 	Cache Cache
+	// Changes serves the subscriptions; nil refuses them.
+	Changes Changes
 }

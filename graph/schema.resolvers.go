@@ -257,13 +257,27 @@ func (r *queryResolver) CacheEntry(ctx context.Context, key string) (*model.Cach
 	return &model.CacheEntry{Key: key, Value: model.JSON(e.Value), TTLSeconds: ttlSecondsOf(e.TTL), Etag: e.ETag, Backend: *backendModel(e.Backend)}, nil
 }
 
+// CacheChanged is the resolver for the cacheChanged field.
+func (r *subscriptionResolver) CacheChanged(ctx context.Context, keys []string, prefix *string, tags []string, withValue *bool) (<-chan *model.CacheChange, error) {
+	return r.cacheChanged(ctx, keys, prefix, tags, withValue != nil && *withValue)
+}
+
+// RedisHealthChanged is the resolver for the redisHealthChanged field.
+func (r *subscriptionResolver) RedisHealthChanged(ctx context.Context) (<-chan *model.RedisHealth, error) {
+	return r.redisHealthChanged(ctx)
+}
+
 // Mutation returns MutationResolver implementation.
 func (r *Resolver) Mutation() MutationResolver { return &mutationResolver{r} }
 
 // Query returns QueryResolver implementation.
 func (r *Resolver) Query() QueryResolver { return &queryResolver{r} }
 
+// Subscription returns SubscriptionResolver implementation.
+func (r *Resolver) Subscription() SubscriptionResolver { return &subscriptionResolver{r} }
+
 type (
-	mutationResolver struct{ *Resolver }
-	queryResolver    struct{ *Resolver }
+	mutationResolver     struct{ *Resolver }
+	queryResolver        struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
 )

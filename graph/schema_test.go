@@ -20,7 +20,7 @@ func TestEveryRootFieldDecidesItsScope(t *testing.T) {
 		t.Fatal(gqlErr)
 	}
 	n := 0
-	for _, root := range []*ast.Definition{schema.Query, schema.Mutation} {
+	for _, root := range []*ast.Definition{schema.Query, schema.Mutation, schema.Subscription} {
 		for _, f := range root.Fields {
 			if len(f.Name) > 1 && f.Name[:2] == "__" {
 				continue

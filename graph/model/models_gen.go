@@ -11,6 +11,22 @@ import (
 	"github.com/99designs/gqlgen/graphql"
 )
 
+// One change of a key, or a RESYNC.
+type CacheChange struct {
+	// The key as given (without the server's prefix); empty for RESYNC.
+	Key string `json:"key"`
+	// What happened.
+	Kind CacheChangeKind `json:"kind"`
+	// SHA-1 of the new value (as cacheEntry's etag) for SET and INCREMENTED made through the service; null otherwise.
+	Etag *string `json:"etag,omitempty"`
+	// When the instance that made the change announced it, or when this instance got the keyspace notification (RFC 3339); for RESYNC, the time from which changes may have been missed.
+	At string `json:"at"`
+	// The tags the write carried (SET) or the tag invalidated (INVALIDATED); empty otherwise.
+	Tags []string `json:"tags"`
+	// With withValue: true, the key's value when the event was sent (it may be newer than the change; null on a miss, and for DELETE, EXPIRED, EVICTED, INVALIDATED and RESYNC). A value larger than CACHE_MAX_VALUE_BYTES is left out (null).
+	Value JSON `json:"value,omitempty"`
+}
+
 // Result of cacheIncrement.
 type CacheCounterPayload struct {
 	// The key as given (without the server's prefix).
@@ -241,6 +257,16 @@ type RedisHealth struct {
 	Fallback *FallbackHealth `json:"fallback"`
 	// Server-assisted client-side caching of reads (REDIS_CLIENT_CACHE).
 	ClientCache ClientCacheState `json:"clientCache"`
+	// Whether Redis sends the keyspace notifications that give cacheChanged expiries, evictions and other programs' writes (notify-keyspace-events, set on the server).
+	KeyspaceNotifications KeyspaceNotifications `json:"keyspaceNotifications"`
+}
+
+// Events over WebSocket (the graphql-transport-ws protocol of the graphql-ws
+// library; the legacy graphql-ws protocol too) at /graphql. The token goes in
+// connection_init's payload ({"Authorization": "Bearer ..."}) or the upgrade
+// request's Authorization header. Delivery is at most once: RESYNC says when
+// changes may have been missed.
+type Subscription struct {
 }
 
 // State of the circuit breaker in front of Redis.
@@ -357,6 +383,82 @@ func (e *CacheBackend) UnmarshalJSON(b []byte) error {
 }
 
 func (e CacheBackend) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What happened to a key, in a cacheChanged event.
+type CacheChangeKind string
+
+const (
+	// The key was written: cacheSet, an entry of cacheSetMany, a lease fill, or a write by another program (seen through keyspace notifications, with no etag).
+	CacheChangeKindSet CacheChangeKind = "SET"
+	// The key was deleted (cacheDelete, cacheDeleteMany, or another program).
+	CacheChangeKindDelete CacheChangeKind = "DELETE"
+	// The key's TTL ran out (keyspace notifications only).
+	CacheChangeKindExpired CacheChangeKind = "EXPIRED"
+	// Redis evicted the key under its maxmemory policy (keyspace notifications only).
+	CacheChangeKindEvicted CacheChangeKind = "EVICTED"
+	// The key was deleted by cacheInvalidateTags; tags holds the tag.
+	CacheChangeKindInvalidated CacheChangeKind = "INVALIDATED"
+	// The counter at the key was incremented (cacheIncrement).
+	CacheChangeKindIncremented CacheChangeKind = "INCREMENTED"
+	// The key's TTL was set or removed (cacheExpire); the value did not change.
+	CacheChangeKindTTLChanged CacheChangeKind = "TTL_CHANGED"
+	// Changes may have been missed since at: this instance's subscription to Redis broke (an outage, a failover) or this subscriber fell too far behind. key is empty. Read again what you show.
+	CacheChangeKindResync CacheChangeKind = "RESYNC"
+)
+
+var AllCacheChangeKind = []CacheChangeKind{
+	CacheChangeKindSet,
+	CacheChangeKindDelete,
+	CacheChangeKindExpired,
+	CacheChangeKindEvicted,
+	CacheChangeKindInvalidated,
+	CacheChangeKindIncremented,
+	CacheChangeKindTTLChanged,
+	CacheChangeKindResync,
+}
+
+func (e CacheChangeKind) IsValid() bool {
+	switch e {
+	case CacheChangeKindSet, CacheChangeKindDelete, CacheChangeKindExpired, CacheChangeKindEvicted, CacheChangeKindInvalidated, CacheChangeKindIncremented, CacheChangeKindTTLChanged, CacheChangeKindResync:
+		return true
+	}
+	return false
+}
+
+func (e CacheChangeKind) String() string {
+	return string(e)
+}
+
+func (e *CacheChangeKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = CacheChangeKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid CacheChangeKind", str)
+	}
+	return nil
+}
+
+func (e CacheChangeKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *CacheChangeKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e CacheChangeKind) MarshalJSON() ([]byte, error) {
 	var buf bytes.Buffer
 	e.MarshalGQL(&buf)
 	return buf.Bytes(), nil
@@ -551,6 +653,67 @@ func (e FallbackMode) MarshalJSON() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// Whether Redis sends keyspace notifications (notify-keyspace-events): the service never sets it; managed services set it in their parameter group (ElastiCache, MemoryDB) or server configuration.
+type KeyspaceNotifications string
+
+const (
+	// On: notify-keyspace-events has K with generic, string, expired and evicted events (for example KEA).
+	KeyspaceNotificationsOn KeyspaceNotifications = "ON"
+	// Off: notify-keyspace-events lacks them (the Redis default is empty). cacheChanged still gets every write made through the service, but no EXPIRED, EVICTED or writes by other programs.
+	KeyspaceNotificationsOff KeyspaceNotifications = "OFF"
+	// Not known: no subscription has been made yet, or CONFIG GET is refused (managed services often forbid it). If Redis sends them, they are used.
+	KeyspaceNotificationsUnknown KeyspaceNotifications = "UNKNOWN"
+)
+
+var AllKeyspaceNotifications = []KeyspaceNotifications{
+	KeyspaceNotificationsOn,
+	KeyspaceNotificationsOff,
+	KeyspaceNotificationsUnknown,
+}
+
+func (e KeyspaceNotifications) IsValid() bool {
+	switch e {
+	case KeyspaceNotificationsOn, KeyspaceNotificationsOff, KeyspaceNotificationsUnknown:
+		return true
+	}
+	return false
+}
+
+func (e KeyspaceNotifications) String() string {
+	return string(e)
+}
+
+func (e *KeyspaceNotifications) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = KeyspaceNotifications(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid KeyspaceNotifications", str)
+	}
+	return nil
+}
+
+func (e KeyspaceNotifications) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *KeyspaceNotifications) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e KeyspaceNotifications) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
 // How the service reaches Redis.
 type RedisMode string
 
@@ -677,7 +840,7 @@ func (e RedisStatus) MarshalJSON() ([]byte, error) {
 type Scope string
 
 const (
-	// Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry.
+	// Queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry; subscriptions: cacheChanged, redisHealthChanged.
 	ScopeRead Scope = "READ"
 	// Queries and mutations: also cacheSet, cacheSetMany, cacheDelete, cacheDeleteMany, cacheIncrement, cacheExpire, cacheInvalidateTags and cacheFetch.
 	ScopeWrite Scope = "WRITE"

@@ -89,7 +89,11 @@ var (
 )
 
 func (a *Authenticator) identify(r *http.Request) *Caller {
-	h := r.Header.Get("Authorization")
+	return a.identifyValue(r.Header.Get("Authorization"))
+}
+
+// identifyValue reads an Authorization value ("Bearer <token>").
+func (a *Authenticator) identifyValue(h string) *Caller {
 	if h == "" {
 		return anonymous
 	}
@@ -128,6 +132,13 @@ func (a *Authenticator) Middleware(next http.Handler) http.Handler {
 func (a *Authenticator) Attach(r *http.Request) (context.Context, Caller) {
 	c := a.identify(r)
 	return context.WithValue(r.Context(), callerKey{}, c), *c
+}
+
+// AttachValue is Attach for an Authorization value that came another way
+// than the request's header: a WebSocket's connection_init payload.
+func (a *Authenticator) AttachValue(ctx context.Context, authorization string) (context.Context, Caller) {
+	c := a.identifyValue(authorization)
+	return context.WithValue(ctx, callerKey{}, c), *c
 }
 
 // FromContext returns the caller Attach stored; anonymous if none.

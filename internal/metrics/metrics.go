@@ -85,9 +85,26 @@ type Metrics struct {
 	probeErrors prometheus.Counter
 	buildInfo   *prometheus.GaugeVec
 	health      atomic.Pointer[func() cache.Health]
+
+	sockets       prometheus.Gauge
+	subscriptions *prometheus.GaugeVec
+	events        *prometheus.CounterVec
+	dropped       prometheus.Counter
+	resyncs       *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 }
 
-var _ cache.Observer = (*Metrics)(nil)
+// Subscription fields and reasons, created at zero up front.
+var (
+	subscriptionFields = []string{"cacheChanged", "redisHealthChanged"}
+	resyncReasons      = []string{"reconnect", "overflow"}
+	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout"}
+)
+
+var (
+	_ cache.Observer       = (*Metrics)(nil)
+	_ cache.ChangeObserver = (*Metrics)(nil)
+)
 
 // New registers every metric. Gauges read the health function given to
 // WatchHealth; until then they report nothing.
@@ -142,7 +159,43 @@ func New() *Metrics {
 		}
 	}
 
+	m.sockets = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "cache_subscription_sockets",
+		Help: "WebSockets open (GraphQL subscriptions).",
+	})
+	m.subscriptions = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cache_subscriptions",
+		Help: "Subscriptions running, by root field (cacheChanged, redisHealthChanged).",
+	}, []string{"field"})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cache_subscription_events_total",
+		Help: "Subscription events handed to a socket, by root field.",
+	}, []string{"field"})
+	m.dropped = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cache_subscription_events_dropped_total",
+		Help: "Changes dropped from the queue of a subscriber that fell behind (SUBSCRIPTION_QUEUE); each overflow is replaced by one RESYNC.",
+	})
+	m.resyncs = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cache_subscription_resyncs_total",
+		Help: "RESYNC events queued, by reason: reconnect (the subscription to Redis broke and is back) or overflow (a subscriber fell behind).",
+	}, []string{"reason"})
+	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cache_subscription_sockets_refused_total",
+		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout.",
+	}, []string{"reason"})
+	for _, f := range subscriptionFields {
+		m.subscriptions.WithLabelValues(f)
+		m.events.WithLabelValues(f)
+	}
+	for _, r := range resyncReasons {
+		m.resyncs.WithLabelValues(r)
+	}
+	for _, r := range refusalReasons {
+		m.refused.WithLabelValues(r)
+	}
+
 	m.registry.MustRegister(opsVec, durVec, m.transitions, m.reconnects, m.resets, m.probes, m.probeErrors, m.buildInfo,
+		m.sockets, m.subscriptions, m.events, m.dropped, m.resyncs, m.refused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, s := range statuses {
 		m.gauge("cache_redis_status", "1 for the current Redis availability status, 0 for the others.",
@@ -218,6 +271,27 @@ func (m *Metrics) ObserveProbe(took time.Duration, err error) {
 	}
 	m.probes.Observe(took.Seconds())
 }
+
+// ObserveChangeDropped implements cache.ChangeObserver.
+func (m *Metrics) ObserveChangeDropped(n int) { m.dropped.Add(float64(n)) }
+
+// ObserveResync implements cache.ChangeObserver.
+func (m *Metrics) ObserveResync(reason string) { m.resyncs.WithLabelValues(reason).Inc() }
+
+// ObserveSocket counts a WebSocket opened (+1) or closed (-1)
+// (graph.SubscriptionObserver).
+func (m *Metrics) ObserveSocket(delta int) { m.sockets.Add(float64(delta)) }
+
+// ObserveSocketRefused counts a WebSocket refused, by reason.
+func (m *Metrics) ObserveSocketRefused(reason string) { m.refused.WithLabelValues(reason).Inc() }
+
+// ObserveSubscription counts a subscription started (+1) or ended (-1).
+func (m *Metrics) ObserveSubscription(field string, delta int) {
+	m.subscriptions.WithLabelValues(field).Add(float64(delta))
+}
+
+// ObserveEvent counts an event handed to a socket.
+func (m *Metrics) ObserveEvent(field string) { m.events.WithLabelValues(field).Inc() }
 
 func backendLabel(b cache.Backend) string {
 	if b == "" {

@@ -122,4 +122,23 @@ mutation CacheDelete {
     message
   }
 }
+
+# Subscriptions run over WebSocket: start one, then run CacheSet.
+subscription CacheChanged {
+  cacheChanged(prefix: "greet", withValue: true) {
+    key
+    kind
+    etag
+    at
+    value
+  }
+}
+
+subscription RedisHealthChanged {
+  redisHealthChanged {
+    status
+    breaker
+    keyspaceNotifications
+  }
+}
 `

@@ -22,6 +22,25 @@ export type CacheBackend =
   /** Redis answered. */
   | 'REDIS';
 
+/** What happened to a key, in a cacheChanged event. */
+export type CacheChangeKind =
+  /** The key was deleted (cacheDelete, cacheDeleteMany, or another program). */
+  | 'DELETE'
+  /** Redis evicted the key under its maxmemory policy (keyspace notifications only). */
+  | 'EVICTED'
+  /** The key's TTL ran out (keyspace notifications only). */
+  | 'EXPIRED'
+  /** The counter at the key was incremented (cacheIncrement). */
+  | 'INCREMENTED'
+  /** The key was deleted by cacheInvalidateTags; tags holds the tag. */
+  | 'INVALIDATED'
+  /** Changes may have been missed since at: this instance's subscription to Redis broke (an outage, a failover) or this subscriber fell too far behind. key is empty. Read again what you show. */
+  | 'RESYNC'
+  /** The key was written: cacheSet, an entry of cacheSetMany, a lease fill, or a write by another program (seen through keyspace notifications, with no etag). */
+  | 'SET'
+  /** The key's TTL was set or removed (cacheExpire); the value did not change. */
+  | 'TTL_CHANGED';
+
 /** One write of cacheSetMany. */
 export type CacheSetInput = {
   /** Key within the service's namespace, as for cacheSet. */
@@ -65,6 +84,15 @@ export type FallbackMode =
   /** Reads miss and writes report not stored. */
   | 'NONE';
 
+/** Whether Redis sends keyspace notifications (notify-keyspace-events): the service never sets it; managed services set it in their parameter group (ElastiCache, MemoryDB) or server configuration. */
+export type KeyspaceNotifications =
+  /** Off: notify-keyspace-events lacks them (the Redis default is empty). cacheChanged still gets every write made through the service, but no EXPIRED, EVICTED or writes by other programs. */
+  | 'OFF'
+  /** On: notify-keyspace-events has K with generic, string, expired and evicted events (for example KEA). */
+  | 'ON'
+  /** Not known: no subscription has been made yet, or CONFIG GET is refused (managed services often forbid it). If Redis sends them, they are used. */
+  | 'UNKNOWN';
+
 /** How the service reaches Redis. */
 export type RedisMode =
   /** A Redis Cluster: keys spread over slots owned by several masters. */
@@ -90,7 +118,7 @@ export type DeletePayloadFragment = { key: string, deleted: boolean, backend: Ca
 export type RedisHealthQueryVariables = Exact<{ [key: string]: never; }>;
 
 
-export type RedisHealthQuery = { redisHealth: { status: RedisStatus, latencyMs: number | null, memoryUsage: string | null, uptimeSeconds: number | null, serverVersion: string | null, reason: string | null, lastError: string | null, lastErrorAt: string | null, statusSince: string, checkedAt: string | null, mode: RedisMode | null, tls: boolean, respVersion: number | null, addr: string, breaker: BreakerState, connectionResets: number, lastConnectionResetAt: string | null, clientCache: ClientCacheState, cluster: { state: string | null, knownNodes: number, nodes: number, reachable: number } | null, fallback: { mode: FallbackMode, active: boolean, off: string | null, entries: number, bytes: number } } };
+export type RedisHealthQuery = { redisHealth: { status: RedisStatus, latencyMs: number | null, memoryUsage: string | null, uptimeSeconds: number | null, serverVersion: string | null, reason: string | null, lastError: string | null, lastErrorAt: string | null, statusSince: string, checkedAt: string | null, mode: RedisMode | null, tls: boolean, respVersion: number | null, addr: string, breaker: BreakerState, connectionResets: number, lastConnectionResetAt: string | null, clientCache: ClientCacheState, keyspaceNotifications: KeyspaceNotifications, cluster: { state: string | null, knownNodes: number, nodes: number, reachable: number } | null, fallback: { mode: FallbackMode, active: boolean, off: string | null, entries: number, bytes: number } } };
 
 export type CacheGetQueryVariables = Exact<{
   key: string;
@@ -187,6 +215,21 @@ export type CacheDeleteMutationVariables = Exact<{
 
 export type CacheDeleteMutation = { cacheDelete: { key: string, deleted: boolean, backend: CacheBackend | null, failure: CacheWriteFailure | null, message: string | null } | null };
 
+export type CacheChangedSubscriptionVariables = Exact<{
+  keys?: Array<string> | string | null | undefined;
+  prefix?: string | null | undefined;
+  tags?: Array<string> | string | null | undefined;
+  withValue?: boolean | null | undefined;
+}>;
+
+
+export type CacheChangedSubscription = { cacheChanged: { key: string, kind: CacheChangeKind, etag: string | null, at: string, tags: Array<string>, value: JsonValue | null } };
+
+export type RedisHealthChangedSubscriptionVariables = Exact<{ [key: string]: never; }>;
+
+
+export type RedisHealthChangedSubscription = { redisHealthChanged: { status: RedisStatus, latencyMs: number | null, memoryUsage: string | null, uptimeSeconds: number | null, serverVersion: string | null, reason: string | null, lastError: string | null, lastErrorAt: string | null, statusSince: string, checkedAt: string | null, mode: RedisMode | null, tls: boolean, respVersion: number | null, addr: string, breaker: BreakerState, connectionResets: number, lastConnectionResetAt: string | null, clientCache: ClientCacheState, keyspaceNotifications: KeyspaceNotifications, cluster: { state: string | null, knownNodes: number, nodes: number, reachable: number } | null, fallback: { mode: FallbackMode, active: boolean, off: string | null, entries: number, bytes: number } } };
+
 export class TypedDocumentString<TResult, TVariables>
   extends String
   implements DocumentTypeDecoration<TResult, TVariables>
@@ -259,6 +302,7 @@ export const RedisHealthDocument = new TypedDocumentString(`
       bytes
     }
     clientCache
+    keyspaceNotifications
   }
 }
     `) as unknown as TypedDocumentString<RedisHealthQuery, RedisHealthQueryVariables>;
@@ -400,3 +444,53 @@ export const CacheDeleteDocument = new TypedDocumentString(`
   failure
   message
 }`) as unknown as TypedDocumentString<CacheDeleteMutation, CacheDeleteMutationVariables>;
+export const CacheChangedDocument = new TypedDocumentString(`
+    subscription CacheChanged($keys: [String!], $prefix: String, $tags: [String!], $withValue: Boolean) {
+  cacheChanged(keys: $keys, prefix: $prefix, tags: $tags, withValue: $withValue) {
+    key
+    kind
+    etag
+    at
+    tags
+    value
+  }
+}
+    `) as unknown as TypedDocumentString<CacheChangedSubscription, CacheChangedSubscriptionVariables>;
+export const RedisHealthChangedDocument = new TypedDocumentString(`
+    subscription RedisHealthChanged {
+  redisHealthChanged {
+    status
+    latencyMs
+    memoryUsage
+    uptimeSeconds
+    serverVersion
+    reason
+    lastError
+    lastErrorAt
+    statusSince
+    checkedAt
+    mode
+    tls
+    respVersion
+    addr
+    cluster {
+      state
+      knownNodes
+      nodes
+      reachable
+    }
+    breaker
+    connectionResets
+    lastConnectionResetAt
+    fallback {
+      mode
+      active
+      off
+      entries
+      bytes
+    }
+    clientCache
+    keyspaceNotifications
+  }
+}
+    `) as unknown as TypedDocumentString<RedisHealthChangedSubscription, RedisHealthChangedSubscriptionVariables>;

@@ -1,0 +1,455 @@
+package graph
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/school-erp/cache-service/internal/auth"
+)
+
+// WebSockets: subscriptions travel over the GraphQL over WebSocket
+// protocol (graphql-transport-ws, the graphql-ws library's; the legacy
+// graphql-ws subprotocol comes with gqlgen's transport at no cost). gqlgen
+// runs the protocol; this file owns what the service adds around it, in
+// one registry of open sockets:
+//
+//   - Admission. A socket is not a request: it bypasses the request gate
+//     (admission.go), whose body, in-flight and deadline bounds would end
+//     it. Its token comes in connection_init (browsers cannot set headers
+//     on a WebSocket) or the upgrade's header, and is checked there; a
+//     socket without a known one is closed with 4403 before any
+//     subscription runs. Browsers do not apply CORS to WebSockets, so the
+//     upgrade's Origin is checked here (cross-site WebSocket hijacking).
+//   - Bounds: sockets in all, sockets per token, subscriptions per socket,
+//     keys per subscription; and connection_init within InitTimeout, or the
+//     socket is closed with 4408 (the protocol's code, which gqlgen's own
+//     InitTimeout does not use).
+//   - Shutdown: every socket closed with 1001 (going away), so that clients
+//     reconnect to another instance; and no socket, goroutine or Redis
+//     watcher outlives its socket (the resolvers' goroutines end with the
+//     subscription's context, the watchers with theirs).
+
+// Close codes of the GraphQL over WebSocket protocol, and RFC 6455's.
+const (
+	CloseGoingAway        = 1001
+	CloseUnauthorized     = 4401
+	CloseForbidden        = 4403
+	CloseInitTimeout      = 4408
+	CloseTooManyRequests  = 4429
+	closeReasonMaxBytes   = 123
+	codeSubscriptionLimit = "SUBSCRIPTION_LIMIT"
+	codeSubscriptionsOff  = "SUBSCRIPTIONS_UNAVAILABLE"
+)
+
+// Defaults of SubscriptionOptions.
+const (
+	DefaultSubscriptionMaxKeys    = 100
+	DefaultMaxSubscriptionsSocket = 50
+	DefaultMaxSocketsPerToken     = 1000
+	DefaultMaxSockets             = 10000
+	DefaultKeepAlive              = 25 * time.Second
+	DefaultInitTimeout            = 10 * time.Second
+)
+
+// SubscriptionOptions configure the WebSocket transport. The zero value of
+// each bound means its default.
+type SubscriptionOptions struct {
+	// Sockets is the registry of open sockets, which the caller keeps to
+	// close them at shutdown; nil means no WebSocket transport at all.
+	Sockets *Sockets
+	// MaxKeys bounds the keys (and, separately, the tags) of one
+	// cacheChanged.
+	MaxKeys int
+	// MaxPerSocket bounds the subscriptions running on one socket.
+	MaxPerSocket int
+	// MaxSocketsPerToken bounds the sockets open with one token (all
+	// anonymous sockets count as one token under open access).
+	MaxSocketsPerToken int
+	// MaxSockets bounds the sockets open on this instance.
+	MaxSockets int
+	// KeepAlive is the interval of the server's pings (graphql-transport-ws
+	// ping, and ka for the legacy protocol); a client that answers no ping
+	// for two of them is disconnected.
+	KeepAlive time.Duration
+	// InitTimeout is how long after the upgrade connection_init may come.
+	InitTimeout time.Duration
+	// CheckOrigin decides whether an upgrade's Origin may open a socket;
+	// nil allows any.
+	CheckOrigin func(r *http.Request) bool
+	// Observer counts sockets, subscriptions and events; nil means none.
+	Observer SubscriptionObserver
+}
+
+func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxKeys, DefaultSubscriptionMaxKeys)
+	def(&o.MaxPerSocket, DefaultMaxSubscriptionsSocket)
+	def(&o.MaxSocketsPerToken, DefaultMaxSocketsPerToken)
+	def(&o.MaxSockets, DefaultMaxSockets)
+	if o.KeepAlive <= 0 {
+		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.InitTimeout <= 0 {
+		o.InitTimeout = DefaultInitTimeout
+	}
+	if o.Observer == nil {
+		o.Observer = nopSubscriptionObserver{}
+	}
+	return o
+}
+
+// SubscriptionObserver counts what the WebSocket transport does, for
+// metrics. Its methods must be fast and safe for concurrent use.
+type SubscriptionObserver interface {
+	// ObserveSocket reports a socket opened (+1) or closed (-1).
+	ObserveSocket(delta int)
+	// ObserveSocketRefused reports an upgrade or a connection_init refused,
+	// by reason: origin, unauthenticated, too_many_sockets, init_timeout.
+	ObserveSocketRefused(reason string)
+	// ObserveSubscription reports a subscription started (+1) or ended
+	// (-1), by root field.
+	ObserveSubscription(field string, delta int)
+	// ObserveEvent reports one event handed to gqlgen for a socket, by
+	// root field.
+	ObserveEvent(field string)
+}
+
+type nopSubscriptionObserver struct{}
+
+func (nopSubscriptionObserver) ObserveSocket(int)               {}
+func (nopSubscriptionObserver) ObserveSocketRefused(string)     {}
+func (nopSubscriptionObserver) ObserveSubscription(string, int) {}
+func (nopSubscriptionObserver) ObserveEvent(string)             {}
+
+// Sockets is the registry of open WebSockets: their count per token, and
+// the way to close them all at shutdown. Make one with NewSockets and pass
+// it in SubscriptionOptions.
+type Sockets struct {
+	opts     SubscriptionOptions // set by the handler
+	mu       sync.Mutex
+	open     map[*socket]struct{}
+	perToken map[string]int
+	closing  bool
+	empty    chan struct{} // closed when closing and none is open
+}
+
+// NewSockets returns an empty registry.
+func NewSockets() *Sockets {
+	return &Sockets{open: map[*socket]struct{}{}, perToken: map[string]int{}}
+}
+
+// Open reports how many sockets are open.
+func (s *Sockets) Open() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// Shutdown refuses new sockets, closes the open ones with 1001 (going
+// away), and waits until their handlers have let them go, or ctx ends.
+func (s *Sockets) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	if s.empty == nil {
+		s.empty = make(chan struct{})
+	}
+	open := make([]*socket, 0, len(s.open))
+	for sock := range s.open {
+		open = append(open, sock)
+	}
+	if len(s.open) == 0 {
+		close(s.empty)
+	}
+	empty := s.empty
+	s.mu.Unlock()
+	for _, sock := range open {
+		sock.closeWith(CloseGoingAway, "server shutting down")
+	}
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%d sockets still open: %w", s.Open(), ctx.Err())
+	}
+}
+
+// socket is one WebSocket: gqlgen's connection, with what the service
+// keeps for it. It is gqlgen's WebsocketConn too, so that its Close is
+// seen.
+type socket struct {
+	reg    *Sockets
+	conn   transport.WebsocketConn
+	header string // the upgrade's Authorization header
+
+	mu       sync.Mutex
+	initDone bool
+	timer    *time.Timer
+	token    string
+	counted  bool // counted in reg.perToken under token
+	subs     int
+	released bool
+}
+
+type socketKey struct{}
+
+func socketFrom(ctx context.Context) *socket {
+	s, _ := ctx.Value(socketKey{}).(*socket)
+	return s
+}
+
+// serve admits an upgrade (origin, the bound on sockets) and hands it to
+// gqlgen's transport.
+func (s *Sockets) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	o := s.opts
+	if o.CheckOrigin != nil && !o.CheckOrigin(r) {
+		o.Observer.ObserveSocketRefused("origin")
+		refuseUpgrade(w, http.StatusForbidden, CodeForbidden, "this Origin may not open a WebSocket here (CORS_ALLOWED_ORIGINS)")
+		return
+	}
+	sock := &socket{reg: s, header: r.Header.Get("Authorization")}
+	s.mu.Lock()
+	switch {
+	case s.closing:
+		s.mu.Unlock()
+		refuseUpgrade(w, http.StatusServiceUnavailable, codeOverloadedSockets, "this instance is shutting down")
+		return
+	case len(s.open) >= o.MaxSockets:
+		s.mu.Unlock()
+		o.Observer.ObserveSocketRefused("too_many_sockets")
+		w.Header().Set("Retry-After", "1")
+		refuseUpgrade(w, http.StatusServiceUnavailable, codeOverloadedSockets, fmt.Sprintf("this instance holds its limit of %d WebSockets (SUBSCRIPTION_MAX_SOCKETS)", o.MaxSockets))
+		return
+	}
+	s.open[sock] = struct{}{}
+	s.mu.Unlock()
+	o.Observer.ObserveSocket(1)
+	defer sock.release()
+	// The server's read and write deadlines were set for a request; a
+	// socket lives on. Keep-alive pings find a dead peer instead.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
+}
+
+const codeOverloadedSockets = "OVERLOADED"
+
+// refuseUpgrade answers an upgrade that is not accepted, as the request
+// gate answers a refused request.
+func refuseUpgrade(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, msg, code)
+}
+
+// release takes the socket out of the registry, once.
+func (sock *socket) release() {
+	sock.mu.Lock()
+	if sock.released {
+		sock.mu.Unlock()
+		return
+	}
+	sock.released = true
+	if sock.timer != nil {
+		sock.timer.Stop()
+	}
+	token, counted := sock.token, sock.counted
+	sock.mu.Unlock()
+	s := sock.reg
+	s.mu.Lock()
+	delete(s.open, sock)
+	if counted {
+		if s.perToken[token]--; s.perToken[token] <= 0 {
+			delete(s.perToken, token)
+		}
+	}
+	if s.closing && len(s.open) == 0 && s.empty != nil {
+		select {
+		case <-s.empty:
+		default:
+			close(s.empty)
+		}
+	}
+	s.mu.Unlock()
+	s.opts.Observer.ObserveSocket(-1)
+}
+
+// accepted: the upgrade is done; connection_init must follow within the
+// init timeout.
+func (sock *socket) accepted(conn transport.WebsocketConn) {
+	sock.mu.Lock()
+	defer sock.mu.Unlock()
+	sock.conn = conn
+	sock.timer = time.AfterFunc(sock.reg.opts.InitTimeout, func() {
+		sock.mu.Lock()
+		late := !sock.initDone
+		sock.mu.Unlock()
+		if late {
+			sock.reg.opts.Observer.ObserveSocketRefused("init_timeout")
+			sock.closeWith(CloseInitTimeout, "Connection initialisation timeout")
+		}
+	})
+}
+
+// closeWith closes the socket with code and reason.
+func (sock *socket) closeWith(code int, reason string) {
+	sock.mu.Lock()
+	conn := sock.conn
+	sock.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	_ = conn.WriteClose(code, reason)
+	_ = conn.Close()
+}
+
+// init admits connection_init: the token, then the bound on sockets per
+// token. It returns the close code and reason of a refusal.
+func (sock *socket) init(caller auth.Caller, open bool) (int, string) {
+	sock.mu.Lock()
+	if sock.initDone {
+		sock.mu.Unlock()
+		return CloseTooManyRequests, "Too many initialisation requests"
+	}
+	sock.initDone = true
+	if sock.timer != nil {
+		sock.timer.Stop()
+	}
+	sock.mu.Unlock()
+	o := sock.reg.opts
+	if !open && !caller.Authenticated() {
+		o.Observer.ObserveSocketRefused("unauthenticated")
+		if caller.Presented {
+			return CloseForbidden, "Forbidden: the bearer token is not valid"
+		}
+		return CloseForbidden, `Forbidden: send {"Authorization": "Bearer <token>"} in connection_init`
+	}
+	s := sock.reg
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perToken[caller.Name] >= o.MaxSocketsPerToken {
+		o.Observer.ObserveSocketRefused("too_many_sockets")
+		return CloseTooManyRequests, fmt.Sprintf("Too many sockets: this token holds its limit of %d (SUBSCRIPTION_MAX_SOCKETS_PER_TOKEN)", o.MaxSocketsPerToken)
+	}
+	s.perToken[caller.Name]++
+	sock.mu.Lock()
+	sock.token, sock.counted = caller.Name, true
+	sock.mu.Unlock()
+	return 0, ""
+}
+
+// hold counts one more subscription on the socket, or refuses it beyond
+// the bound; the function returned ends it.
+func (sock *socket) hold(field string) (func(), error) {
+	o := sock.reg.opts
+	sock.mu.Lock()
+	defer sock.mu.Unlock()
+	if sock.subs >= o.MaxPerSocket {
+		return nil, coded(codeSubscriptionLimit, "this socket runs its limit of %d subscriptions (SUBSCRIPTION_MAX_PER_SOCKET); complete one first", o.MaxPerSocket)
+	}
+	sock.subs++
+	o.Observer.ObserveSubscription(field, 1)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			sock.mu.Lock()
+			sock.subs--
+			sock.mu.Unlock()
+			o.Observer.ObserveSubscription(field, -1)
+		})
+	}, nil
+}
+
+// WebsocketConn, forwarded to gqlgen's connection; Close releases the
+// socket too.
+func (sock *socket) NextReader() (int, io.Reader, error) { return sock.conn.NextReader() }
+func (sock *socket) WriteJSON(v any) error               { return sock.conn.WriteJSON(v) }
+func (sock *socket) WriteClose(code int, msg string) error {
+	return sock.conn.WriteClose(code, msg)
+}
+func (sock *socket) Subprotocol() string { return sock.conn.Subprotocol() }
+func (sock *socket) Close() error {
+	err := sock.conn.Close()
+	sock.release()
+	return err
+}
+func (sock *socket) SetReadLimit(limit int64) {
+	if l, ok := sock.conn.(transport.WebsocketReadLimiter); ok {
+		l.SetReadLimit(limit)
+	}
+}
+func (sock *socket) SetReadDeadline(t time.Time) error {
+	if d, ok := sock.conn.(transport.WebsocketReadDeadliner); ok {
+		return d.SetReadDeadline(t)
+	}
+	return nil
+}
+
+var (
+	_ transport.WebsocketConn          = (*socket)(nil)
+	_ transport.WebsocketReadLimiter   = (*socket)(nil)
+	_ transport.WebsocketReadDeadliner = (*socket)(nil)
+)
+
+// wsAccept is gqlgen's coder/websocket adapter, with the socket told of
+// its connection. Origin is checked by serve, against the service's own
+// list, so coder/websocket's same-host check is off.
+type wsAccept struct {
+	inner transport.CoderWebsocketImplementation
+}
+
+func (a wsAccept) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	sock := socketFrom(r.Context())
+	if sock == nil {
+		return nil, errors.New("websocket upgrade outside the socket registry")
+	}
+	conn, err := a.inner.Accept(w, r, o)
+	if err != nil {
+		return nil, err
+	}
+	sock.accepted(conn)
+	return sock, nil
+}
+
+// websocketTransport is gqlgen's WebSocket transport with the service's
+// admission (see the top of this file).
+func websocketTransport(o SubscriptionOptions, a *auth.Authenticator) transport.Websocket {
+	impl := transport.CoderWebsocketImplementation{}
+	impl.AcceptOptions.InsecureSkipVerify = true // Origin: see wsAccept
+	return transport.Websocket{
+		Implementation:        wsAccept{inner: impl},
+		KeepAlivePingInterval: o.KeepAlive,
+		PingPongInterval:      o.KeepAlive,
+		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+			sock := socketFrom(ctx)
+			value := payload.Authorization()
+			if value == "" && sock != nil {
+				value = sock.header
+			}
+			ctx, caller := a.AttachValue(ctx, value)
+			if sock == nil {
+				return ctx, nil, nil
+			}
+			if code, reason := sock.init(caller, a.Open()); code != 0 {
+				if len(reason) > closeReasonMaxBytes {
+					reason = reason[:closeReasonMaxBytes]
+				}
+				ctx = transport.WithWebsocketCloseCode(ctx, code)
+				ctx = transport.AppendCloseReason(ctx, reason)
+				return ctx, nil, errors.New(reason)
+			}
+			return ctx, nil, nil
+		},
+	}
+}

@@ -1,0 +1,583 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+// A client of the GraphQL over WebSocket protocol (graphql-transport-ws),
+// as the graphql-ws library speaks it, for the end-to-end tests.
+
+type wsMessage struct {
+	ID      string          `json:"id,omitempty"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+type wsClient struct {
+	t    *testing.T
+	conn *websocket.Conn
+	// msgs receives every message but pings (answered at once); closed
+	// with the read error in err when the socket ends.
+	msgs chan wsMessage
+	mu   sync.Mutex
+	err  error
+}
+
+type wsDial struct {
+	header  http.Header
+	payload map[string]any // connection_init's; nil sends none
+	noInit  bool
+}
+
+// dialWS opens a socket to s and sends connection_init; it returns the
+// HTTP response of a refused upgrade as the error's cause.
+func dialWS(t *testing.T, s *service, d wsDial) (*wsClient, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	url := "ws" + strings.TrimPrefix(s.url, "http") + "/graphql"
+	conn, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}, HTTPHeader: d.header})
+	if err != nil {
+		return nil, resp, err
+	}
+	c := &wsClient{t: t, conn: conn, msgs: make(chan wsMessage, 1024)}
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	go c.read()
+	if !d.noInit {
+		init := wsMessage{Type: "connection_init"}
+		if d.payload != nil {
+			init.Payload, _ = json.Marshal(d.payload)
+		}
+		c.send(init)
+	}
+	return c, resp, nil
+}
+
+func (c *wsClient) read() {
+	defer close(c.msgs)
+	for {
+		_, b, err := c.conn.Read(context.Background())
+		if err != nil {
+			c.mu.Lock()
+			c.err = err
+			c.mu.Unlock()
+			return
+		}
+		var m wsMessage
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		if m.Type == "ping" {
+			c.send(wsMessage{Type: "pong"})
+			continue
+		}
+		c.msgs <- m
+	}
+}
+
+func (c *wsClient) send(m wsMessage) {
+	b, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.conn.Write(ctx, websocket.MessageText, b)
+}
+
+// next returns the next message, or fails after within.
+func (c *wsClient) next(within time.Duration) (wsMessage, bool) {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		return m, ok
+	case <-time.After(within):
+		c.t.Fatalf("no message within %s", within)
+	}
+	return wsMessage{}, false
+}
+
+// ack waits for connection_ack.
+func (c *wsClient) ack() {
+	c.t.Helper()
+	m, ok := c.next(5 * time.Second)
+	if !ok || m.Type != "connection_ack" {
+		c.t.Fatalf("first message = %+v (open %v, %v); want connection_ack", m, ok, c.closeErr())
+	}
+}
+
+func (c *wsClient) subscribe(id, query string, vars map[string]any) {
+	payload, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
+	c.send(wsMessage{ID: id, Type: "subscribe", Payload: payload})
+}
+
+func (c *wsClient) closeErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// closed waits for the socket to end and returns its close code; it fails
+// if a message other than those allowed comes first.
+func (c *wsClient) closed(within time.Duration) websocket.StatusCode {
+	c.t.Helper()
+	deadline := time.After(within)
+	for {
+		select {
+		case m, ok := <-c.msgs:
+			if !ok {
+				return websocket.CloseStatus(c.closeErr())
+			}
+			c.t.Errorf("message before the close: %+v", m)
+		case <-deadline:
+			c.t.Fatalf("socket still open after %s", within)
+		}
+	}
+}
+
+type changeEvent struct {
+	Key   string          `json:"key"`
+	Kind  string          `json:"kind"`
+	Etag  *string         `json:"etag"`
+	At    string          `json:"at"`
+	Tags  []string        `json:"tags"`
+	Value json.RawMessage `json:"value"`
+}
+
+// change waits for the next cacheChanged event of subscription id.
+func (c *wsClient) change(id string, within time.Duration) changeEvent {
+	c.t.Helper()
+	m, ok := c.next(within)
+	if !ok {
+		c.t.Fatalf("socket closed (%v); want an event", c.closeErr())
+	}
+	if m.Type != "next" || m.ID != id {
+		c.t.Fatalf("message = %s %s %s; want next for %s", m.Type, m.ID, m.Payload, id)
+	}
+	var r struct {
+		Data   struct{ CacheChanged changeEvent } `json:"data"`
+		Errors []gqlError                         `json:"errors"`
+	}
+	if err := json.Unmarshal(m.Payload, &r); err != nil || len(r.Errors) > 0 {
+		c.t.Fatalf("event %s: %v %v", m.Payload, err, r.Errors)
+	}
+	return r.Data.CacheChanged
+}
+
+// quiet fails if a message comes within d.
+func (c *wsClient) quiet(d time.Duration) {
+	c.t.Helper()
+	select {
+	case m, ok := <-c.msgs:
+		if ok {
+			c.t.Errorf("unexpected message %s %s %s", m.Type, m.ID, m.Payload)
+		} else {
+			c.t.Errorf("socket closed: %v", c.closeErr())
+		}
+	case <-time.After(d):
+	}
+}
+
+const watchQuery = `subscription($keys: [String!], $prefix: String, $tags: [String!], $withValue: Boolean) {
+  cacheChanged(keys: $keys, prefix: $prefix, tags: $tags, withValue: $withValue) { key kind etag at tags value }
+}`
+
+// warm makes sure a subscription of prefix on c is live: it writes a key
+// under the prefix through via until its event arrives (the protocol says
+// nothing when a subscription starts).
+func warm(t *testing.T, c *wsClient, id string, via *service, prefix string) {
+	t.Helper()
+	for i := 0; ; i++ {
+		via.graphql(t, `mutation($k: String!) { cacheSet(key: $k, value: 1) { stored } }`, map[string]any{"k": prefix + "warm"})
+		select {
+		case m, ok := <-c.msgs:
+			if !ok || m.Type != "next" || m.ID != id {
+				t.Fatalf("warming up: %+v (open %v, %v)", m, ok, c.closeErr())
+			}
+			for more := true; more; { // later warm-up writes
+				select {
+				case m := <-c.msgs:
+					if m.Type != "next" {
+						t.Fatalf("warming up: %+v", m)
+					}
+				case <-time.After(100 * time.Millisecond):
+					more = false
+				}
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		if i == 50 {
+			t.Fatal("subscription not live after 50 writes")
+		}
+	}
+}
+
+func TestSubscriptionSeesChangesMadeThroughAnotherInstance(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{Config: []string{"notify-keyspace-events KEA"}})
+	a := startService(t, testEnv(srv.Addr))
+	b := startService(t, testEnv(srv.Addr))
+	c, _, err := dialWS(t, b, wsDial{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ack()
+	c.subscribe("1", watchQuery, map[string]any{"prefix": "s:"})
+	warm(t, c, "1", a, "s:")
+
+	t.Run("cacheSet through A arrives on B within 100ms with its etag", func(t *testing.T) {
+		start := time.Now()
+		r := a.graphql(t, `mutation { cacheSet(key: "s:1", value: {a: 1}) { stored } }`, nil)
+		if r.Errors != nil {
+			t.Fatal(r.Errors)
+		}
+		x := c.change("1", 2*time.Second)
+		took := time.Since(start)
+		if x.Key != "s:1" || x.Kind != "SET" || x.Etag == nil || *x.Etag != sha1hex(`{"a":1}`) {
+			t.Errorf("event = %+v; want SET s:1 with etag %s", x, sha1hex(`{"a":1}`))
+		}
+		if took > 100*time.Millisecond {
+			t.Errorf("event arrived %s after the write began; want within 100ms", took)
+		}
+		if _, err := time.Parse(time.RFC3339Nano, x.At); err != nil {
+			t.Errorf("at = %q: %v", x.At, err)
+		}
+		c.quiet(100 * time.Millisecond) // the keyspace echo of A's write is not a second event
+	})
+	t.Run("cacheDelete is DELETE", func(t *testing.T) {
+		a.graphql(t, `mutation { cacheDelete(key: "s:1") { deleted } }`, nil)
+		if x := c.change("1", 2*time.Second); x.Key != "s:1" || x.Kind != "DELETE" || x.Etag != nil {
+			t.Errorf("event = %+v; want DELETE s:1 without etag", x)
+		}
+	})
+	t.Run("a tag invalidation is INVALIDATED for each tagged key", func(t *testing.T) {
+		for _, k := range []string{"s:t1", "s:t2"} {
+			a.graphql(t, `mutation($k: String!) { cacheSet(key: $k, value: 1, tags: ["grade-7"]) { stored } }`, map[string]any{"k": k})
+			if x := c.change("1", 2*time.Second); x.Kind != "SET" || len(x.Tags) != 1 || x.Tags[0] != "grade-7" {
+				t.Errorf("event = %+v; want SET with tag grade-7", x)
+			}
+		}
+		a.graphql(t, `mutation { cacheInvalidateTags(tags: ["grade-7"]) { deleted } }`, nil)
+		got := map[string]string{}
+		for range 2 {
+			x := c.change("1", 2*time.Second)
+			got[x.Key] = x.Kind
+		}
+		if got["s:t1"] != "INVALIDATED" || got["s:t2"] != "INVALIDATED" {
+			t.Errorf("events = %v; want both keys INVALIDATED", got)
+		}
+	})
+	t.Run("a write by redis-cli is SET", func(t *testing.T) {
+		if _, err := srv.Do(t, "SET", "school-erp:s:cli", `"from redis-cli"`); err != nil {
+			t.Fatal(err)
+		}
+		if x := c.change("1", 2*time.Second); x.Key != "s:cli" || x.Kind != "SET" || x.Etag != nil {
+			t.Errorf("event = %+v; want SET s:cli without etag", x)
+		}
+	})
+	t.Run("a TTL running out is EXPIRED", func(t *testing.T) {
+		a.graphql(t, `mutation { cacheSet(key: "s:ttl", value: 1, ttlSeconds: 1) { stored } }`, nil)
+		if x := c.change("1", 2*time.Second); x.Kind != "SET" {
+			t.Fatalf("event = %+v; want the SET first", x)
+		}
+		if x := c.change("1", 5*time.Second); x.Key != "s:ttl" || x.Kind != "EXPIRED" {
+			t.Errorf("event = %+v; want EXPIRED s:ttl", x)
+		}
+	})
+	t.Run("withValue sends the value", func(t *testing.T) {
+		c.subscribe("2", watchQuery, map[string]any{"keys": []string{"s:v"}, "withValue": true})
+		time.Sleep(200 * time.Millisecond) // no warm-up write: it would reach subscription 1 too
+		a.graphql(t, `mutation { cacheIncrement(key: "s:v", by: 41) { value } }`, nil)
+		seen := map[string]changeEvent{}
+		for range 2 {
+			m, _ := c.next(2 * time.Second)
+			var r struct {
+				Data struct{ CacheChanged changeEvent } `json:"data"`
+			}
+			_ = json.Unmarshal(m.Payload, &r)
+			seen[m.ID] = r.Data.CacheChanged
+		}
+		if x := seen["2"]; x.Kind != "INCREMENTED" || string(x.Value) != "41" || x.Etag == nil || *x.Etag != sha1hex("41") {
+			t.Errorf("withValue event = %+v (value %s); want INCREMENTED, value 41", x, x.Value)
+		}
+		if x := seen["1"]; x.Kind != "INCREMENTED" || x.Value != nil && string(x.Value) != "null" {
+			t.Errorf("event without withValue = %+v (value %s); want no value", x, x.Value)
+		}
+	})
+}
+
+// authEnv is a staging service with a write and a read token.
+func authEnv(redisAddr string) map[string]string {
+	env := testEnv(redisAddr)
+	env["APP_ENV"] = "staging"
+	env["API_TOKENS"] = testToken + ",reader:read:" + readTokenValue
+	env["CORS_ALLOWED_ORIGINS"] = "https://erp.example.com"
+	env["SUBSCRIPTION_INIT_TIMEOUT"] = "300ms"
+	env["SUBSCRIPTION_MAX_SOCKETS_PER_TOKEN"] = "3"
+	env["SUBSCRIPTION_MAX_PER_SOCKET"] = "2"
+	env["SUBSCRIPTION_MAX_KEYS"] = "3"
+	return env
+}
+
+const readTokenValue = "fedcba9876543210fedc"
+
+func TestSubscriptionAdmission(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	s := startService(t, authEnv(srv.Addr))
+	s.bearer = testTokenValue
+	bearer := func(v string) map[string]any { return map[string]any{"Authorization": "Bearer " + v} }
+
+	refusals := []struct {
+		name string
+		dial wsDial
+		code websocket.StatusCode
+	}{
+		{"no token", wsDial{}, 4403},
+		{"an unknown token", wsDial{payload: bearer("not-a-token-of-ours-0000")}, 4403},
+		{"no connection_init in time", wsDial{noInit: true, payload: bearer(readTokenValue)}, 4408},
+	}
+	for _, r := range refusals {
+		t.Run(r.name, func(t *testing.T) {
+			c, _, err := dialWS(t, s, r.dial)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.dial.noInit {
+				c.subscribe("1", watchQuery, map[string]any{"keys": []string{"a"}})
+			}
+			s.graphql(t, `mutation { cacheSet(key: "a", value: 1) { stored } }`, nil)
+			if code := c.closed(3 * time.Second); code != r.code {
+				t.Errorf("close code = %d (%v); want %d", code, c.closeErr(), r.code)
+			}
+			if reason := c.closeErr(); r.code == 4403 && !strings.Contains(fmt.Sprint(reason), "Forbidden") {
+				t.Errorf("close reason = %v; want it to say Forbidden", reason)
+			}
+		})
+	}
+	t.Run("a foreign Origin is refused before the upgrade", func(t *testing.T) {
+		_, resp, err := dialWS(t, s, wsDial{header: http.Header{"Origin": {"https://evil.example"}}, payload: bearer(readTokenValue)})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Errorf("dial with a foreign Origin = %v, %v; want HTTP 403", resp, err)
+		}
+	})
+	t.Run("an allowed Origin with a read token subscribes", func(t *testing.T) {
+		c, _, err := dialWS(t, s, wsDial{header: http.Header{"Origin": {"https://erp.example.com"}}, payload: bearer(readTokenValue)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		c.subscribe("1", watchQuery, map[string]any{"prefix": "r:"})
+		warm(t, c, "1", s, "r:")
+	})
+	t.Run("the upgrade's Authorization header is enough", func(t *testing.T) {
+		c, _, err := dialWS(t, s, wsDial{header: http.Header{"Authorization": {"Bearer " + readTokenValue}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+	})
+	t.Run("limits", func(t *testing.T) {
+		c, _, err := dialWS(t, s, wsDial{payload: bearer(testTokenValue)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		c.subscribe("many", watchQuery, map[string]any{"keys": []string{"1", "2", "3", "4"}})
+		if m, _ := c.next(2 * time.Second); m.Type != "next" || !strings.Contains(string(m.Payload), "SUBSCRIPTION_LIMIT") {
+			t.Errorf("4 keys (limit 3): %s %s; want an error SUBSCRIPTION_LIMIT", m.Type, m.Payload)
+		}
+		if m, _ := c.next(2 * time.Second); m.Type != "complete" {
+			t.Errorf("after the refusal: %s %s; want complete", m.Type, m.Payload)
+		}
+		c.subscribe("1", watchQuery, map[string]any{"keys": []string{"x"}})
+		c.subscribe("2", watchQuery, map[string]any{"keys": []string{"x"}})
+		c.subscribe("3", watchQuery, map[string]any{"keys": []string{"x"}})
+		// gqlgen starts them concurrently: any one of the three is refused.
+		if m, _ := c.next(2 * time.Second); !strings.Contains(string(m.Payload), "SUBSCRIPTION_LIMIT") {
+			t.Errorf("three subscriptions (limit 2): %s %s %s; want an error SUBSCRIPTION_LIMIT", m.ID, m.Type, m.Payload)
+		}
+		if m, _ := c.next(2 * time.Second); m.Type != "complete" {
+			t.Errorf("after the refusal: %s %s; want complete", m.Type, m.Payload)
+		}
+		c.quiet(200 * time.Millisecond) // the other two run
+		// The write token has this socket; two more are allowed, not three.
+		for i := range 3 {
+			d, _, err := dialWS(t, s, wsDial{payload: bearer(testTokenValue)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i < 2 {
+				d.ack()
+				continue
+			}
+			if code := d.closed(3 * time.Second); code != 4429 {
+				t.Errorf("fourth socket of a token (limit 3): close %d (%v); want 4429", code, d.closeErr())
+			}
+		}
+	})
+}
+
+func TestSubscriptionsRideThroughARedisRestart(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	s := startService(t, testEnv(srv.Addr))
+	const n = 100
+	clients := make([]*wsClient, n)
+	for i := range clients {
+		c, _, err := dialWS(t, s, wsDial{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		c.subscribe("1", watchQuery, map[string]any{"keys": []string{"k", "restart:warm"}})
+		clients[i] = c
+	}
+	// Every subscription is live once each sees a write made after all
+	// subscribed.
+	time.Sleep(300 * time.Millisecond)
+	s.graphql(t, `mutation { cacheSet(key: "k", value: 0) { stored } }`, nil)
+	for i, c := range clients {
+		if x := c.change("1", 5*time.Second); x.Kind != "SET" {
+			t.Fatalf("client %d: %+v before the restart", i, x)
+		}
+	}
+	srv.Kill()
+	s.waitRedisStatus(t, "disconnected", 5*time.Second)
+	srv.Start()
+	s.waitRedisStatus(t, "connected", 10*time.Second)
+	for i, c := range clients {
+		if x := c.change("1", 5*time.Second); x.Kind != "RESYNC" || x.Key != "" {
+			t.Errorf("client %d: %+v; want RESYNC", i, x)
+		}
+	}
+	// Exactly one: the next event is the next change.
+	time.Sleep(200 * time.Millisecond)
+	s.graphql(t, `mutation { cacheSet(key: "k", value: 1) { stored } }`, nil)
+	for i, c := range clients {
+		if x := c.change("1", 5*time.Second); x.Kind != "SET" || x.Key != "k" {
+			t.Errorf("client %d: %+v after the RESYNC; want the SET", i, x)
+		}
+	}
+}
+
+func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	s := startService(t, testEnv(srv.Addr))
+	var clients []*wsClient
+	for range 20 {
+		c, _, err := dialWS(t, s, wsDial{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		c.subscribe("1", watchQuery, map[string]any{"keys": []string{"k"}})
+		clients = append(clients, c)
+	}
+	start := time.Now()
+	if err := s.stop(); err != nil {
+		t.Fatalf("run() = %v", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("shutdown took %s; SHUTDOWN_TIMEOUT is 10s", took)
+	}
+	for i, c := range clients {
+		if code := c.closed(5 * time.Second); code != websocket.StatusGoingAway {
+			t.Errorf("client %d: close %d (%v); want 1001", i, code, c.closeErr())
+		}
+	}
+}
+
+func TestRedisHealthChangedReportsTransitions(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	s := startService(t, testEnv(srv.Addr))
+	c, _, err := dialWS(t, s, wsDial{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ack()
+	c.subscribe("h", `subscription { redisHealthChanged { status breaker keyspaceNotifications } }`, nil)
+	status := func() string {
+		t.Helper()
+		m, ok := c.next(10 * time.Second)
+		if !ok || m.Type != "next" {
+			t.Fatalf("health event: %+v %v", m, c.closeErr())
+		}
+		var r struct {
+			Data struct {
+				RedisHealthChanged struct{ Status, Breaker string }
+			}
+		}
+		_ = json.Unmarshal(m.Payload, &r)
+		return r.Data.RedisHealthChanged.Status
+	}
+	if got := status(); got != "CONNECTED" {
+		t.Fatalf("first health event = %s; want CONNECTED", got)
+	}
+	srv.Kill()
+	for got := status(); got != "DISCONNECTED"; got = status() {
+	}
+	srv.Start()
+	for got := status(); got != "CONNECTED"; got = status() {
+	}
+}
+
+// No goroutine of a socket (gqlgen's connection, the resolvers') outlives
+// it. Not parallel: it reads every goroutine's stack.
+func TestNothingOutlivesItsSocket(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	s := startService(t, testEnv(srv.Addr))
+	var clients []*wsClient
+	for range 10 {
+		c, _, err := dialWS(t, s, wsDial{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		c.subscribe("1", watchQuery, map[string]any{"keys": []string{"k"}})
+		c.subscribe("2", `subscription { redisHealthChanged { status } }`, nil)
+		clients = append(clients, c)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := socketGoroutines(); n < 10 {
+		t.Fatalf("%d socket goroutines with 10 sockets open; the count cannot see them", n)
+	}
+	for _, c := range clients {
+		_ = c.conn.Close(websocket.StatusNormalClosure, "")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n := socketGoroutines(); n > 0; n = socketGoroutines() {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d socket goroutines 5s after the sockets closed:\n%s", n, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// socketGoroutines counts the goroutines running a socket's code on the
+// server side.
+func socketGoroutines() int {
+	buf := make([]byte, 8<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "transport.(*wsConnection)") || strings.Contains(g, "graph.(*Resolver).cacheChanged") ||
+			strings.Contains(g, "graph.(*Resolver).redisHealthChanged") || strings.Contains(g, "graph.(*Sockets).serve") {
+			n++
+		}
+	}
+	return n
+}
