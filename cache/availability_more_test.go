@@ -143,3 +143,40 @@ func TestRecoveryLineSaysHowLongRedisWasDown(t *testing.T) {
 		t.Errorf("recovery from a degradation logged %q; want 'redis connected' without downFor: Redis was not down", got)
 	}
 }
+
+// transitions counts the status changes an Observer is told of.
+type transitions struct {
+	nopObserver
+	seen []string
+}
+
+func (o *transitions) ObserveTransition(from, to Status) {
+	o.seen = append(o.seen, string(from)+"->"+string(to))
+}
+
+// An outage begins once: Health.Since is when it began, and the metrics
+// see one transition, however many failed probes follow.
+func TestAnOutageBeginsOnce(t *testing.T) {
+	obs := &transitions{}
+	a := newAvailability(availabilityConfig{
+		addrs: "test", degradedLatency: 100 * time.Millisecond, reminder: time.Minute, tripAfter: 3,
+	}, slog.New(slog.DiscardHandler), obs, nil)
+	a.probeSucceeded(a.probeStarted(), fastProbe)
+	connectedSince := a.snapshot().Since
+	time.Sleep(2 * time.Millisecond)
+	a.probeFailed(a.probeStarted(), errDown)
+	down := a.snapshot().Since
+	if !down.After(connectedSince) {
+		t.Errorf("Health().Since = %v once Redis went down; want the time it went down, after %v", down, connectedSince)
+	}
+	time.Sleep(2 * time.Millisecond)
+	for range 3 {
+		a.probeFailed(a.probeStarted(), errDown)
+	}
+	if got := a.snapshot().Since; !got.Equal(down) {
+		t.Errorf("Health().Since = %v after more failed probes; want %v, when the outage began", got, down)
+	}
+	if got := strings.Join(obs.seen, " "); got != "disconnected->connected connected->disconnected" {
+		t.Errorf("transitions observed: %s; want disconnected->connected connected->disconnected", got)
+	}
+}

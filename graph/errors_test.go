@@ -34,6 +34,11 @@ func TestPresentError(t *testing.T) {
 		{"token limit, coded where refused", &gqlerror.Error{Message: "the document exceeds the limit of 5000 tokens", Extensions: map[string]any{"code": CodeTokenLimit}}, "the document exceeds the limit of 5000 tokens", CodeTokenLimit, false},
 		{"the parser's own token limit is a parse error", &gqlerror.Error{Message: "exceeded token limit of 5000", Extensions: map[string]any{"code": errcode.ParseFailed}}, "exceeded token limit of 5000", errcode.ParseFailed, false},
 		{"a value gqlgen cannot encode as JSON", gqlerror.WrapPath(ast.Path{ast.PathName("cacheSet")}, fmt.Errorf("%w: json: unsupported value: +Inf", model.ErrNotJSON)), "value is not representable as JSON: json: unsupported value: +Inf", CodeBadUserInput, false},
+		// As gqlgen hands over a resolver's error: wrapped at its path. The
+		// message is the cause's, without the wrapper's path or the
+		// sentinel's words.
+		{"bad input from the cache, at its path", gqlerror.WrapPath(ast.Path{ast.PathName("cacheSet")}, fmt.Errorf("%w: key must not be empty", cache.ErrInvalidInput)), "key must not be empty", CodeBadUserInput, false},
+		{"a value too large, at its index", gqlerror.WrapPath(ast.Path{ast.PathName("m"), ast.PathIndex(1)}, fmt.Errorf("%w: 2000 bytes, above 1024", cache.ErrValueTooLarge)), "2000 bytes, above 1024", CodeValueTooLarge, false},
 		{"a rejected key at its index", gqlerror.WrapPath(ast.Path{ast.PathName("m"), ast.PathIndex(3)}, fmt.Errorf("%w: WRONGTYPE", cache.ErrRejected)), "Redis rejected the command", CodeRedisRejected, false},
 		// Message text decides nothing: an uncoded error that reads like a
 		// client's mistake is still internal.
