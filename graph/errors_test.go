@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -84,5 +85,38 @@ func TestRecoveredPanicIsGenericAndThrottled(t *testing.T) {
 	_ = recover(context.Background(), "another panic")
 	if !strings.Contains(logs.String(), "another panic") {
 		t.Error("a different panic was not logged")
+	}
+}
+
+// The throttle lets one line a minute through per key, whichever other keys
+// come in between, counts what it held back, and forgets everything once it
+// has seen more than 1000 keys (so its memory is bounded).
+func TestLogThrottle(t *testing.T) {
+	var l logThrottle
+	for i, step := range []struct {
+		key     string
+		ok      bool
+		repeats int
+	}{
+		{"a", true, 0}, {"b", true, 0}, {"a", false, 0}, {"b", false, 0}, {"a", false, 0}, {"c", true, 0},
+	} {
+		if ok, repeats := l.allow(step.key); ok != step.ok || repeats != step.repeats {
+			t.Errorf("step %d: allow(%q) = %v, %d; want %v, %d", i, step.key, ok, repeats, step.ok, step.repeats)
+		}
+	}
+	// A line held back is counted, and the count comes with the next line
+	// let through: here, once the minute has passed.
+	l.last["a"] = l.last["a"].Add(-2 * time.Minute)
+	if ok, repeats := l.allow("a"); !ok || repeats != 2 {
+		t.Errorf("allow(a) a minute later = %v, %d; want true with the 2 held back", ok, repeats)
+	}
+	for i := range 1001 {
+		l.allow(fmt.Sprint("k", i))
+	}
+	if ok, _ := l.allow("b"); !ok {
+		t.Error("allow(b) after 1000 other keys = false; want the throttle to have forgotten it (bounded memory)")
+	}
+	if n := len(l.last); n > 1001 {
+		t.Errorf("the throttle remembers %d keys; want at most 1001", n)
 	}
 }
