@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/internal/auth"
@@ -134,4 +137,88 @@ func nonEmptyList(s string) []string {
 		return nil
 	}
 	return []string{s}
+}
+
+// Errors and warnings come in the order of the fields they are about, as
+// the query has them (not by name, nor as the fields happened to finish),
+// and within a list by index; an error without a path comes first.
+func TestErrorsAndWarningsInFieldOrder(t *testing.T) {
+	// The last field through an inline fragment: the order is of the
+	// fields as the operation's root type collects them.
+	query := `{ z: cacheGet(key: "h") m: cacheGetMany(keys: ["h", "h"]) ... on Query { a: cacheExists(key: "h") } }`
+	for name, err := range map[string]error{
+		"errors":   fmt.Errorf("%w: WRONGTYPE", cache.ErrRejected),
+		"warnings": fmt.Errorf("%w: connection refused", cache.ErrUnavailable),
+	} {
+		r := &Resolver{Cache: failingCache{err: err}}
+		for _, noCompiled := range []bool{false, true} {
+			h := NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), NoCompiledReads: noCompiled})
+			body := request(query, nil)
+			send(h, body, nil)
+			raw := send(h, body, nil).body
+			var a readAnswer
+			if err := json.Unmarshal([]byte(raw), &a); err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			var paths []string
+			for _, e := range a.Errors {
+				paths = append(paths, fmt.Sprint(e.Path))
+			}
+			for _, w := range a.Extensions.Warnings {
+				paths = append(paths, fmt.Sprint(w.Path))
+			}
+			if got, want := strings.Join(paths, " "), "[z] [m 0] [m 1] [a]"; got != want {
+				t.Errorf("%s (compiled reads off: %v) in the order %s; want %s (%s)", name, noCompiled, got, want, raw)
+			}
+		}
+	}
+}
+
+func TestComparePaths(t *testing.T) {
+	order := map[string]int{"z": 0, "a": 1}
+	p := func(parts ...any) ast.Path {
+		var path ast.Path
+		for _, x := range parts {
+			switch x := x.(type) {
+			case string:
+				path = append(path, ast.PathName(x))
+			case int:
+				path = append(path, ast.PathIndex(x))
+			}
+		}
+		return path
+	}
+	tests := []struct {
+		a, b ast.Path
+		want int
+	}{
+		{nil, nil, 0},
+		{nil, p("z"), -1},
+		{p("z"), nil, 1},
+		{p("z"), p("a"), -1},
+		{p("a"), p("z"), 1},
+		{p("z"), p("z"), 0},
+		{p("z", 1), p("z", 2), -1},
+		{p("z", 10), p("z", 2), 1},
+		{p("z"), p("z", 0), -1},
+		{p("z", 0, "value"), p("z", 0), 1},
+		{p("z", "b"), p("z", "c"), -1}, // below the root, by name
+		{p("z", 0), p("z", "x"), -1},   // an index before a name
+		{p("z", "x"), p("z", 0), 1},
+	}
+	for _, tt := range tests {
+		if got := comparePaths(order, tt.a, tt.b); sign(got) != tt.want {
+			t.Errorf("comparePaths(%v, %v) = %d; want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+func sign(n int) int {
+	switch {
+	case n < 0:
+		return -1
+	case n > 0:
+		return 1
+	}
+	return 0
 }
