@@ -180,3 +180,16 @@ func TestAnOutageBeginsOnce(t *testing.T) {
 		t.Errorf("transitions observed: %s; want disconnected->connected connected->disconnected", got)
 	}
 }
+
+// MemoryUsage is what health shows as memoryUsage: bytes below a KiB, then
+// one decimal in the largest unit it reaches (up to PB).
+func TestMemoryUsage(t *testing.T) {
+	for n, want := range map[int64]string{
+		0: "0B", 1023: "1023B", 1024: "1.0KB", 1536: "1.5KB", 1<<20 - 1: "1024.0KB", 1 << 20: "1.0MB",
+		5 << 30: "5.0GB", 3 << 40: "3.0TB", 2 << 50: "2.0PB", 4096 << 50: "4096.0PB",
+	} {
+		if got := (ServerInfo{UsedMemory: n}).MemoryUsage(); got != want {
+			t.Errorf("MemoryUsage() of %d bytes = %q; want %q", n, got, want)
+		}
+	}
+}

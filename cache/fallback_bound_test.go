@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The fallback's byte bound counts each entry's key, value, tags and a
@@ -41,5 +42,37 @@ func TestFallbackBoundCountsEveryEntrysCost(t *testing.T) {
 	}
 	if err := m.setTagged("k2", json.RawMessage(`"`+strings.Repeat("v", 20)+`"`), 0, nil); err == nil {
 		t.Errorf("an entry of 88 bytes beside 1002 in %d was stored; want it refused", bound)
+	}
+}
+
+// Expire in the fallback sets a TTL that runs from now, or removes it with
+// zero, as EXPIRE and PERSIST do in Redis; a missing key reports false.
+func TestFallbackExpire(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	m := newMemoryTier(1 << 20)
+	m.now = func() time.Time { return now }
+	if err := m.set("k", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if !m.expire("k", time.Minute) {
+		t.Fatal("expire(k) = false; want true: it exists")
+	}
+	if _, ttl, ok := m.getEntry("k"); !ok || ttl != time.Minute {
+		t.Errorf("after expire(k, 1m): TTL %v, present %v; want 1m", ttl, ok)
+	}
+	if !m.expire("k", 0) {
+		t.Fatal("expire(k, 0) = false; want true")
+	}
+	now = now.Add(time.Hour)
+	if _, ttl, ok := m.getEntry("k"); !ok || ttl != 0 {
+		t.Errorf("an hour after expire(k, 0): TTL %v, present %v; want present with no TTL", ttl, ok)
+	}
+	m.expire("k", time.Second)
+	now = now.Add(time.Second)
+	if _, _, ok := m.getEntry("k"); ok {
+		t.Error("k is present once its TTL ran out; want it gone")
+	}
+	if m.expire("k", time.Minute) || m.expire("never", time.Minute) {
+		t.Error("expire of a key that is gone or never was = true; want false")
 	}
 }
