@@ -80,3 +80,10 @@ test: lint check-generate check-tidy image-check check-generate-clients
 .PHONY: bench
 bench:
 	bench/run
+
+# Mutation testing of cache/, graph/ and config/ with gremlins, writing
+# MUTANTS.md (scripts/mutants says how to bound it). Not part of make test
+# nor CI: it takes hours over every file.
+.PHONY: mutants
+mutants:
+	scripts/mutants

@@ -387,3 +387,62 @@ func TestRequestDeadlineBoundsManyFields(t *testing.T) {
 		}
 	}
 }
+
+// TestBreakerRefusesOnTheRequestPath: the breaker seen by a client alone,
+// never through health: once Redis stops answering (a black hole), writes
+// answer REDIS_UNAVAILABLE (nothing sent) instead of each being sent and
+// waiting out the command timeout for NO_REPLY; once it answers again,
+// writes are stored again. Not parallel, like TestFaults: it bounds a
+// latency.
+func TestBreakerRefusesOnTheRequestPath(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	proxy := faultproxy.Start(t, srv.Addr)
+	env := faultEnv(proxy.Addr)
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	write := func(key string) (setPayload, time.Duration) {
+		start := time.Now()
+		p := field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": key, "v": 1}), "cacheSet")
+		return p, time.Since(start)
+	}
+	failure := func(p setPayload) string {
+		if p.Failure == nil {
+			return ""
+		}
+		return *p.Failure
+	}
+
+	proxy.BlackHole(true)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, took := write("k")
+		if failure(p) == "REDIS_UNAVAILABLE" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s into a black hole, cacheSet = stored %v, failure %q after %s; want REDIS_UNAVAILABLE: the breaker refusing Redis", p.Stored, failure(p), took)
+		}
+	}
+	for i := range 10 {
+		p, took := write(fmt.Sprint("k", i))
+		if p.Stored || failure(p) != "REDIS_UNAVAILABLE" || took >= faultCommandTimeout {
+			t.Errorf("cacheSet %d with Redis unreachable = stored %v, failure %q after %s; want REDIS_UNAVAILABLE at once (under the %s command timeout)", i, p.Stored, failure(p), took, faultCommandTimeout)
+		}
+	}
+
+	proxy.BlackHole(false)
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		p, _ := write("back")
+		if p.Stored {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the black hole ended, cacheSet = stored %v, failure %q; want stored", p.Stored, failure(p))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := srv.Do(t, "GET", "school-erp:back"); err != nil {
+		t.Errorf("Redis GET of a write reported stored = %v; want it there", err)
+	}
+}

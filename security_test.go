@@ -78,8 +78,12 @@ func TestWhoMayDoWhat(t *testing.T) {
 		{"read token, delete", readToken, deleteQuery, "FORBIDDEN"},
 		{"no token, mutation", "", setQuery, "UNAUTHENTICATED"},
 		{"read token, entry", readToken, `query($k: String!) { cacheEntry(key: $k) { etag } }`, ""},
-		{"read token, increment", readToken, `mutation($k: String!) { cacheIncrement(key: $k) { value } }`, "FORBIDDEN"},
-		{"read token, expire", readToken, `mutation($k: String!) { cacheExpire(key: $k) { existed } }`, "FORBIDDEN"},
+		// On a key holding a counter: on "auth" (a string) an increment
+		// that ran anyway would be refused by Redis and change nothing.
+		{"read token, increment", readToken, `mutation { cacheIncrement(key: "count") { value } }`, "FORBIDDEN"},
+		// With a TTL: without one, an expire that ran anyway would make
+		// "auth" permanent, as it already is.
+		{"read token, expire", readToken, `mutation($k: String!) { cacheExpire(key: $k, ttlSeconds: 600) { existed } }`, "FORBIDDEN"},
 		{"read token, set many", readToken, `mutation($k: String!, $v: JSON!) { cacheSetMany(entries: [{key: $k, value: $v}]) { stored } }`, "FORBIDDEN"},
 		{"read token, delete many", readToken, `mutation($k: String!) { cacheDeleteMany(keys: [$k]) { deleted } }`, "FORBIDDEN"},
 		{"read token, invalidate", readToken, `mutation { cacheInvalidateTags(tags: ["auth"]) { deleted } }`, "FORBIDDEN"},
@@ -89,10 +93,18 @@ func TestWhoMayDoWhat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			// The key exists before every row, so a refused set or delete
-			// that ran anyway would change or remove it.
+			// What every refused mutation could touch exists before every
+			// row, so one that ran anyway would change it: a set, delete or
+			// expire of "auth" (no TTL), an increment of "count", an
+			// invalidation of the tag "auth" ("tagged").
 			if _, err := srv.Do(t, "SET", "school-erp:auth", `"seed"`); err != nil {
 				t.Fatal(err)
+			}
+			if _, err := srv.Do(t, "SET", "school-erp:count", "41"); err != nil {
+				t.Fatal(err)
+			}
+			if _, r := request(t, svc, writeToken, `mutation { cacheSet(key: "tagged", value: 1, tags: ["auth"]) { stored } }`, nil); r.code() != "" || !strings.Contains(string(r.Data["cacheSet"]), `"stored":true`) {
+				t.Fatalf("seeding the tagged key = %s %+v", r.Data["cacheSet"], r.Errors)
 			}
 			_, r := request(t, svc, tt.bearer, tt.query, map[string]any{"k": "auth", "v": 1})
 			if r.code() != tt.wantCode {
@@ -101,6 +113,15 @@ func TestWhoMayDoWhat(t *testing.T) {
 			if tt.wantCode != "" && strings.HasPrefix(tt.query, "mutation") {
 				if v, err := srv.Do(t, "GET", "school-erp:auth"); v != `"seed"` {
 					t.Errorf("a refused mutation changed the key: GET = %q, %v; want the seed", v, err)
+				}
+				if ttl, err := srv.Do(t, "PTTL", "school-erp:auth"); ttl != "-1" {
+					t.Errorf("a refused mutation changed the key's TTL: PTTL = %s, %v; want -1 (none)", ttl, err)
+				}
+				if v, err := srv.Do(t, "GET", "school-erp:count"); v != "41" {
+					t.Errorf("a refused mutation changed the counter: GET = %q, %v; want 41", v, err)
+				}
+				if v, err := srv.Do(t, "GET", "school-erp:tagged"); v != "1" {
+					t.Errorf("a refused mutation invalidated the tagged key: GET = %q, %v; want 1", v, err)
 				}
 			}
 		})

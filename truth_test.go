@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,83 @@ func TestOversizedStoredValueIsRefusedForItsFieldOnly(t *testing.T) {
 	}
 	if got := string(r.Data["a"]) + " " + string(r.Data["b"]) + " " + string(r.Data["c"]); got != "null 1 [1,null]" {
 		t.Errorf("data = %s; want null 1 [1,null]", got)
+	}
+}
+
+// A Redis that fills up through the service's own writes (1 MiB of room
+// under maxmemory, noeviction) refuses the write that no longer fits: the payload says
+// stored false, failure REJECTED, no backend, and Redis holds nothing for
+// it, while every write reported stored before it is there. A batch is
+// refused entry by entry the same way. The memory fallback (the
+// development default) is on: Redis answered, so it must not take them.
+func TestWritesRefusedOnceRedisIsFull(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{Config: []string{"maxmemory-policy noeviction"}})
+	env := testEnv(srv.Addr)
+	env["CACHE_FALLBACK"] = "memory"
+	svc := startService(t, env)
+	svc.waitRedisStatus(t, "connected", 5*time.Second)
+	// An empty Redis already uses about 1 MB: the limit is 1 MiB above what
+	// it uses once the service is connected.
+	info, err := srv.Do(t, "INFO", "memory")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var used int
+	for _, line := range strings.Split(info, "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
+			used, _ = strconv.Atoi(rest)
+		}
+	}
+	if used == 0 {
+		t.Fatalf("INFO memory has no used_memory: %s", info)
+	}
+	if _, err := srv.Do(t, "CONFIG", "SET", "maxmemory", fmt.Sprint(used+1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	value := strings.Repeat("x", 32<<10)
+	var stored []string
+	var refused string
+	for i := range 100 { // 3.2 MB: far past 1mb
+		key := fmt.Sprint("fill-", i)
+		p := field[setPayload](t, svc.graphql(t, setQuery, map[string]any{"k": key, "v": value}), "cacheSet")
+		if p.Stored {
+			stored = append(stored, key)
+			continue
+		}
+		if p.Failure == nil || *p.Failure != "REJECTED" || p.Backend != nil || p.Message == nil {
+			t.Fatalf("cacheSet(%s) into a full Redis = %+v; want stored false, failure REJECTED with a message, no backend", key, p)
+		}
+		refused = key
+		break
+	}
+	if refused == "" || len(stored) == 0 {
+		t.Fatalf("%d of 100 writes of 32 KiB into 1 MiB of room were stored; want some stored, then one refused", len(stored))
+	}
+	t.Logf("%d writes of 32 KiB stored before Redis refused one", len(stored))
+	if _, err := srv.Do(t, "GET", "school-erp:"+refused); err != redistest.ErrNil {
+		t.Errorf("Redis GET of the refused write %s = %v; want nothing stored", refused, err)
+	}
+	for _, key := range stored {
+		if got, err := srv.Do(t, "STRLEN", "school-erp:"+key); err != nil || got != fmt.Sprint(len(value)+2) {
+			t.Errorf("Redis STRLEN of %s, reported stored = %s, %v; want the value", key, got, err)
+		}
+	}
+
+	r := svc.graphql(t, `mutation($v: JSON!) { cacheSetMany(entries: [{key: "many-0", value: $v}, {key: "many-1", value: $v}]) { key stored failure backend } }`, map[string]any{"v": value})
+	var many []setPayload
+	if err := json.Unmarshal(r.Data["cacheSetMany"], &many); err != nil || len(many) != 2 || len(r.Errors) > 0 {
+		t.Fatalf("cacheSetMany into a full Redis = %s, errors %+v", r.Data["cacheSetMany"], r.Errors)
+	}
+	for i, p := range many {
+		if p.Stored || p.Failure == nil || *p.Failure != "REJECTED" || p.Backend != nil {
+			t.Errorf("cacheSetMany entry %d into a full Redis = %+v; want stored false, failure REJECTED, no backend", i, p)
+		}
+		if _, err := srv.Do(t, "GET", fmt.Sprint("school-erp:many-", i)); err != redistest.ErrNil {
+			t.Errorf("Redis GET of many-%d after a refused batch = %v; want nothing stored", i, err)
+		}
+	}
+	if got := string(svc.graphql(t, getQuery, map[string]any{"k": refused}).Data["cacheGet"]); got != "null" {
+		t.Errorf("cacheGet(%s) after it was refused = %.40s; want a miss (the fallback must not have taken it)", refused, got)
 	}
 }

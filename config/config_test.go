@@ -372,12 +372,25 @@ func TestLoadIgnoresTheProcessEnvironment(t *testing.T) {
 
 func TestLogValueHidesSecrets(t *testing.T) {
 	t.Parallel()
-	cfg, err := load(map[string]string{"REDIS_URL": "redis://app:hunter2pw@h:1/3"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.LogValue().String(); strings.Contains(got, "hunter2pw") {
-		t.Errorf("LogValue() = %s; reveals the password", got)
+	for url, secrets := range map[string][]string{
+		"redis://app:hunter2pw@h:1/3": {"hunter2pw"},
+		// The password runs to the last "@": neither half may show, and
+		// the host is what follows it.
+		"redis://app:hunter@2pw@h:1/3": {"hunter", "2pw"},
+	} {
+		cfg, err := load(map[string]string{"REDIS_URL": url})
+		if err != nil {
+			t.Fatalf("Load(REDIS_URL=%s): %v", url, err)
+		}
+		if cfg.Redis.Addr() != "h:1" || cfg.Redis.Username != "app" || cfg.Redis.Password != strings.Join(secrets, "@") {
+			t.Errorf("Load(REDIS_URL=%s) = addr %s, user %q; want h:1 and app, with the password up to the last @", url, cfg.Redis.Addr(), cfg.Redis.Username)
+		}
+		got := cfg.LogValue().String()
+		for _, secret := range secrets {
+			if strings.Contains(got, secret) {
+				t.Errorf("LogValue() for %s = %s; reveals %q of the password", url, got, secret)
+			}
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/errcode"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -34,6 +35,11 @@ func TestPresentError(t *testing.T) {
 		{"token limit, coded where refused", &gqlerror.Error{Message: "the document exceeds the limit of 5000 tokens", Extensions: map[string]any{"code": CodeTokenLimit}}, "the document exceeds the limit of 5000 tokens", CodeTokenLimit, false},
 		{"the parser's own token limit is a parse error", &gqlerror.Error{Message: "exceeded token limit of 5000", Extensions: map[string]any{"code": errcode.ParseFailed}}, "exceeded token limit of 5000", errcode.ParseFailed, false},
 		{"a value gqlgen cannot encode as JSON", gqlerror.WrapPath(ast.Path{ast.PathName("cacheSet")}, fmt.Errorf("%w: json: unsupported value: +Inf", model.ErrNotJSON)), "value is not representable as JSON: json: unsupported value: +Inf", CodeBadUserInput, false},
+		// As gqlgen hands over a resolver's error: wrapped at its path. The
+		// message is the cause's, without the wrapper's path or the
+		// sentinel's words.
+		{"bad input from the cache, at its path", gqlerror.WrapPath(ast.Path{ast.PathName("cacheSet")}, fmt.Errorf("%w: key must not be empty", cache.ErrInvalidInput)), "key must not be empty", CodeBadUserInput, false},
+		{"a value too large, at its index", gqlerror.WrapPath(ast.Path{ast.PathName("m"), ast.PathIndex(1)}, fmt.Errorf("%w: 2000 bytes, above 1024", cache.ErrValueTooLarge)), "2000 bytes, above 1024", CodeValueTooLarge, false},
 		{"a rejected key at its index", gqlerror.WrapPath(ast.Path{ast.PathName("m"), ast.PathIndex(3)}, fmt.Errorf("%w: WRONGTYPE", cache.ErrRejected)), "Redis rejected the command", CodeRedisRejected, false},
 		// Message text decides nothing: an uncoded error that reads like a
 		// client's mistake is still internal.
@@ -79,5 +85,38 @@ func TestRecoveredPanicIsGenericAndThrottled(t *testing.T) {
 	_ = recover(context.Background(), "another panic")
 	if !strings.Contains(logs.String(), "another panic") {
 		t.Error("a different panic was not logged")
+	}
+}
+
+// The throttle lets one line a minute through per key, whichever other keys
+// come in between, counts what it held back, and forgets everything once it
+// has seen more than 1000 keys (so its memory is bounded).
+func TestLogThrottle(t *testing.T) {
+	var l logThrottle
+	for i, step := range []struct {
+		key     string
+		ok      bool
+		repeats int
+	}{
+		{"a", true, 0}, {"b", true, 0}, {"a", false, 0}, {"b", false, 0}, {"a", false, 0}, {"c", true, 0},
+	} {
+		if ok, repeats := l.allow(step.key); ok != step.ok || repeats != step.repeats {
+			t.Errorf("step %d: allow(%q) = %v, %d; want %v, %d", i, step.key, ok, repeats, step.ok, step.repeats)
+		}
+	}
+	// A line held back is counted, and the count comes with the next line
+	// let through: here, once the minute has passed.
+	l.last["a"] = l.last["a"].Add(-2 * time.Minute)
+	if ok, repeats := l.allow("a"); !ok || repeats != 2 {
+		t.Errorf("allow(a) a minute later = %v, %d; want true with the 2 held back", ok, repeats)
+	}
+	for i := range 1001 {
+		l.allow(fmt.Sprint("k", i))
+	}
+	if ok, _ := l.allow("b"); !ok {
+		t.Error("allow(b) after 1000 other keys = false; want the throttle to have forgotten it (bounded memory)")
+	}
+	if n := len(l.last); n > 1001 {
+		t.Errorf("the throttle remembers %d keys; want at most 1001", n)
 	}
 }
