@@ -1,18 +1,14 @@
 package playground
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-
-	gqlplayground "github.com/99designs/gqlgen/graphql/playground"
 )
 
 // Mount registers the playground on mux, which serves the site root: the
@@ -25,21 +21,21 @@ func Mount(mux *http.ServeMux, title, endpoint string) {
 	mux.Handle("GET "+AssetPrefix, Assets())
 }
 
-// Handler returns the GraphiQL page for endpoint (a same-origin path such as
-// "/graphql"; an absolute URL is also allowed, and its origin is added to
-// the policy's connect-src). The page loads its files from AssetPrefix, so
+// Handler returns the GraphiQL page for endpoint, a same-origin path such as
+// "/graphql" (queries go to it over HTTP, subscriptions over its ws or wss
+// twin on the same host). The page loads its files from AssetPrefix, so
 // Assets must be served there. A request without a query parameter is
 // redirected to one carrying Examples; see doc.go.
 //
 // The page is rendered once, when it is first asked for (a process that
 // is never asked reads none of the embedded files), so that the hashes in
 // its Content-Security-Policy are those of the bytes served. Handler
-// panics if endpoint is not a URL; the page answers 500 if it has no
+// panics if endpoint is not such a path; the page answers 500 if it has no
 // inline script to hash: that would mean gqlgen's template changed shape,
 // and the package's tests would fail first.
 func Handler(title, endpoint string) http.Handler {
-	if _, err := url.Parse(endpoint); err != nil {
-		panic(fmt.Sprintf("playground: endpoint %q: %v", endpoint, err))
+	if !sameOriginPath.MatchString(endpoint) {
+		panic(fmt.Sprintf("playground: endpoint %q: want a same-origin path such as /graphql", endpoint))
 	}
 	page := sync.OnceValues(func() (*graphiqlPage, error) { return newPage(title, endpoint) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,31 +58,21 @@ func newPage(title, endpoint string) (*graphiqlPage, error) {
 	c := loadedCatalog()
 	pageFiles, assets := c.page, c.assets
 	u := func(name string) string { return AssetPrefix + name }
-	gql := gqlplayground.Handler(title, endpoint,
-		gqlplayground.WithGraphiqlVersion(
-			u(pageFiles.js), u(pageFiles.css),
-			assets[pageFiles.js].sri, assets[pageFiles.css].sri),
-		gqlplayground.WithGraphiqlReactVersion(
-			u(pageFiles.react), u(pageFiles.reactDOM),
-			assets[pageFiles.react].sri, assets[pageFiles.reactDOM].sri),
-		gqlplayground.WithGraphiqlPersistStateInURL(true),
-	)
-	// gqlgen's handler writes the same bytes for every request (its
-	// template depends only on the options), so one rendering stands for
-	// all of them.
-	rec := &recorder{header: make(http.Header)}
-	gql.ServeHTTP(rec, &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/"}, Header: make(http.Header)})
-	body := rec.body.Bytes()
-
+	rendered, err := pageValues{
+		title: title, endpoint: endpoint,
+		js: u(pageFiles.js), css: u(pageFiles.css), react: u(pageFiles.react), reactDOM: u(pageFiles.reactDOM),
+		jsSRI: assets[pageFiles.js].sri, cssSRI: assets[pageFiles.css].sri,
+		reactSRI: assets[pageFiles.react].sri, domSRI: assets[pageFiles.reactDOM].sri,
+	}.render()
+	if err != nil {
+		return nil, err
+	}
+	body := []byte(rendered)
 	scripts := inlineScriptHashes(body)
 	if len(scripts) == 0 {
 		return nil, fmt.Errorf("gqlgen's GraphiQL page has no inline script to allow by hash")
 	}
-	csp, err := contentSecurityPolicy(scripts, endpoint)
-	if err != nil {
-		return nil, err
-	}
-	return &graphiqlPage{body: body, csp: csp}, nil
+	return &graphiqlPage{body: body, csp: contentSecurityPolicy(scripts)}, nil
 }
 
 func (p *graphiqlPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -156,41 +142,22 @@ func inlineScriptHashes(page []byte) []string {
 //
 // GraphiQL's stylesheet inlines its fonts and icons as data: URLs, hence
 // data: for font-src and img-src; no network is involved.
-func contentSecurityPolicy(scriptHashes []string, endpoint string) (string, error) {
-	connect := []string{"'self'"}
-	if e, err := url.Parse(endpoint); err != nil {
-		return "", fmt.Errorf("endpoint %q: %w", endpoint, err)
-	} else if e.Scheme != "" && e.Host != "" {
-		// gqlgen's page fetches an absolute endpoint as given and opens
-		// subscriptions on its ws(s) twin.
-		ws := "ws"
-		if e.Scheme == "https" {
-			ws = "wss"
-		}
-		connect = append(connect, e.Scheme+"://"+e.Host, ws+"://"+e.Host)
-	}
+//
+// The endpoint is on the page's origin (Handler allows nothing else), so
+// connect-src 'self' covers both its HTTP requests and its subscriptions'
+// WebSocket (CSP Level 3 matches ws: and wss: on the same host to 'self').
+func contentSecurityPolicy(scriptHashes []string) string {
 	directives := []string{
 		"default-src 'self'",
 		"script-src " + strings.Join(append([]string{"'self'"}, scriptHashes...), " "),
 		"style-src 'self' 'unsafe-inline'",
 		"img-src 'self' data:",
 		"font-src 'self' data:",
-		"connect-src " + strings.Join(connect, " "),
+		"connect-src 'self'",
 		"object-src 'none'",
 		"base-uri 'none'",
 		"form-action 'none'",
 		"frame-ancestors 'none'",
 	}
-	return strings.Join(directives, "; "), nil
+	return strings.Join(directives, "; ")
 }
-
-// recorder captures what gqlgen's handler writes. httptest.ResponseRecorder
-// would do, but test helpers do not belong in the service binary.
-type recorder struct {
-	header http.Header
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(int)             {}
