@@ -17,26 +17,7 @@ import (
 
 // CacheSet is the resolver for the cacheSet field.
 func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string, lease *string) (*model.CacheSetPayload, error) {
-	value, err := requiredValue(value, argumentGiven(ctx, "value"))
-	if err != nil {
-		return nil, err
-	}
-	ttl, err := ttlFromSeconds(ttlSeconds)
-	if err != nil {
-		return nil, err
-	}
-	opts := cache.SetOptions{TTL: ttl, Tags: tags}
-	if lease != nil {
-		opts.Lease = *lease
-	}
-	if ifAbsent != nil {
-		opts.IfAbsent = *ifAbsent
-	}
-	if ifEtag != nil {
-		opts.IfETag = *ifEtag
-	}
-	res, err := r.Cache.SetWith(ctx, key, []byte(value), opts)
-	return setPayload(key, ttlSeconds, res, err)
+	return cacheSet(ctx, r.Cache, setArgs{key: key, value: value, valueGiven: argumentGiven(ctx, "value"), ttlSeconds: ttlSeconds, ifAbsent: ifAbsent, ifEtag: ifEtag, tags: tags, lease: lease})
 }
 
 // CacheFetch is the resolver for the cacheFetch field.
@@ -187,8 +168,7 @@ func (r *mutationResolver) CacheInvalidateTags(ctx context.Context, tags []strin
 
 // CacheDelete is the resolver for the cacheDelete field.
 func (r *mutationResolver) CacheDelete(ctx context.Context, key string) (*model.CacheDeletePayload, error) {
-	deleted, backend, err := r.Cache.Delete(ctx, key)
-	return deletePayload(key, deleted, backend, err)
+	return cacheDelete(ctx, r.Cache, key)
 }
 
 // RedisHealth is the resolver for the redisHealth field.

@@ -1,0 +1,678 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"github.com/99designs/gqlgen/complexity"
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+
+	"github.com/school-erp/cache-service/graph/model"
+)
+
+// The compiled write path. A mutation operation that selects only
+// cacheSet, cacheDelete and __typename, with literal or variable
+// arguments, aliases, fragments, @skip/@include and __typename in the
+// payloads, is compiled, the first time gqlgen has parsed and validated
+// it, into a plan, as a read is (compiled.go), and later requests with the
+// same text execute the plan.
+//
+// A read plan may give up at any point and let gqlgen read again; a write
+// plan may not once a field has run. So everything that can refuse a
+// request before gqlgen would run a field is decided first: the variables
+// coerced (a JSON value checked and compacted into the stored bytes in one
+// pass, compactValue), each field's arguments read, @auth, the complexity
+// limit, the request's deadline. Anything the plan is not sure to answer
+// as gqlgen would makes it give up there, with nothing run. After that the
+// fields run one after another in document order, each through the
+// function gqlgen's resolver calls (writes.go), and what a field returns
+// is written as gqlgen writes it: the payload's fields in selection order,
+// or null and the error, through the same error presenter at the field's
+// path. compiled_test.go runs a corpus and a fuzzer of mutations through
+// both paths against two Redis servers and requires the same responses and
+// the same Redis contents.
+
+const (
+	fieldSet plannedField = iota + 100
+	fieldDelete
+)
+
+var plannedWrites = map[string]plannedField{
+	"cacheSet":    fieldSet,
+	"cacheDelete": fieldDelete,
+	"__typename":  fieldTypename,
+}
+
+// payloadType is the payload of a write field.
+type payloadType struct {
+	name string
+	// implementors is what CollectFields takes for it (read only).
+	implementors []string
+	fields       map[string]bool
+}
+
+var payloadTypes = map[plannedField]payloadType{
+	fieldSet: {"CacheSetPayload", []string{"CacheSetPayload"}, map[string]bool{
+		"__typename": true, "key": true, "stored": true, "backend": true, "ttlSeconds": true, "failure": true, "message": true, "currentEtag": true,
+	}},
+	fieldDelete: {"CacheDeletePayload", []string{"CacheDeletePayload"}, map[string]bool{
+		"__typename": true, "key": true, "deleted": true, "backend": true, "failure": true, "message": true,
+	}},
+}
+
+// writePlan is what a mutation's plan holds beyond a query's.
+type writePlan struct {
+	// args are each write field's arguments, by the field in the document.
+	args map[*ast.Field]*writeArgs
+	// payloads are the payload fields of each of the plan's root fields,
+	// when those do not depend on the variables.
+	payloads [][]graphql.CollectedField
+}
+
+// argSource is where an argument's value comes from.
+type argSource struct {
+	given bool // the argument is in the document
+	v     int  // the variable's index in the plan's, or -1 for a literal
+	// lit is a literal's value (lit.null for null); json a value literal
+	// as the JSON scalar coerces it, nil for null.
+	lit  varValue
+	json model.JSON
+}
+
+// writeArgs are a write field's arguments (those of its kind).
+type writeArgs struct {
+	key, value, ttlSeconds, ifAbsent, ifEtag, tags, lease argSource
+}
+
+// compileWrites makes a plan of a mutation, if every root field is one a
+// plan executes.
+func (c *compiledReads) compileWrites(ctx context.Context, doc *ast.QueryDocument, op *ast.OperationDefinition) (*plan, bool) {
+	pl := &plan{doc: doc, op: op, writes: &writePlan{args: map[*ast.Field]*writeArgs{}}}
+	for _, def := range op.VariableDefinitions {
+		v, ok := planVariable(def)
+		if !ok {
+			return nil, false
+		}
+		pl.vars = append(pl.vars, v)
+	}
+	dynamic, ok := pl.compileRootWrites(op.SelectionSet, doc.Fragments, map[string]bool{})
+	if !ok {
+		return nil, false
+	}
+	pl.complexity = -1
+	if !dynamic {
+		pl.complexity = complexity.Calculate(ctx, c.es, op, nil)
+		oc := &graphql.OperationContext{Doc: doc, Operation: op}
+		pl.fields = graphql.CollectFields(oc, op.SelectionSet, mutationRoot)
+		pl.writes.payloads = payloadsOf(oc, pl.fields)
+	}
+	return pl, true
+}
+
+// compileRootWrites checks the mutation's selection set and reads each
+// write field's arguments; it reports whether there is @skip or @include
+// anywhere.
+func (pl *plan) compileRootWrites(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen map[string]bool) (dynamic, ok bool) {
+	for _, sel := range set {
+		var dirs ast.DirectiveList
+		switch s := sel.(type) {
+		case *ast.Field:
+			kind, planned := plannedWrites[s.Name]
+			if !planned {
+				return false, false
+			}
+			if kind == fieldTypename {
+				if len(s.SelectionSet) > 0 {
+					return false, false
+				}
+			} else {
+				if _, known := pl.writes.args[s]; !known {
+					args, ok := pl.compileWriteArgs(kind, s)
+					if !ok {
+						return false, false
+					}
+					pl.writes.args[s] = args
+				}
+				d, ok := compilePayload(s.SelectionSet, payloadTypes[kind], fragments)
+				if !ok {
+					return false, false
+				}
+				dynamic = dynamic || d
+			}
+			dirs = s.Directives
+		case *ast.InlineFragment:
+			if s.TypeCondition != "" && s.TypeCondition != "Mutation" {
+				return false, false
+			}
+			d, ok := pl.compileRootWrites(s.SelectionSet, fragments, seen)
+			if !ok {
+				return false, false
+			}
+			dynamic = dynamic || d
+			dirs = s.Directives
+		case *ast.FragmentSpread:
+			f := fragments.ForName(s.Name)
+			if f == nil || f.TypeCondition != "Mutation" {
+				return false, false
+			}
+			if !seen[s.Name] {
+				seen[s.Name] = true
+				d, ok := pl.compileRootWrites(f.SelectionSet, fragments, seen)
+				if !ok {
+					return false, false
+				}
+				dynamic = dynamic || d
+			}
+			dirs = s.Directives
+		default:
+			return false, false
+		}
+		d, ok := onlySkipInclude(dirs)
+		if !ok {
+			return false, false
+		}
+		dynamic = dynamic || d
+	}
+	return dynamic, true
+}
+
+// compilePayload checks a payload's selection set: its own scalar fields
+// and __typename, in fragments on its type or none.
+func compilePayload(set ast.SelectionSet, t payloadType, fragments ast.FragmentDefinitionList) (dynamic, ok bool) {
+	for _, sel := range set {
+		var dirs ast.DirectiveList
+		switch s := sel.(type) {
+		case *ast.Field:
+			if !t.fields[s.Name] || len(s.SelectionSet) > 0 || len(s.Arguments) > 0 {
+				return false, false
+			}
+			dirs = s.Directives
+		case *ast.InlineFragment:
+			if s.TypeCondition != "" && s.TypeCondition != t.name {
+				return false, false
+			}
+			d, ok := compilePayload(s.SelectionSet, t, fragments)
+			if !ok {
+				return false, false
+			}
+			dynamic = dynamic || d
+			dirs = s.Directives
+		case *ast.FragmentSpread:
+			// Validation has refused cycles: a payload's fragments nest
+			// only as deep as the document.
+			f := fragments.ForName(s.Name)
+			if f == nil || f.TypeCondition != t.name {
+				return false, false
+			}
+			d, ok := compilePayload(f.SelectionSet, t, fragments)
+			if !ok {
+				return false, false
+			}
+			dynamic = dynamic || d
+			dirs = s.Directives
+		default:
+			return false, false
+		}
+		d, ok := onlySkipInclude(dirs)
+		if !ok {
+			return false, false
+		}
+		dynamic = dynamic || d
+	}
+	return dynamic, true
+}
+
+// onlySkipInclude reports whether dirs are only @skip and @include, and
+// whether there are any.
+func onlySkipInclude(dirs ast.DirectiveList) (present, ok bool) {
+	for _, d := range dirs {
+		if d.Name != "skip" && d.Name != "include" {
+			return false, false
+		}
+	}
+	return len(dirs) > 0, true
+}
+
+// compileWriteArgs reads a write field's arguments: each a variable of the
+// argument's type, or a literal, coerced now.
+func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, bool) {
+	a := &writeArgs{}
+	type slot struct {
+		src  *argSource
+		kind varKind
+	}
+	slots := map[string]slot{"key": {&a.key, varString}}
+	if kind == fieldSet {
+		slots["value"] = slot{&a.value, varJSON}
+		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
+		slots["ifAbsent"] = slot{&a.ifAbsent, varBoolean}
+		slots["ifEtag"] = slot{&a.ifEtag, varString}
+		slots["tags"] = slot{&a.tags, varStringList}
+		slots["lease"] = slot{&a.lease, varString}
+	}
+	for _, s := range slots {
+		*s.src = argSource{v: -1}
+	}
+	for _, arg := range f.Arguments {
+		s, known := slots[arg.Name]
+		if !known {
+			return nil, false
+		}
+		src, ok := pl.argumentSource(arg.Value, s.kind)
+		if !ok {
+			return nil, false
+		}
+		*s.src = src
+	}
+	// The key is required: validation has seen to it; a plan checks.
+	return a, a.key.given && (a.key.v >= 0 || !a.key.lit.null)
+}
+
+// argumentSource reads one argument's value in the document.
+func (pl *plan) argumentSource(v *ast.Value, kind varKind) (argSource, bool) {
+	src := argSource{given: true, v: -1}
+	if v.Kind == ast.Variable {
+		src.v = pl.varIndex(v.Raw)
+		return src, src.v >= 0 && pl.vars[src.v].kind == kind
+	}
+	if v.Kind == ast.NullValue {
+		src.lit.null = true
+		return src, true
+	}
+	switch kind {
+	case varString:
+		src.lit.str = v.Raw // gqlparser's Raw is the string's value, unescaped
+		return src, v.Kind == ast.StringValue || v.Kind == ast.BlockValue
+	case varInt:
+		if v.Kind != ast.IntValue {
+			return src, false
+		}
+		n, err := strconv.ParseInt(v.Raw, 10, 64)
+		src.lit.i = n
+		return src, err == nil
+	case varBoolean:
+		src.lit.b = v.Raw == "true"
+		return src, v.Kind == ast.BooleanValue
+	case varStringList:
+		if v.Kind != ast.ListValue {
+			return src, false
+		}
+		src.lit.list = []string{}
+		for _, child := range v.Children {
+			if child.Value.Kind != ast.StringValue && child.Value.Kind != ast.BlockValue {
+				return src, false
+			}
+			src.lit.list = append(src.lit.list, child.Value.Raw)
+		}
+		return src, true
+	case varJSON:
+		// A value written in the document, coerced now as gqlgen coerces
+		// it for each request: gqlparser's value, encoded by the scalar.
+		if hasVariable(v) {
+			return src, false
+		}
+		d, err := v.Value(nil)
+		if err != nil || d == nil {
+			return src, false
+		}
+		if src.json.UnmarshalGQL(d) != nil {
+			return src, false
+		}
+		return src, true
+	}
+	return src, false
+}
+
+func hasVariable(v *ast.Value) bool {
+	if v.Kind == ast.Variable {
+		return true
+	}
+	for _, child := range v.Children {
+		if hasVariable(child.Value) {
+			return true
+		}
+	}
+	return false
+}
+
+// payloadsOf collects each root field's payload fields.
+func payloadsOf(oc *graphql.OperationContext, fields []graphql.CollectedField) [][]graphql.CollectedField {
+	out := make([][]graphql.CollectedField, len(fields))
+	for i, f := range fields {
+		if t, ok := payloadTypes[plannedWrites[f.Name]]; ok {
+			out[i] = graphql.CollectFields(oc, f.Selections, t.implementors)
+		}
+	}
+	return out
+}
+
+// writeCall is one field's call, its arguments read.
+type writeCall struct {
+	set setArgs
+	key string // cacheDelete's
+}
+
+// maxPlanWrites is how many fields' calls fit without an allocation.
+const maxPlanWrites = 4
+
+// serveWrites answers a mutation from its plan, or reports false having
+// run nothing. Its variables are coerced, its fields collected, @auth and
+// the complexity limit passed (serve).
+func (c *compiledReads) serveWrites(ctx context.Context, w http.ResponseWriter, pl *plan, fields []graphql.CollectedField, vars []varValue, varMap map[string]any, contentType string) bool {
+	payloads := pl.writes.payloads
+	if payloads == nil {
+		payloads = payloadsOf(&graphql.OperationContext{Doc: pl.doc, Operation: pl.op, Variables: varMap}, fields)
+	}
+	var callsArr [maxPlanWrites]writeCall
+	calls := callsArr[:0]
+	if len(fields) > maxPlanWrites {
+		calls = make([]writeCall, 0, len(fields))
+	}
+	for _, f := range fields {
+		var call writeCall
+		ok := true
+		switch plannedWrites[f.Name] {
+		case fieldSet:
+			call.set, ok = pl.setCall(pl.writes.args[f.Field], vars)
+		case fieldDelete:
+			call.key, ok = pl.stringFrom(pl.writes.args[f.Field].key, vars)
+		}
+		if !ok {
+			return false
+		}
+		calls = append(calls, call)
+	}
+	if ctx.Err() != nil {
+		return false // past its deadline: gqlgen says what that means
+	}
+
+	// From here on the plan answers: fields run.
+	buf := responseBuffers.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			responseBuffers.Put(buf)
+		}
+	}()
+	buf.WriteString(`{"data":{`)
+	var errCtx context.Context // made at the first error
+	for i, f := range fields {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteByte('"')
+		buf.WriteString(f.Alias)
+		buf.WriteString(`":`)
+		var err error
+		var panicked any
+		switch plannedWrites[f.Name] {
+		case fieldTypename:
+			buf.WriteString(`"Mutation"`)
+			continue
+		case fieldSet:
+			var p *model.CacheSetPayload
+			if p, panicked, err = c.runSet(ctx, calls[i].set); err == nil && panicked == nil {
+				writeSetPayload(buf, payloads[i], p)
+				continue
+			}
+		case fieldDelete:
+			var p *model.CacheDeletePayload
+			if p, panicked, err = c.runDelete(ctx, calls[i].key); err == nil && panicked == nil {
+				writeDeletePayload(buf, payloads[i], p)
+				continue
+			}
+		}
+		buf.WriteString("null")
+		if errCtx == nil {
+			errCtx = graphql.WithResponseContext(ctx, c.presenter, c.recover)
+		}
+		c.fieldError(errCtx, f, err, panicked)
+	}
+	buf.WriteByte('}')
+	out := buf.Bytes()
+	if errCtx != nil {
+		resp := graphql.Response{Errors: graphql.GetErrors(errCtx), Data: out[len(`{"data":`):]}
+		// In the order of the fields they are about, as warnings{} puts
+		// them (they are already: the fields ran in order).
+		order := make(map[string]int, len(fields))
+		for i, f := range fields {
+			order[f.Alias] = i
+		}
+		slices.SortStableFunc(resp.Errors, func(a, b *gqlerror.Error) int { return comparePaths(order, a.Path, b.Path) })
+		b, err := marshalJSON(&resp)
+		if err != nil {
+			b = []byte(`{"errors":[{"message":"internal server error","extensions":{"code":"` + CodeInternal + `"}}]}`)
+		}
+		out = b
+	} else {
+		buf.WriteByte('}')
+		out = buf.Bytes()
+	}
+	setContentType(w, contentType)
+	_, _ = w.Write(out)
+	c.served.Add(1)
+	return true
+}
+
+// runSet and runDelete run a field's work, a panic in it recovered as
+// gqlgen recovers a resolver's.
+func (c *compiledReads) runSet(ctx context.Context, a setArgs) (p *model.CacheSetPayload, panicked any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, panicked, err = nil, r, nil
+		}
+	}()
+	p, err = cacheSet(ctx, c.resolver.Cache, a)
+	return p, nil, err
+}
+
+func (c *compiledReads) runDelete(ctx context.Context, key string) (p *model.CacheDeletePayload, panicked any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p, panicked, err = nil, r, nil
+		}
+	}()
+	p, err = cacheDelete(ctx, c.resolver.Cache, key)
+	return p, nil, err
+}
+
+// fieldError records what a root field that failed answers, as gqlgen's
+// resolveField does: in a response context (ctx), under the field's
+// context, through the error presenter; a panic through the recover func,
+// without the field's location, as there.
+func (c *compiledReads) fieldError(ctx context.Context, f graphql.CollectedField, err error, panicked any) {
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Mutation"})
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Mutation", Field: f, IsMethod: true, IsResolver: true})
+	if panicked != nil {
+		graphql.AddError(ctx, graphql.ErrorOnPath(ctx, c.recover(ctx, panicked)))
+		return
+	}
+	err = graphql.AddFieldLocationToError(ctx, err)
+	if list, ok := err.(gqlerror.List); ok {
+		for _, e := range list {
+			graphql.AddError(ctx, e)
+		}
+		return
+	}
+	graphql.AddError(ctx, err)
+}
+
+// setCall reads cacheSet's arguments for one request.
+func (pl *plan) setCall(a *writeArgs, vars []varValue) (setArgs, bool) {
+	key, ok := pl.stringFrom(a.key, vars)
+	if !ok {
+		return setArgs{}, false
+	}
+	out := setArgs{key: key}
+	switch src := a.value; {
+	case src.v >= 0:
+		v := vars[src.v]
+		out.valueGiven = !v.absent
+		if !v.null {
+			out.value = model.JSON(v.raw)
+		}
+	default:
+		out.valueGiven, out.value = src.given, src.json
+	}
+	if v, set := pl.optional(a.ttlSeconds, vars); set {
+		n := int(v.i)
+		out.ttlSeconds = &n
+	}
+	if v, set := pl.optional(a.ifAbsent, vars); set {
+		b := v.b
+		out.ifAbsent = &b
+	}
+	if v, set := pl.optional(a.ifEtag, vars); set {
+		s := v.str
+		out.ifEtag = &s
+	}
+	if v, set := pl.optional(a.lease, vars); set {
+		s := v.str
+		out.lease = &s
+	}
+	if v, set := pl.optional(a.tags, vars); set {
+		if v.nullElem {
+			return setArgs{}, false // gqlgen refuses it for [String!]
+		}
+		out.tags = v.list
+	}
+	return out, true
+}
+
+// stringFrom is a required string argument's value.
+func (pl *plan) stringFrom(src argSource, vars []varValue) (string, bool) {
+	if src.v >= 0 {
+		v := vars[src.v]
+		return v.str, !v.null
+	}
+	return src.lit.str, src.given && !src.lit.null
+}
+
+// optional is an optional argument's value, and whether it has one (not
+// left out, not null).
+func (pl *plan) optional(src argSource, vars []varValue) (varValue, bool) {
+	v := src.lit
+	if src.v >= 0 {
+		v = vars[src.v]
+	} else if !src.given {
+		return varValue{}, false
+	}
+	return v, !v.null
+}
+
+// writeSetPayload writes a CacheSetPayload's selected fields as gqlgen
+// marshals them.
+func writeSetPayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheSetPayload) {
+	buf.WriteByte('{')
+	for i, f := range fields {
+		writeFieldName(buf, i, f.Alias)
+		switch f.Name {
+		case "__typename":
+			buf.WriteString(`"CacheSetPayload"`)
+		case "key":
+			writeString(buf, p.Key)
+		case "stored":
+			writeBool(buf, p.Stored)
+		case "backend":
+			writeEnum(buf, p.Backend)
+		case "ttlSeconds":
+			writeInt(buf, p.TTLSeconds)
+		case "failure":
+			writeEnum(buf, p.Failure)
+		case "message":
+			writeOptionalString(buf, p.Message)
+		case "currentEtag":
+			writeOptionalString(buf, p.CurrentEtag)
+		}
+	}
+	buf.WriteByte('}')
+}
+
+// writeDeletePayload writes a CacheDeletePayload's selected fields.
+func writeDeletePayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheDeletePayload) {
+	buf.WriteByte('{')
+	for i, f := range fields {
+		writeFieldName(buf, i, f.Alias)
+		switch f.Name {
+		case "__typename":
+			buf.WriteString(`"CacheDeletePayload"`)
+		case "key":
+			writeString(buf, p.Key)
+		case "deleted":
+			writeBool(buf, p.Deleted)
+		case "backend":
+			writeEnum(buf, p.Backend)
+		case "failure":
+			writeEnum(buf, p.Failure)
+		case "message":
+			writeOptionalString(buf, p.Message)
+		}
+	}
+	buf.WriteByte('}')
+}
+
+// writeFieldName writes a field's response key (a GraphQL name: nothing
+// to escape), after a comma for all but the first.
+func writeFieldName(buf *bytes.Buffer, i int, alias string) {
+	if i > 0 {
+		buf.WriteByte(',')
+	}
+	buf.WriteByte('"')
+	buf.WriteString(alias)
+	buf.WriteString(`":`)
+}
+
+// writeString writes s as gqlgen's MarshalString does: as it is when it
+// has nothing to escape, otherwise through MarshalString itself.
+func writeString(buf *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			graphql.MarshalString(s).MarshalGQL(buf)
+			return
+		}
+	}
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
+}
+
+func writeOptionalString(buf *bytes.Buffer, s *string) {
+	if s == nil {
+		buf.WriteString("null")
+		return
+	}
+	writeString(buf, *s)
+}
+
+func writeBool(buf *bytes.Buffer, b bool) {
+	if b {
+		buf.WriteString("true")
+		return
+	}
+	buf.WriteString("false")
+}
+
+func writeInt(buf *bytes.Buffer, n *int) {
+	if n == nil {
+		buf.WriteString("null")
+		return
+	}
+	buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(*n), 10))
+}
+
+// writeEnum writes an enum value as gqlgen's generated MarshalGQL does
+// (strconv.Quote of a name of capitals and underscores: the name quoted).
+func writeEnum[E ~string](buf *bytes.Buffer, e *E) {
+	if e == nil {
+		buf.WriteString("null")
+		return
+	}
+	buf.WriteByte('"')
+	buf.WriteString(string(*e))
+	buf.WriteByte('"')
+}

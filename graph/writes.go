@@ -1,0 +1,59 @@
+package graph
+
+import (
+	"context"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/graph/model"
+)
+
+// The work of the write fields, one function each, called by gqlgen's
+// resolvers (schema.resolvers.go) and by the compiled write plans
+// (compiledwrites.go) alike: the same cache calls, outcomes and errors
+// whichever path a mutation takes. What differs between the paths is only
+// how the arguments were read.
+
+// setArgs are cacheSet's arguments as the field received them.
+type setArgs struct {
+	key   string
+	value model.JSON
+	// valueGiven says the value argument was given (null included); a
+	// value of nil without it is a missing value, which is refused.
+	valueGiven bool
+	ttlSeconds *int
+	ifAbsent   *bool
+	ifEtag     *string
+	tags       []string
+	lease      *string
+}
+
+// cacheSet stores a value as cacheSet does: the payload, or an error for
+// input that is refused (BAD_USER_INPUT).
+func cacheSet(ctx context.Context, c Cache, a setArgs) (*model.CacheSetPayload, error) {
+	value, err := requiredValue(a.value, a.valueGiven)
+	if err != nil {
+		return nil, err
+	}
+	ttl, err := ttlFromSeconds(a.ttlSeconds)
+	if err != nil {
+		return nil, err
+	}
+	opts := cache.SetOptions{TTL: ttl, Tags: a.tags}
+	if a.lease != nil {
+		opts.Lease = *a.lease
+	}
+	if a.ifAbsent != nil {
+		opts.IfAbsent = *a.ifAbsent
+	}
+	if a.ifEtag != nil {
+		opts.IfETag = *a.ifEtag
+	}
+	res, err := c.SetWith(ctx, a.key, []byte(value), opts)
+	return setPayload(a.key, a.ttlSeconds, res, err)
+}
+
+// cacheDelete removes a key as cacheDelete does.
+func cacheDelete(ctx context.Context, c Cache, key string) (*model.CacheDeletePayload, error) {
+	deleted, backend, err := c.Delete(ctx, key)
+	return deletePayload(key, deleted, backend, err)
+}
