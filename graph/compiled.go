@@ -85,8 +85,9 @@ const (
 	varString varKind = iota + 1
 	varStringList
 	varBoolean
-	// varInt and varJSON are for the compiled write path.
+	// varInt, varInt64 and varJSON are for the compiled write path.
 	varInt
+	varInt64
 	varJSON
 )
 
@@ -323,6 +324,8 @@ func planVariable(def *ast.VariableDefinition) (planVar, bool) {
 		v.kind = varBoolean
 	case def.Type.Elem == nil && def.Type.NamedType == "Int":
 		v.kind = varInt
+	case def.Type.Elem == nil && def.Type.NamedType == "Int64" && def.DefaultValue == nil:
+		v.kind = varInt64
 	case def.Type.Elem == nil && def.Type.NamedType == "JSON" && def.DefaultValue == nil:
 		// (A default would be GraphQL, coerced by the scalar in its own way.)
 		v.kind = varJSON
@@ -361,7 +364,7 @@ func coerceDefault(v planVar, d any) (varValue, bool) {
 	case varInt:
 		i, ok := d.(int64)
 		return varValue{i: i}, ok
-	case varJSON:
+	case varJSON, varInt64:
 		return varValue{}, false
 	}
 	list, ok := d.([]any)
@@ -647,6 +650,23 @@ func (v planVar) coerce(raw []byte, dst *varValue) bool {
 		n, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(raw), len(raw)), 10, 64)
 		*dst = varValue{i: n}
 		return err == nil
+	case varInt64:
+		// As the Int64 scalar reads a variable: a string of decimal
+		// digits, or an integer (a number with a fraction or an exponent
+		// is refused there, and answered by gqlgen).
+		text := raw
+		if raw[0] == '"' {
+			s, ok := jsonString(raw)
+			if !ok {
+				return false
+			}
+			text = unsafe.Slice(unsafe.StringData(s), len(s))
+		} else if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') || bytes.ContainsAny(raw, ".eE") {
+			return false
+		}
+		n, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(text), len(text)), 10, 64)
+		*dst = varValue{i: n}
+		return err == nil
 	case varJSON:
 		stored, ok := compactValue(raw)
 		*dst = varValue{raw: stored}
@@ -679,6 +699,8 @@ func (v varValue) asAny(kind varKind) any {
 		return v.b
 	case kind == varInt:
 		return v.i
+	case kind == varInt64:
+		return strconv.FormatInt(v.i, 10)
 	case kind == varJSON:
 		return model.RawJSON(v.raw)
 	}

@@ -16,7 +16,8 @@ import (
 )
 
 // The compiled write path. A mutation operation that selects only
-// cacheSet, cacheDelete and __typename, with literal or variable
+// cacheSet, cacheDelete, cacheIncrement, cacheExpire, cacheDeleteMany and
+// __typename, with literal or variable
 // arguments, aliases, fragments, @skip/@include and __typename in the
 // payloads, is compiled, the first time gqlgen has parsed and validated
 // it, into a plan, as a read is (compiled.go), and later requests with the
@@ -40,12 +41,18 @@ import (
 const (
 	fieldSet plannedField = iota + 100
 	fieldDelete
+	fieldIncrement
+	fieldExpire
+	fieldDeleteMany
 )
 
 var plannedWrites = map[string]plannedField{
-	"cacheSet":    fieldSet,
-	"cacheDelete": fieldDelete,
-	"__typename":  fieldTypename,
+	"cacheSet":        fieldSet,
+	"cacheDelete":     fieldDelete,
+	"cacheIncrement":  fieldIncrement,
+	"cacheExpire":     fieldExpire,
+	"cacheDeleteMany": fieldDeleteMany,
+	"__typename":      fieldTypename,
 }
 
 // payloadType is the payload of a write field.
@@ -60,10 +67,19 @@ var payloadTypes = map[plannedField]payloadType{
 	fieldSet: {"CacheSetPayload", []string{"CacheSetPayload"}, map[string]bool{
 		"__typename": true, "key": true, "stored": true, "backend": true, "ttlSeconds": true, "failure": true, "message": true, "currentEtag": true,
 	}},
-	fieldDelete: {"CacheDeletePayload", []string{"CacheDeletePayload"}, map[string]bool{
-		"__typename": true, "key": true, "deleted": true, "backend": true, "failure": true, "message": true,
+	fieldDelete:     deletePayloadType,
+	fieldDeleteMany: deletePayloadType,
+	fieldIncrement: {"CacheCounterPayload", []string{"CacheCounterPayload"}, map[string]bool{
+		"__typename": true, "key": true, "value": true, "backend": true, "failure": true, "message": true,
+	}},
+	fieldExpire: {"CacheExpirePayload", []string{"CacheExpirePayload"}, map[string]bool{
+		"__typename": true, "key": true, "existed": true, "backend": true, "failure": true, "message": true,
 	}},
 }
+
+var deletePayloadType = payloadType{"CacheDeletePayload", []string{"CacheDeletePayload"}, map[string]bool{
+	"__typename": true, "key": true, "deleted": true, "backend": true, "failure": true, "message": true,
+}}
 
 // writePlan is what a mutation's plan holds beyond a query's.
 type writePlan struct {
@@ -72,6 +88,9 @@ type writePlan struct {
 	// payloads are the payload fields of each of the plan's root fields,
 	// when those do not depend on the variables.
 	payloads [][]graphql.CollectedField
+	// listsFromVariables says a cacheDeleteMany takes its keys from a
+	// variable: the complexity then depends on the request.
+	listsFromVariables bool
 }
 
 // argSource is where an argument's value comes from.
@@ -87,6 +106,7 @@ type argSource struct {
 // writeArgs are a write field's arguments (those of its kind).
 type writeArgs struct {
 	key, value, ttlSeconds, ifAbsent, ifEtag, tags, lease argSource
+	by, keys                                              argSource
 }
 
 // compileWrites makes a plan of a mutation, if every root field is one a
@@ -105,8 +125,10 @@ func (c *compiledReads) compileWrites(ctx context.Context, doc *ast.QueryDocumen
 		return nil, false
 	}
 	pl.complexity = -1
-	if !dynamic {
+	if !dynamic && !pl.writes.listsFromVariables {
 		pl.complexity = complexity.Calculate(ctx, c.es, op, nil)
+	}
+	if !dynamic {
 		oc := &graphql.OperationContext{Doc: doc, Operation: op}
 		pl.fields = graphql.CollectFields(oc, op.SelectionSet, mutationRoot)
 		pl.writes.payloads = payloadsOf(oc, pl.fields)
@@ -137,6 +159,9 @@ func (pl *plan) compileRootWrites(set ast.SelectionSet, fragments ast.FragmentDe
 						return false, false
 					}
 					pl.writes.args[s] = args
+					if kind == fieldDeleteMany && args.keys.v >= 0 {
+						pl.writes.listsFromVariables = true
+					}
 				}
 				d, ok := compilePayload(s.SelectionSet, payloadTypes[kind], fragments)
 				if !ok {
@@ -241,22 +266,28 @@ func onlySkipInclude(dirs ast.DirectiveList) (present, ok bool) {
 // compileWriteArgs reads a write field's arguments: each a variable of the
 // argument's type, or a literal, coerced now.
 func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, bool) {
-	a := &writeArgs{}
+	none := argSource{v: -1} // an argument left out
+	a := &writeArgs{none, none, none, none, none, none, none, none, none}
 	type slot struct {
 		src  *argSource
 		kind varKind
 	}
 	slots := map[string]slot{"key": {&a.key, varString}}
-	if kind == fieldSet {
+	switch kind {
+	case fieldIncrement:
+		slots["by"] = slot{&a.by, varInt64}
+		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
+	case fieldExpire:
+		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
+	case fieldDeleteMany:
+		slots = map[string]slot{"keys": {&a.keys, varStringList}}
+	case fieldSet:
 		slots["value"] = slot{&a.value, varJSON}
 		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
 		slots["ifAbsent"] = slot{&a.ifAbsent, varBoolean}
 		slots["ifEtag"] = slot{&a.ifEtag, varString}
 		slots["tags"] = slot{&a.tags, varStringList}
 		slots["lease"] = slot{&a.lease, varString}
-	}
-	for _, s := range slots {
-		*s.src = argSource{v: -1}
 	}
 	for _, arg := range f.Arguments {
 		s, known := slots[arg.Name]
@@ -269,7 +300,11 @@ func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, b
 		}
 		*s.src = src
 	}
-	// The key is required: validation has seen to it; a plan checks.
+	// The key (or keys) are required: validation has seen to it; a plan
+	// checks.
+	if kind == fieldDeleteMany {
+		return a, a.keys.given && (a.keys.v >= 0 || !a.keys.lit.null)
+	}
 	return a, a.key.given && (a.key.v >= 0 || !a.key.lit.null)
 }
 
@@ -290,6 +325,15 @@ func (pl *plan) argumentSource(v *ast.Value, kind varKind) (argSource, bool) {
 		return src, v.Kind == ast.StringValue || v.Kind == ast.BlockValue
 	case varInt:
 		if v.Kind != ast.IntValue {
+			return src, false
+		}
+		n, err := strconv.ParseInt(v.Raw, 10, 64)
+		src.lit.i = n
+		return src, err == nil
+	case varInt64:
+		// As the Int64 scalar reads a literal: an integer, or a string of
+		// decimal digits (anything else it refuses, which gqlgen answers).
+		if v.Kind != ast.IntValue && v.Kind != ast.StringValue {
 			return src, false
 		}
 		n, err := strconv.ParseInt(v.Raw, 10, 64)
@@ -353,8 +397,20 @@ func payloadsOf(oc *graphql.OperationContext, fields []graphql.CollectedField) [
 
 // writeCall is one field's call, its arguments read.
 type writeCall struct {
-	set setArgs
-	key string // cacheDelete's
+	set        setArgs
+	key        string
+	by         *model.Int64
+	ttlSeconds *int
+	keys       []string
+}
+
+// writeResult is what a field's call returned: the payload of its kind.
+type writeResult struct {
+	set     *model.CacheSetPayload
+	del     *model.CacheDeletePayload
+	counter *model.CacheCounterPayload
+	expire  *model.CacheExpirePayload
+	dels    []*model.CacheDeletePayload
 }
 
 // maxPlanWrites is how many fields' calls fit without an allocation.
@@ -373,19 +429,14 @@ func (c *compiledReads) serveWrites(ctx context.Context, w http.ResponseWriter, 
 	if len(fields) > maxPlanWrites {
 		calls = make([]writeCall, 0, len(fields))
 	}
+	lists := false // a field reports errors of its own, at its indexes
 	for _, f := range fields {
-		var call writeCall
-		ok := true
-		switch plannedWrites[f.Name] {
-		case fieldSet:
-			call.set, ok = pl.setCall(pl.writes.args[f.Field], vars)
-		case fieldDelete:
-			call.key, ok = pl.stringFrom(pl.writes.args[f.Field].key, vars)
-		}
+		call, ok := pl.call(plannedWrites[f.Name], pl.writes.args[f.Field], vars)
 		if !ok {
 			return false
 		}
 		calls = append(calls, call)
+		lists = lists || plannedWrites[f.Name] == fieldDeleteMany
 	}
 	if ctx.Err() != nil {
 		return false // past its deadline: gqlgen says what that means
@@ -399,46 +450,45 @@ func (c *compiledReads) serveWrites(ctx context.Context, w http.ResponseWriter, 
 			responseBuffers.Put(buf)
 		}
 	}()
+	// Errors are collected as gqlgen collects them, in a response context,
+	// made at the first error (or first for a field that may report some).
+	var errCtx context.Context
+	if lists {
+		errCtx = graphql.WithResponseContext(ctx, c.presenter, c.recover)
+	}
 	buf.WriteString(`{"data":{`)
-	var errCtx context.Context // made at the first error
 	for i, f := range fields {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.WriteByte('"')
-		buf.WriteString(f.Alias)
-		buf.WriteString(`":`)
-		var err error
-		var panicked any
-		switch plannedWrites[f.Name] {
-		case fieldTypename:
+		writeFieldName(buf, i, f.Alias)
+		kind := plannedWrites[f.Name]
+		if kind == fieldTypename {
 			buf.WriteString(`"Mutation"`)
 			continue
-		case fieldSet:
-			var p *model.CacheSetPayload
-			if p, panicked, err = c.runSet(ctx, calls[i].set); err == nil && panicked == nil {
-				writeSetPayload(buf, payloads[i], p)
-				continue
-			}
-		case fieldDelete:
-			var p *model.CacheDeletePayload
-			if p, panicked, err = c.runDelete(ctx, calls[i].key); err == nil && panicked == nil {
-				writeDeletePayload(buf, payloads[i], p)
-				continue
-			}
+		}
+		fctx := ctx
+		if errCtx != nil {
+			fctx = fieldContext(errCtx, f)
+		}
+		res, panicked, err := c.run(fctx, kind, calls[i])
+		if err == nil && panicked == nil {
+			writePayload(buf, kind, payloads[i], res)
+			continue
 		}
 		buf.WriteString("null")
 		if errCtx == nil {
 			errCtx = graphql.WithResponseContext(ctx, c.presenter, c.recover)
 		}
-		c.fieldError(errCtx, f, err, panicked)
+		fieldError(fieldContext(errCtx, f), c.recover, err, panicked)
 	}
 	buf.WriteByte('}')
 	out := buf.Bytes()
+	var errs gqlerror.List
 	if errCtx != nil {
-		resp := graphql.Response{Errors: graphql.GetErrors(errCtx), Data: out[len(`{"data":`):]}
+		errs = graphql.GetErrors(errCtx)
+	}
+	if len(errs) > 0 {
+		resp := graphql.Response{Errors: errs, Data: out[len(`{"data":`):]}
 		// In the order of the fields they are about, as warnings{} puts
-		// them (they are already: the fields ran in order).
+		// them.
 		order := make(map[string]int, len(fields))
 		for i, f := range fields {
 			order[f.Alias] = i
@@ -459,37 +509,73 @@ func (c *compiledReads) serveWrites(ctx context.Context, w http.ResponseWriter, 
 	return true
 }
 
-// runSet and runDelete run a field's work, a panic in it recovered as
-// gqlgen recovers a resolver's.
-func (c *compiledReads) runSet(ctx context.Context, a setArgs) (p *model.CacheSetPayload, panicked any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			p, panicked, err = nil, r, nil
+// call reads a field's arguments for one request.
+func (pl *plan) call(kind plannedField, a *writeArgs, vars []varValue) (writeCall, bool) {
+	var call writeCall
+	ok := true
+	switch kind {
+	case fieldSet:
+		call.set, ok = pl.setCall(a, vars)
+	case fieldDelete:
+		call.key, ok = pl.stringFrom(a.key, vars)
+	case fieldIncrement, fieldExpire:
+		call.key, ok = pl.stringFrom(a.key, vars)
+		if v, set := pl.optional(a.ttlSeconds, vars); set {
+			n := int(v.i)
+			call.ttlSeconds = &n
 		}
-	}()
-	p, err = cacheSet(ctx, c.resolver.Cache, a)
-	return p, nil, err
+		// by left out is 1, the schema's default, in cacheIncrement as
+		// in gqlgen's arguments.
+		if v, set := pl.optional(a.by, vars); set && kind == fieldIncrement {
+			by := model.Int64(v.i)
+			call.by = &by
+		}
+	case fieldDeleteMany:
+		v, set := pl.optional(a.keys, vars)
+		ok = set && !v.nullElem
+		call.keys = v.list
+	}
+	return call, ok
 }
 
-func (c *compiledReads) runDelete(ctx context.Context, key string) (p *model.CacheDeletePayload, panicked any, err error) {
+// run runs a field's work, a panic in it recovered as gqlgen recovers a
+// resolver's.
+func (c *compiledReads) run(ctx context.Context, kind plannedField, call writeCall) (res writeResult, panicked any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			p, panicked, err = nil, r, nil
+			res, panicked, err = writeResult{}, r, nil
 		}
 	}()
-	p, err = cacheDelete(ctx, c.resolver.Cache, key)
-	return p, nil, err
+	cache := c.resolver.Cache
+	switch kind {
+	case fieldSet:
+		res.set, err = cacheSet(ctx, cache, call.set)
+	case fieldDelete:
+		res.del, err = cacheDelete(ctx, cache, call.key)
+	case fieldIncrement:
+		res.counter, err = cacheIncrement(ctx, cache, call.key, call.by, call.ttlSeconds)
+	case fieldExpire:
+		res.expire, err = cacheExpire(ctx, cache, call.key, call.ttlSeconds)
+	case fieldDeleteMany:
+		res.dels, err = cacheDeleteMany(ctx, cache, call.keys)
+	}
+	return res, nil, err
+}
+
+// fieldContext is the context gqlgen resolves a root field of a mutation
+// in, within the response context ctx: the mutation's, then the field's.
+func fieldContext(ctx context.Context, f graphql.CollectedField) context.Context {
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Mutation"})
+	return graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Mutation", Field: f, IsMethod: true, IsResolver: true})
 }
 
 // fieldError records what a root field that failed answers, as gqlgen's
-// resolveField does: in a response context (ctx), under the field's
-// context, through the error presenter; a panic through the recover func,
-// without the field's location, as there.
-func (c *compiledReads) fieldError(ctx context.Context, f graphql.CollectedField, err error, panicked any) {
-	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Mutation"})
-	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Mutation", Field: f, IsMethod: true, IsResolver: true})
+// resolveField does, in the field's context: the error with the field's
+// location, through the error presenter; a panic through the recover
+// func, without the location, as there.
+func fieldError(ctx context.Context, recoverFunc graphql.RecoverFunc, err error, panicked any) {
 	if panicked != nil {
-		graphql.AddError(ctx, graphql.ErrorOnPath(ctx, c.recover(ctx, panicked)))
+		graphql.AddError(ctx, graphql.ErrorOnPath(ctx, recoverFunc(ctx, panicked)))
 		return
 	}
 	err = graphql.AddFieldLocationToError(ctx, err)
@@ -500,6 +586,34 @@ func (c *compiledReads) fieldError(ctx context.Context, f graphql.CollectedField
 		return
 	}
 	graphql.AddError(ctx, err)
+}
+
+// writePayload writes what a field returned, its selected fields as
+// gqlgen marshals them.
+func writePayload(buf *bytes.Buffer, kind plannedField, fields []graphql.CollectedField, res writeResult) {
+	switch kind {
+	case fieldSet:
+		writeSetPayload(buf, fields, res.set)
+	case fieldDelete:
+		writeDeletePayload(buf, fields, res.del)
+	case fieldIncrement:
+		writeCounterPayload(buf, fields, res.counter)
+	case fieldExpire:
+		writeExpirePayload(buf, fields, res.expire)
+	case fieldDeleteMany:
+		if res.dels == nil {
+			buf.WriteString("null")
+			return
+		}
+		buf.WriteByte('[')
+		for i, p := range res.dels {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeDeletePayload(buf, fields, p)
+		}
+		buf.WriteByte(']')
+	}
 }
 
 // setCall reads cacheSet's arguments for one request.
@@ -595,6 +709,10 @@ func writeSetPayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *mode
 
 // writeDeletePayload writes a CacheDeletePayload's selected fields.
 func writeDeletePayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheDeletePayload) {
+	if p == nil {
+		buf.WriteString("null") // a list's element refused
+		return
+	}
 	buf.WriteByte('{')
 	for i, f := range fields {
 		writeFieldName(buf, i, f.Alias)
@@ -605,6 +723,59 @@ func writeDeletePayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *m
 			writeString(buf, p.Key)
 		case "deleted":
 			writeBool(buf, p.Deleted)
+		case "backend":
+			writeEnum(buf, p.Backend)
+		case "failure":
+			writeEnum(buf, p.Failure)
+		case "message":
+			writeOptionalString(buf, p.Message)
+		}
+	}
+	buf.WriteByte('}')
+}
+
+// writeCounterPayload writes a CacheCounterPayload's selected fields.
+func writeCounterPayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheCounterPayload) {
+	buf.WriteByte('{')
+	for i, f := range fields {
+		writeFieldName(buf, i, f.Alias)
+		switch f.Name {
+		case "__typename":
+			buf.WriteString(`"CacheCounterPayload"`)
+		case "key":
+			writeString(buf, p.Key)
+		case "value":
+			// The Int64 scalar: a string of digits.
+			if p.Value == nil {
+				buf.WriteString("null")
+				break
+			}
+			buf.WriteByte('"')
+			buf.Write(strconv.AppendInt(buf.AvailableBuffer(), int64(*p.Value), 10))
+			buf.WriteByte('"')
+		case "backend":
+			writeEnum(buf, p.Backend)
+		case "failure":
+			writeEnum(buf, p.Failure)
+		case "message":
+			writeOptionalString(buf, p.Message)
+		}
+	}
+	buf.WriteByte('}')
+}
+
+// writeExpirePayload writes a CacheExpirePayload's selected fields.
+func writeExpirePayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheExpirePayload) {
+	buf.WriteByte('{')
+	for i, f := range fields {
+		writeFieldName(buf, i, f.Alias)
+		switch f.Name {
+		case "__typename":
+			buf.WriteString(`"CacheExpirePayload"`)
+		case "key":
+			writeString(buf, p.Key)
+		case "existed":
+			writeBool(buf, p.Existed)
 		case "backend":
 			writeEnum(buf, p.Backend)
 		case "failure":

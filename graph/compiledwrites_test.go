@@ -265,7 +265,18 @@ line""") { key } }`, nil), true},
 		{"a ttl as a string", rawRequest(`mutation($t: Int) { cacheSet(key: "r", value: 1, ttlSeconds: $t) { stored } }`, map[string]string{"t": `"5"`}), false},
 		{"a ttl with a fraction", rawRequest(`mutation($t: Int) { cacheSet(key: "r", value: 1, ttlSeconds: $t) { stored } }`, map[string]string{"t": `5.5`}), false},
 		{"a null in tags", rawRequest(`mutation($t: [String!]) { cacheSet(key: "r", value: 1, tags: $t) { stored } }`, map[string]string{"t": `["a", null]`}), false},
-		{"a field a plan does not run", request(`mutation { cacheSet(key: "s", value: 1) { stored } cacheIncrement(key: "cnt") { value } }`, nil), false},
+		{"a field a plan does not run", request(`mutation { cacheSet(key: "s", value: 1) { stored } cacheInvalidateTags(tags: ["t1"]) { deleted } }`, nil), false},
+		{"increments", rawRequest(`mutation($by: Int64, $t: Int) { a: cacheIncrement(key: "cnt") { key value backend failure message __typename } b: cacheIncrement(key: "cnt", by: -5, ttlSeconds: 60) { value } c: cacheIncrement(key: "cnt", by: "7") { value } d: cacheIncrement(key: "cnt", by: $by, ttlSeconds: $t) { value } e: cacheIncrement(key: "obj") { value failure message } f: cacheIncrement(key: "hash") { failure } }`,
+			map[string]string{"by": `"9223372036854775800"`, "t": `5`}), true},
+		{"an increment that overflows", request(`mutation { a: cacheIncrement(key: "big", by: "9223372036854775807") { value } b: cacheIncrement(key: "big", by: 1) { value failure message } }`, nil), true},
+		{"an increment with a bad ttl", request(`mutation { cacheIncrement(key: "cnt2", ttlSeconds: 0) { value } }`, nil), true},
+		{"an Int64 variable as a number", rawRequest(`mutation($by: Int64) { cacheIncrement(key: "cnt3", by: $by) { value } }`, map[string]string{"by": `12`}), true},
+		{"an Int64 variable with a fraction", rawRequest(`mutation($by: Int64) { cacheIncrement(key: "cnt3", by: $by) { value } }`, map[string]string{"by": `1.5`}), false},
+		{"an Int64 literal that is not one", request(`mutation { cacheIncrement(key: "cnt3", by: "x") { value } }`, nil), false},
+		{"expires", rawRequest(`mutation($t: Int) { a: cacheExpire(key: "obj", ttlSeconds: 100) { key existed backend failure message __typename } b: cacheExpire(key: "nope") { existed } c: cacheExpire(key: "ttl") { existed } d: cacheExpire(key: "n", ttlSeconds: $t) { existed } e: cacheExpire(key: "n", ttlSeconds: -1) { existed } }`, map[string]string{"t": `30`}), true},
+		{"delete many", rawRequest(`mutation($ks: [String!]!) { a: cacheDeleteMany(keys: ["n", "nope", "a b", "obj"]) { key deleted backend __typename } b: cacheDeleteMany(keys: $ks) { deleted } c: cacheDeleteMany(keys: []) { deleted } }`, map[string]string{"ks": `["ttl", "", "hash"]`}), true},
+		{"delete too many", rawRequest(`mutation($ks: [String!]!) { cacheDeleteMany(keys: $ks) { deleted } }`, map[string]string{"ks": `[` + strings.Repeat(`"k",`, 100) + `"k"]`}), true},
+		{"delete many with a null", rawRequest(`mutation($ks: [String!]!) { cacheDeleteMany(keys: $ks) { deleted } }`, map[string]string{"ks": `["a", null]`}), false},
 		{"a query in the same document", `{"query":"query Q { cacheGet(key: \"n\") } mutation W { cacheDelete(key: \"w\") { deleted } }","operationName":"W"}`, true},
 	}
 	for _, tt := range tests {
@@ -335,8 +346,8 @@ func TestCompiledWritesFuzzCorpus(t *testing.T) {
 	}
 }
 
-// generateWriteRequest writes a random mutation of cacheSet, cacheDelete
-// and __typename: aliases, literal and variable arguments (values as JSON
+// generateWriteRequest writes a random mutation of cacheSet, cacheDelete,
+// cacheIncrement, cacheExpire, cacheDeleteMany and __typename: aliases, literal and variable arguments (values as JSON
 // text with spacing, escapes and numbers of every kind, now and then one
 // out of range), payload selections with fragments and @skip/@include,
 // and variables that are sometimes missing, null or of the wrong type.
@@ -444,6 +455,8 @@ func generateWriteRequest(r *rand.Rand) string {
 	}
 	setFields := []string{"key", "stored", "backend", "ttlSeconds", "failure", "message", "currentEtag", "__typename"}
 	deleteFields := []string{"key", "deleted", "backend", "failure", "message", "__typename"}
+	counterFields := []string{"key", "value", "backend", "failure", "message", "__typename"}
+	expireFields := []string{"key", "existed", "backend", "failure", "message", "__typename"}
 	field := func() string {
 		switch r.IntN(5) {
 		case 0, 1, 2:
@@ -478,6 +491,33 @@ func generateWriteRequest(r *rand.Rand) string {
 			r.Shuffle(len(args), func(i, j int) { args[i], args[j] = args[j], args[i] })
 			return alias() + "cacheSet(" + strings.Join(args, ", ") + ")" + directive() + " " + selection(setFields, "CacheSetPayload")
 		case 3:
+			switch r.IntN(4) {
+			case 0:
+				args := []string{"key: " + stringArg()}
+				if r.IntN(2) == 0 {
+					args = append(args, "by: "+pick("Int64", []string{`"5"`, `-3`, `"9223372036854775807"`, `1.5`}[r.IntN(4)], `1`, `-2`, `"40"`, "null"))
+				}
+				if r.IntN(3) == 0 {
+					args = append(args, "ttlSeconds: "+pick("Int", "30", "60", "0", "null"))
+				}
+				return alias() + "cacheIncrement(" + strings.Join(args, ", ") + ")" + directive() + " " + selection(counterFields, "CacheCounterPayload")
+			case 1:
+				args := []string{"key: " + stringArg()}
+				if r.IntN(3) > 0 {
+					args = append(args, "ttlSeconds: "+pick("Int", "30", "90", "-1", "null"))
+				}
+				return alias() + "cacheExpire(" + strings.Join(args, ", ") + ")" + directive() + " " + selection(expireFields, "CacheExpirePayload")
+			case 2:
+				var list []string
+				for range r.IntN(4) {
+					list = append(list, strconv.Quote(key()))
+				}
+				keysArg := "[" + strings.Join(list, ", ") + "]"
+				if r.IntN(2) == 0 {
+					keysArg = newVar("[String!]!", keysArg)
+				}
+				return alias() + "cacheDeleteMany(keys: " + keysArg + ")" + directive() + " " + selection(deleteFields, "CacheDeletePayload")
+			}
 			return alias() + "cacheDelete(key: " + stringArg() + ")" + directive() + " " + selection(deleteFields, "CacheDeletePayload")
 		}
 		return alias() + "__typename" + directive()

@@ -96,59 +96,17 @@ func (r *mutationResolver) CacheSetMany(ctx context.Context, entries []*model.Ca
 
 // CacheDeleteMany is the resolver for the cacheDeleteMany field.
 func (r *mutationResolver) CacheDeleteMany(ctx context.Context, keys []string) ([]*model.CacheDeletePayload, error) {
-	results, err := r.Cache.DeleteMany(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.CacheDeletePayload, len(keys))
-	for i, res := range results {
-		p, err := deletePayload(keys[i], res.Deleted, res.Backend, res.Err)
-		if err != nil {
-			addErrorHere(atIndex(ctx, i), err)
-			continue
-		}
-		out[i] = p
-	}
-	return out, nil
+	return cacheDeleteMany(ctx, r.Cache, keys)
 }
 
 // CacheIncrement is the resolver for the cacheIncrement field.
 func (r *mutationResolver) CacheIncrement(ctx context.Context, key string, by *model.Int64, ttlSeconds *int) (*model.CacheCounterPayload, error) {
-	ttl, err := ttlFromSeconds(ttlSeconds)
-	if err != nil {
-		return nil, err
-	}
-	step := int64(1)
-	if by != nil {
-		step = int64(*by)
-	}
-	n, backend, err := r.Cache.Increment(ctx, key, step, ttl)
-	if err != nil {
-		failure, message, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		return &model.CacheCounterPayload{Key: key, Failure: &failure, Message: &message}, nil
-	}
-	value := model.Int64(n)
-	return &model.CacheCounterPayload{Key: key, Value: &value, Backend: backendModel(backend)}, nil
+	return cacheIncrement(ctx, r.Cache, key, by, ttlSeconds)
 }
 
 // CacheExpire is the resolver for the cacheExpire field.
 func (r *mutationResolver) CacheExpire(ctx context.Context, key string, ttlSeconds *int) (*model.CacheExpirePayload, error) {
-	ttl, err := ttlFromSeconds(ttlSeconds)
-	if err != nil {
-		return nil, err
-	}
-	existed, backend, err := r.Cache.Expire(ctx, key, ttl)
-	if err != nil {
-		failure, message, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		return &model.CacheExpirePayload{Key: key, Failure: &failure, Message: &message}, nil
-	}
-	return &model.CacheExpirePayload{Key: key, Existed: existed, Backend: backendModel(backend)}, nil
+	return cacheExpire(ctx, r.Cache, key, ttlSeconds)
 }
 
 // CacheInvalidateTags is the resolver for the cacheInvalidateTags field.

@@ -57,3 +57,62 @@ func cacheDelete(ctx context.Context, c Cache, key string) (*model.CacheDeletePa
 	deleted, backend, err := c.Delete(ctx, key)
 	return deletePayload(key, deleted, backend, err)
 }
+
+// cacheIncrement adds to a counter as cacheIncrement does.
+func cacheIncrement(ctx context.Context, c Cache, key string, by *model.Int64, ttlSeconds *int) (*model.CacheCounterPayload, error) {
+	ttl, err := ttlFromSeconds(ttlSeconds)
+	if err != nil {
+		return nil, err
+	}
+	step := int64(1)
+	if by != nil {
+		step = int64(*by)
+	}
+	n, backend, err := c.Increment(ctx, key, step, ttl)
+	if err != nil {
+		failure, message, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		return &model.CacheCounterPayload{Key: key, Failure: &failure, Message: &message}, nil
+	}
+	value := model.Int64(n)
+	return &model.CacheCounterPayload{Key: key, Value: &value, Backend: backendModel(backend)}, nil
+}
+
+// cacheExpire sets or removes a key's TTL as cacheExpire does.
+func cacheExpire(ctx context.Context, c Cache, key string, ttlSeconds *int) (*model.CacheExpirePayload, error) {
+	ttl, err := ttlFromSeconds(ttlSeconds)
+	if err != nil {
+		return nil, err
+	}
+	existed, backend, err := c.Expire(ctx, key, ttl)
+	if err != nil {
+		failure, message, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		return &model.CacheExpirePayload{Key: key, Failure: &failure, Message: &message}, nil
+	}
+	return &model.CacheExpirePayload{Key: key, Existed: existed, Backend: backendModel(backend)}, nil
+}
+
+// cacheDeleteMany removes keys as cacheDeleteMany does: a key refused is
+// null in the list, with its error at [field, index] (so ctx must be a
+// field's context in a response's).
+func cacheDeleteMany(ctx context.Context, c Cache, keys []string) ([]*model.CacheDeletePayload, error) {
+	results, err := c.DeleteMany(ctx, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.CacheDeletePayload, len(keys))
+	for i, res := range results {
+		p, err := deletePayload(keys[i], res.Deleted, res.Backend, res.Err)
+		if err != nil {
+			addErrorHere(atIndex(ctx, i), err)
+			continue
+		}
+		out[i] = p
+	}
+	return out, nil
+}
