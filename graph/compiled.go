@@ -89,6 +89,7 @@ const (
 	varInt
 	varInt64
 	varJSON
+	varEntries // [CacheSetInput!]!
 )
 
 type planVar struct {
@@ -331,6 +332,8 @@ func planVariable(def *ast.VariableDefinition) (planVar, bool) {
 		v.kind = varJSON
 	case def.Type.Elem != nil && def.Type.Elem.Elem == nil && def.Type.Elem.NamedType == "String":
 		v.kind, v.elemNullable = varStringList, !def.Type.Elem.NonNull
+	case def.Type.NonNull && def.Type.Elem != nil && def.Type.Elem.NonNull && def.Type.Elem.Elem == nil && def.Type.Elem.NamedType == "CacheSetInput" && def.DefaultValue == nil:
+		v.kind = varEntries
 	default:
 		return planVar{}, false
 	}
@@ -364,7 +367,7 @@ func coerceDefault(v planVar, d any) (varValue, bool) {
 	case varInt:
 		i, ok := d.(int64)
 		return varValue{i: i}, ok
-	case varJSON, varInt64:
+	case varJSON, varInt64, varEntries:
 		return varValue{}, false
 	}
 	list, ok := d.([]any)
@@ -568,6 +571,8 @@ type varValue struct {
 	// raw is a JSON variable's value as it is stored: compacted, in a
 	// slice of its own (compactValue).
 	raw []byte
+	// entries are a [CacheSetInput!]! variable's (compiledwrites.go).
+	entries []*model.CacheSetInput
 	// list is a list's elements; nullElem says one of them is null (which
 	// a [String!] argument refuses, so the plan gives up on reading it).
 	list     []string
@@ -671,6 +676,10 @@ func (v planVar) coerce(raw []byte, dst *varValue) bool {
 		stored, ok := compactValue(raw)
 		*dst = varValue{raw: stored}
 		return ok
+	case varEntries:
+		entries, ok := coerceEntries(raw)
+		*dst = varValue{entries: entries}
+		return ok
 	}
 	out := varValue{list: []string{}}
 	ok := scanArray(raw, func(e []byte) bool {
@@ -703,6 +712,8 @@ func (v varValue) asAny(kind varKind) any {
 		return strconv.FormatInt(v.i, 10)
 	case kind == varJSON:
 		return model.RawJSON(v.raw)
+	case kind == varEntries:
+		return entriesAsAny(v.entries)
 	}
 	list := make([]any, len(v.list))
 	for i, s := range v.list {

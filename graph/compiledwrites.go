@@ -16,8 +16,8 @@ import (
 )
 
 // The compiled write path. A mutation operation that selects only
-// cacheSet, cacheDelete, cacheIncrement, cacheExpire, cacheDeleteMany and
-// __typename, with literal or variable
+// cacheSet, cacheDelete, cacheIncrement, cacheExpire, cacheSetMany,
+// cacheDeleteMany and __typename, with literal or variable
 // arguments, aliases, fragments, @skip/@include and __typename in the
 // payloads, is compiled, the first time gqlgen has parsed and validated
 // it, into a plan, as a read is (compiled.go), and later requests with the
@@ -44,6 +44,7 @@ const (
 	fieldIncrement
 	fieldExpire
 	fieldDeleteMany
+	fieldSetMany
 )
 
 var plannedWrites = map[string]plannedField{
@@ -52,6 +53,7 @@ var plannedWrites = map[string]plannedField{
 	"cacheIncrement":  fieldIncrement,
 	"cacheExpire":     fieldExpire,
 	"cacheDeleteMany": fieldDeleteMany,
+	"cacheSetMany":    fieldSetMany,
 	"__typename":      fieldTypename,
 }
 
@@ -64,9 +66,8 @@ type payloadType struct {
 }
 
 var payloadTypes = map[plannedField]payloadType{
-	fieldSet: {"CacheSetPayload", []string{"CacheSetPayload"}, map[string]bool{
-		"__typename": true, "key": true, "stored": true, "backend": true, "ttlSeconds": true, "failure": true, "message": true, "currentEtag": true,
-	}},
+	fieldSet:        setPayloadType,
+	fieldSetMany:    setPayloadType,
 	fieldDelete:     deletePayloadType,
 	fieldDeleteMany: deletePayloadType,
 	fieldIncrement: {"CacheCounterPayload", []string{"CacheCounterPayload"}, map[string]bool{
@@ -76,6 +77,10 @@ var payloadTypes = map[plannedField]payloadType{
 		"__typename": true, "key": true, "existed": true, "backend": true, "failure": true, "message": true,
 	}},
 }
+
+var setPayloadType = payloadType{"CacheSetPayload", []string{"CacheSetPayload"}, map[string]bool{
+	"__typename": true, "key": true, "stored": true, "backend": true, "ttlSeconds": true, "failure": true, "message": true, "currentEtag": true,
+}}
 
 var deletePayloadType = payloadType{"CacheDeletePayload", []string{"CacheDeletePayload"}, map[string]bool{
 	"__typename": true, "key": true, "deleted": true, "backend": true, "failure": true, "message": true,
@@ -106,7 +111,7 @@ type argSource struct {
 // writeArgs are a write field's arguments (those of its kind).
 type writeArgs struct {
 	key, value, ttlSeconds, ifAbsent, ifEtag, tags, lease argSource
-	by, keys                                              argSource
+	by, keys, entries                                     argSource
 }
 
 // compileWrites makes a plan of a mutation, if every root field is one a
@@ -159,7 +164,7 @@ func (pl *plan) compileRootWrites(set ast.SelectionSet, fragments ast.FragmentDe
 						return false, false
 					}
 					pl.writes.args[s] = args
-					if kind == fieldDeleteMany && args.keys.v >= 0 {
+					if kind == fieldDeleteMany && args.keys.v >= 0 || kind == fieldSetMany && args.entries.v >= 0 {
 						pl.writes.listsFromVariables = true
 					}
 				}
@@ -267,7 +272,7 @@ func onlySkipInclude(dirs ast.DirectiveList) (present, ok bool) {
 // argument's type, or a literal, coerced now.
 func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, bool) {
 	none := argSource{v: -1} // an argument left out
-	a := &writeArgs{none, none, none, none, none, none, none, none, none}
+	a := &writeArgs{none, none, none, none, none, none, none, none, none, none}
 	type slot struct {
 		src  *argSource
 		kind varKind
@@ -281,6 +286,8 @@ func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, b
 		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
 	case fieldDeleteMany:
 		slots = map[string]slot{"keys": {&a.keys, varStringList}}
+	case fieldSetMany:
+		slots = map[string]slot{"entries": {&a.entries, varEntries}}
 	case fieldSet:
 		slots["value"] = slot{&a.value, varJSON}
 		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
@@ -302,8 +309,11 @@ func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, b
 	}
 	// The key (or keys) are required: validation has seen to it; a plan
 	// checks.
-	if kind == fieldDeleteMany {
+	switch kind {
+	case fieldDeleteMany:
 		return a, a.keys.given && (a.keys.v >= 0 || !a.keys.lit.null)
+	case fieldSetMany:
+		return a, a.entries.given && (a.entries.v >= 0 || !a.entries.lit.null)
 	}
 	return a, a.key.given && (a.key.v >= 0 || !a.key.lit.null)
 }
@@ -354,6 +364,19 @@ func (pl *plan) argumentSource(v *ast.Value, kind varKind) (argSource, bool) {
 			src.lit.list = append(src.lit.list, child.Value.Raw)
 		}
 		return src, true
+	case varEntries:
+		// Entries written in the document, coerced now as gqlgen's input
+		// unmarshaler coerces gqlparser's value of them.
+		if v.Kind != ast.ListValue || hasVariable(v) {
+			return src, false
+		}
+		d, err := v.Value(nil)
+		if err != nil {
+			return src, false
+		}
+		entries, ok := literalEntries(d)
+		src.lit.entries = entries
+		return src, ok
 	case varJSON:
 		// A value written in the document, coerced now as gqlgen coerces
 		// it for each request: gqlparser's value, encoded by the scalar.
@@ -402,6 +425,7 @@ type writeCall struct {
 	by         *model.Int64
 	ttlSeconds *int
 	keys       []string
+	entries    []*model.CacheSetInput
 }
 
 // writeResult is what a field's call returned: the payload of its kind.
@@ -411,6 +435,7 @@ type writeResult struct {
 	counter *model.CacheCounterPayload
 	expire  *model.CacheExpirePayload
 	dels    []*model.CacheDeletePayload
+	sets    []*model.CacheSetPayload
 }
 
 // maxPlanWrites is how many fields' calls fit without an allocation.
@@ -436,7 +461,7 @@ func (c *compiledReads) serveWrites(ctx context.Context, w http.ResponseWriter, 
 			return false
 		}
 		calls = append(calls, call)
-		lists = lists || plannedWrites[f.Name] == fieldDeleteMany
+		lists = lists || plannedWrites[f.Name] == fieldDeleteMany || plannedWrites[f.Name] == fieldSetMany
 	}
 	if ctx.Err() != nil {
 		return false // past its deadline: gqlgen says what that means
@@ -534,6 +559,10 @@ func (pl *plan) call(kind plannedField, a *writeArgs, vars []varValue) (writeCal
 		v, set := pl.optional(a.keys, vars)
 		ok = set && !v.nullElem
 		call.keys = v.list
+	case fieldSetMany:
+		v, set := pl.optional(a.entries, vars)
+		ok = set
+		call.entries = v.entries
 	}
 	return call, ok
 }
@@ -558,6 +587,8 @@ func (c *compiledReads) run(ctx context.Context, kind plannedField, call writeCa
 		res.expire, err = cacheExpire(ctx, cache, call.key, call.ttlSeconds)
 	case fieldDeleteMany:
 		res.dels, err = cacheDeleteMany(ctx, cache, call.keys)
+	case fieldSetMany:
+		res.sets, err = cacheSetMany(ctx, cache, call.entries)
 	}
 	return res, nil, err
 }
@@ -611,6 +642,19 @@ func writePayload(buf *bytes.Buffer, kind plannedField, fields []graphql.Collect
 				buf.WriteByte(',')
 			}
 			writeDeletePayload(buf, fields, p)
+		}
+		buf.WriteByte(']')
+	case fieldSetMany:
+		if res.sets == nil {
+			buf.WriteString("null")
+			return
+		}
+		buf.WriteByte('[')
+		for i, p := range res.sets {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeSetPayload(buf, fields, p)
 		}
 		buf.WriteByte(']')
 	}
@@ -682,6 +726,10 @@ func (pl *plan) optional(src argSource, vars []varValue) (varValue, bool) {
 // writeSetPayload writes a CacheSetPayload's selected fields as gqlgen
 // marshals them.
 func writeSetPayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheSetPayload) {
+	if p == nil {
+		buf.WriteString("null") // a list's element refused
+		return
+	}
 	buf.WriteByte('{')
 	for i, f := range fields {
 		writeFieldName(buf, i, f.Alias)
@@ -846,4 +894,169 @@ func writeEnum[E ~string](buf *bytes.Buffer, e *E) {
 	buf.WriteByte('"')
 	buf.WriteString(string(*e))
 	buf.WriteByte('"')
+}
+
+// coerceEntries reads a [CacheSetInput!]! variable as gqlgen would have
+// it after coercion and rawValues: each entry's key, its value as stored
+// (compacted, compactValue), its ttlSeconds and tags. Anything gqlparser
+// would refuse or coerce in its own way (a single object for the list, a
+// member that is not a field, a duplicate, a missing key, a ttlSeconds that
+// is not a plain integer, a null where none may be) is gqlgen's to answer.
+func coerceEntries(raw []byte) ([]*model.CacheSetInput, bool) {
+	if raw[0] != '[' {
+		return nil, false
+	}
+	out := []*model.CacheSetInput{}
+	ok := scanArray(raw, func(e []byte) bool {
+		in := &model.CacheSetInput{}
+		var seen [4]bool
+		if !scanObject(e, func(key, v []byte) bool {
+			var field int
+			null := string(v) == "null"
+			switch string(key) {
+			case "key":
+				field = 0
+				s, ok := jsonString(v)
+				if !ok {
+					return false
+				}
+				in.Key = s
+			case "value":
+				field = 1
+				var value model.JSON
+				if !null {
+					stored, ok := compactValue(v)
+					if !ok {
+						return false
+					}
+					value = stored
+				}
+				in.Value = graphql.OmittableOf(value)
+			case "ttlSeconds":
+				field = 2
+				if !null {
+					if v[0] != '-' && (v[0] < '0' || v[0] > '9') || bytes.ContainsAny(v, ".eE") {
+						return false
+					}
+					n, err := strconv.ParseInt(string(v), 10, 64)
+					if err != nil {
+						return false
+					}
+					ttl := int(n)
+					in.TTLSeconds = &ttl
+				}
+			case "tags":
+				field = 3
+				if !null {
+					in.Tags = []string{}
+					if !scanArray(v, func(t []byte) bool {
+						s, ok := jsonString(t)
+						in.Tags = append(in.Tags, s)
+						return ok
+					}) {
+						return false
+					}
+				}
+			default:
+				return false
+			}
+			if seen[field] {
+				return false
+			}
+			seen[field] = true
+			return true
+		}) || !seen[0] {
+			return false
+		}
+		out = append(out, in)
+		return true
+	})
+	return out, ok
+}
+
+// literalEntries coerces entries written in the document, from gqlparser's
+// value of them, as gqlgen's input unmarshaler does.
+func literalEntries(d any) ([]*model.CacheSetInput, bool) {
+	list, ok := d.([]any)
+	if !ok {
+		return nil, false
+	}
+	out := make([]*model.CacheSetInput, 0, len(list))
+	for _, e := range list {
+		m, ok := e.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		in := &model.CacheSetInput{}
+		for name, v := range m {
+			switch name {
+			case "key":
+				s, ok := v.(string)
+				if !ok {
+					return nil, false
+				}
+				in.Key = s
+			case "value":
+				var value model.JSON
+				if v != nil && value.UnmarshalGQL(v) != nil {
+					return nil, false
+				}
+				in.Value = graphql.OmittableOf(value)
+			case "ttlSeconds":
+				if v != nil {
+					n, ok := v.(int64)
+					if !ok {
+						return nil, false
+					}
+					ttl := int(n)
+					in.TTLSeconds = &ttl
+				}
+			case "tags":
+				if v != nil {
+					tags, ok := v.([]any)
+					if !ok {
+						return nil, false
+					}
+					in.Tags = make([]string, len(tags))
+					for i, t := range tags {
+						if in.Tags[i], ok = t.(string); !ok {
+							return nil, false
+						}
+					}
+				}
+			default:
+				return nil, false
+			}
+		}
+		out = append(out, in)
+	}
+	return out, true
+}
+
+// entriesAsAny is a [CacheSetInput!]! variable as gqlgen holds it, for the
+// complexity (which counts the entries).
+func entriesAsAny(entries []*model.CacheSetInput) []any {
+	out := make([]any, len(entries))
+	for i, e := range entries {
+		m := map[string]any{"key": e.Key}
+		if e.Value.IsSet() {
+			if v := e.Value.Value(); v != nil {
+				m["value"] = model.RawJSON(v)
+			} else {
+				m["value"] = nil
+			}
+		}
+		if e.TTLSeconds != nil {
+			m["ttlSeconds"] = int64(*e.TTLSeconds)
+		}
+		if e.Tags != nil {
+			tags := make([]any, len(e.Tags))
+			for j, t := range e.Tags {
+				tags[j] = t
+			}
+			m["tags"] = tags
+		}
+		out[i] = m
+	}
+	return out
 }

@@ -276,6 +276,16 @@ line""") { key } }`, nil), true},
 		{"expires", rawRequest(`mutation($t: Int) { a: cacheExpire(key: "obj", ttlSeconds: 100) { key existed backend failure message __typename } b: cacheExpire(key: "nope") { existed } c: cacheExpire(key: "ttl") { existed } d: cacheExpire(key: "n", ttlSeconds: $t) { existed } e: cacheExpire(key: "n", ttlSeconds: -1) { existed } }`, map[string]string{"t": `30`}), true},
 		{"delete many", rawRequest(`mutation($ks: [String!]!) { a: cacheDeleteMany(keys: ["n", "nope", "a b", "obj"]) { key deleted backend __typename } b: cacheDeleteMany(keys: $ks) { deleted } c: cacheDeleteMany(keys: []) { deleted } }`, map[string]string{"ks": `["ttl", "", "hash"]`}), true},
 		{"delete too many", rawRequest(`mutation($ks: [String!]!) { cacheDeleteMany(keys: $ks) { deleted } }`, map[string]string{"ks": `[` + strings.Repeat(`"k",`, 100) + `"k"]`}), true},
+		{"set many, literal", request(`mutation { a: cacheSetMany(entries: [{key: "sm1", value: {b: 1, a: 2}, ttlSeconds: 60, tags: ["t1"]}, {key: "sm2", value: null}, {key: "sm3"}, {key: "a b", value: 1}, {key: "sm4", value: 1, ttlSeconds: 0}, {value: "x", key: "sm5", tags: []}]) { `+all+` } b: cacheSetMany(entries: []) { stored } }`, nil), true},
+		{"set many, a variable", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { key stored ttlSeconds backend } }`,
+			map[string]string{"e": `[ {"key": "sv1", "value": { "z" : [1, 2.50] , "a": "\u00e9"}, "ttlSeconds": 30}, {"value": null, "key": "sv2"}, {"key": "sv3"}, {"key": "sv4", "value": 1, "tags": ["t2", "t3"]}, {"key": "", "value": 1}, {"key": "sv5", "value": 1, "ttlSeconds": -1}, {"key": "sv6", "value": 1, "ttlSeconds": null, "tags": null} ]`}), true},
+		{"set many, too many", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `[` + strings.Repeat(`{"key":"k","value":1},`, 100) + `{"key":"k","value":1}]`}), true},
+		{"set many, an unknown member", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `[{"key": "k", "value": 1, "x": 2}]`}), false},
+		{"set many, a duplicate member", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `[{"key": "k", "value": 1, "value": 2}]`}), false},
+		{"set many, no key", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `[{"value": 1}]`}), false},
+		{"set many, a null entry", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `[{"key": "k", "value": 1}, null]`}), false},
+		{"set many, one object for the list", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `{"key": "k", "value": 1}`}), false},
+		{"set many, 1e400 in a value", rawRequest(`mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, map[string]string{"e": `[{"key": "k", "value": [1e400]}]`}), false},
 		{"delete many with a null", rawRequest(`mutation($ks: [String!]!) { cacheDeleteMany(keys: $ks) { deleted } }`, map[string]string{"ks": `["a", null]`}), false},
 		{"a query in the same document", `{"query":"query Q { cacheGet(key: \"n\") } mutation W { cacheDelete(key: \"w\") { deleted } }","operationName":"W"}`, true},
 	}
@@ -457,6 +467,7 @@ func generateWriteRequest(r *rand.Rand) string {
 	deleteFields := []string{"key", "deleted", "backend", "failure", "message", "__typename"}
 	counterFields := []string{"key", "value", "backend", "failure", "message", "__typename"}
 	expireFields := []string{"key", "existed", "backend", "failure", "message", "__typename"}
+	var setMany func() string
 	field := func() string {
 		switch r.IntN(5) {
 		case 0, 1, 2:
@@ -491,7 +502,7 @@ func generateWriteRequest(r *rand.Rand) string {
 			r.Shuffle(len(args), func(i, j int) { args[i], args[j] = args[j], args[i] })
 			return alias() + "cacheSet(" + strings.Join(args, ", ") + ")" + directive() + " " + selection(setFields, "CacheSetPayload")
 		case 3:
-			switch r.IntN(4) {
+			switch r.IntN(5) {
 			case 0:
 				args := []string{"key: " + stringArg()}
 				if r.IntN(2) == 0 {
@@ -517,10 +528,49 @@ func generateWriteRequest(r *rand.Rand) string {
 					keysArg = newVar("[String!]!", keysArg)
 				}
 				return alias() + "cacheDeleteMany(keys: " + keysArg + ")" + directive() + " " + selection(deleteFields, "CacheDeletePayload")
+			case 3:
+				return setMany()
 			}
 			return alias() + "cacheDelete(key: " + stringArg() + ")" + directive() + " " + selection(deleteFields, "CacheDeletePayload")
 		}
 		return alias() + "__typename" + directive()
+	}
+	setMany = func() string {
+		if r.IntN(2) == 0 {
+			// cacheSetMany, its entries in a variable, as JSON text.
+			var entries []string
+			for range r.IntN(4) {
+				members := []string{`"key":` + space() + strconv.Quote(key())}
+				if r.IntN(5) > 0 {
+					members = append(members, `"value":`+space()+jsonText(0))
+				}
+				if r.IntN(3) == 0 {
+					members = append(members, `"ttlSeconds": `+[]string{"30", "0", "null", "1.5", `"5"`}[r.IntN(5)])
+				}
+				if r.IntN(4) == 0 {
+					members = append(members, `"tags": `+[]string{`["t1"]`, `[]`, `null`, `[null]`}[r.IntN(4)])
+				}
+				r.Shuffle(len(members), func(i, j int) { members[i], members[j] = members[j], members[i] })
+				entries = append(entries, "{"+strings.Join(members, ","+space())+"}")
+			}
+			return alias() + "cacheSetMany(entries: " + newVar("[CacheSetInput!]!", "["+strings.Join(entries, ", ")+"]") + ")" + directive() + " " + selection(setFields, "CacheSetPayload")
+		}
+		// Or written in the document.
+		var entries []string
+		for range r.IntN(4) {
+			members := []string{"key: " + strconv.Quote(key())}
+			if r.IntN(5) > 0 {
+				members = append(members, "value: "+literal())
+			}
+			if r.IntN(3) == 0 {
+				members = append(members, "ttlSeconds: "+[]string{"30", "0", "null"}[r.IntN(3)])
+			}
+			if r.IntN(4) == 0 {
+				members = append(members, "tags: "+[]string{`["t1"]`, `[]`, `null`}[r.IntN(3)])
+			}
+			entries = append(entries, "{"+strings.Join(members, ", ")+"}")
+		}
+		return alias() + "cacheSetMany(entries: [" + strings.Join(entries, ", ") + "])" + directive() + " " + selection(setFields, "CacheSetPayload")
 	}
 	var sel []string
 	for range 1 + r.IntN(3) {

@@ -60,38 +60,7 @@ func (r *mutationResolver) CacheFetch(ctx context.Context, key string, leaseSeco
 
 // CacheSetMany is the resolver for the cacheSetMany field.
 func (r *mutationResolver) CacheSetMany(ctx context.Context, entries []*model.CacheSetInput) ([]*model.CacheSetPayload, error) {
-	in := make([]cache.SetEntry, len(entries))
-	refused := make([]error, len(entries))
-	for i, e := range entries {
-		value, err := requiredValue(e.Value.Value(), e.Value.IsSet())
-		in[i] = cache.SetEntry{Key: e.Key, Value: []byte(value), Tags: e.Tags}
-		in[i].TTL, refused[i] = ttlFromSeconds(e.TTLSeconds)
-		if err != nil {
-			refused[i] = err
-		}
-		if refused[i] != nil {
-			in[i].Key = "" // refused here; the cache sends nothing for it
-		}
-	}
-	results, err := r.Cache.SetMany(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.CacheSetPayload, len(entries))
-	for i, res := range results {
-		ctx := atIndex(ctx, i)
-		if refused[i] != nil {
-			addErrorHere(ctx, refused[i])
-			continue
-		}
-		p, err := setPayload(entries[i].Key, entries[i].TTLSeconds, cache.SetResult{Backend: res.Backend}, res.Err)
-		if err != nil {
-			addErrorHere(ctx, err)
-			continue
-		}
-		out[i] = p
-	}
-	return out, nil
+	return cacheSetMany(ctx, r.Cache, entries)
 }
 
 // CacheDeleteMany is the resolver for the cacheDeleteMany field.

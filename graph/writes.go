@@ -116,3 +116,41 @@ func cacheDeleteMany(ctx context.Context, c Cache, keys []string) ([]*model.Cach
 	}
 	return out, nil
 }
+
+// cacheSetMany stores values as cacheSetMany does: an entry refused is
+// null in the list, with its error at [field, index] (so ctx must be a
+// field's context in a response's).
+func cacheSetMany(ctx context.Context, c Cache, entries []*model.CacheSetInput) ([]*model.CacheSetPayload, error) {
+	in := make([]cache.SetEntry, len(entries))
+	refused := make([]error, len(entries))
+	for i, e := range entries {
+		value, err := requiredValue(e.Value.Value(), e.Value.IsSet())
+		in[i] = cache.SetEntry{Key: e.Key, Value: []byte(value), Tags: e.Tags}
+		in[i].TTL, refused[i] = ttlFromSeconds(e.TTLSeconds)
+		if err != nil {
+			refused[i] = err
+		}
+		if refused[i] != nil {
+			in[i].Key = "" // refused here; the cache sends nothing for it
+		}
+	}
+	results, err := c.SetMany(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*model.CacheSetPayload, len(entries))
+	for i, res := range results {
+		ctx := atIndex(ctx, i)
+		if refused[i] != nil {
+			addErrorHere(ctx, refused[i])
+			continue
+		}
+		p, err := setPayload(entries[i].Key, entries[i].TTLSeconds, cache.SetResult{Backend: res.Backend}, res.Err)
+		if err != nil {
+			addErrorHere(ctx, err)
+			continue
+		}
+		out[i] = p
+	}
+	return out, nil
+}
