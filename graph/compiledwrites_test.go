@@ -2,6 +2,8 @@ package graph
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -586,4 +589,60 @@ func generateWriteRequest(r *rand.Rand) string {
 	}
 	doc += " { " + strings.Join(sel, " ") + " }"
 	return rawRequest(doc, vars)
+}
+
+// A mutation sent as an Automatic Persisted Query: once registered, its
+// hash alone is answered by its plan.
+func TestCompiledWritesByPersistedHash(t *testing.T) {
+	ts := newTwoStores(t, HandlerOptions{})
+	const query = `mutation($k: String!, $v: JSON) { cacheSet(key: $k, value: $v) { key stored } }`
+	sum := sha256.Sum256([]byte(query))
+	ext := `{"persistedQuery":{"version":1,"sha256Hash":"` + hex.EncodeToString(sum[:]) + `"}}`
+	q, _ := json.Marshal(query)
+	register := `{"query":` + string(q) + `,"variables":{"k":"a","v":1},"extensions":` + ext + `}`
+	if ts.compare(t, "the query and its hash", register, nil) {
+		t.Error("a request carrying the query and its hash was answered by a plan; want gqlgen, which stores it")
+	}
+	hashOnly := `{"variables":{"k":"b","v":{"x": [1, 2]}},"extensions":` + ext + `}`
+	if !ts.compare(t, "the hash alone", hashOnly, nil) {
+		t.Error("a registered mutation sent by its hash alone was not answered by a plan")
+	}
+}
+
+// Plans are shared by concurrent requests: what a plan holds (literal
+// values, tags, entries) is only read. Run with -race.
+func TestCompiledWritesConcurrently(t *testing.T) {
+	ts := newTwoStores(t, HandlerOptions{})
+	bodies := []string{
+		request(`mutation { cacheSet(key: "a", value: {x: 1}, tags: ["t1", "t2"], ttlSeconds: 60) { stored } }`, nil),
+		request(`mutation { cacheSetMany(entries: [{key: "b", value: 1, tags: ["t1"]}, {key: "c", value: [2]}]) { stored } }`, nil),
+		rawRequest(`mutation($v: JSON, $t: [String!]) { cacheSet(key: "d", value: $v, tags: $t) { stored } }`, map[string]string{"v": `{"y": [1, 2]}`, "t": `["t3"]`}),
+	}
+	for _, body := range bodies {
+		send(ts.compiled, body, nil) // learn
+	}
+	before := ts.reads.served.Load()
+	const workers, each = 4, 25
+	errs := make(chan string, workers*each*len(bodies))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				body := bodies[(w+i)%len(bodies)]
+				if got := send(ts.compiled, body, nil); got.status != http.StatusOK || !strings.Contains(got.body, `"stored":true`) || strings.Contains(got.body, "false") {
+					errs <- fmt.Sprintf("%s: %d %s", body, got.status, got.body)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := ts.reads.served.Load() - before; n != workers*each {
+		t.Errorf("plans answered %d of %d requests", n, workers*each)
+	}
 }
