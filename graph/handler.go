@@ -47,8 +47,8 @@ type HandlerOptions struct {
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
 	// NoCompiledReads sends every request through gqlgen's executor,
-	// without the compiled read path (compiled.go): for the differential
-	// test, which compares the two.
+	// without the compiled paths for reads and writes (compiled.go,
+	// compiledwrites.go): for the differential tests, which compare them.
 	NoCompiledReads bool
 }
 
