@@ -17,11 +17,11 @@ import (
 
 // The compiled write path. A mutation operation that selects only
 // cacheSet, cacheDelete, cacheIncrement, cacheExpire, cacheSetMany,
-// cacheDeleteMany and __typename, with literal or variable
-// arguments, aliases, fragments, @skip/@include and __typename in the
-// payloads, is compiled, the first time gqlgen has parsed and validated
-// it, into a plan, as a read is (compiled.go), and later requests with the
-// same text execute the plan.
+// cacheDeleteMany and __typename, with literal or variable arguments,
+// aliases, fragments, @skip/@include and __typename in the payloads, is
+// compiled, the first time gqlgen has parsed and validated it, into a
+// plan, as a read is (compiled.go), and later requests with the same text
+// (or APQ hash) execute the plan.
 //
 // A read plan may give up at any point and let gqlgen read again; a write
 // plan may not once a field has run. So everything that can refuse a
@@ -34,9 +34,9 @@ import (
 // function gqlgen's resolver calls (writes.go), and what a field returns
 // is written as gqlgen writes it: the payload's fields in selection order,
 // or null and the error, through the same error presenter at the field's
-// path. compiled_test.go runs a corpus and a fuzzer of mutations through
-// both paths against two Redis servers and requires the same responses and
-// the same Redis contents.
+// path. compiledwrites_test.go runs a corpus and a fuzzer of mutations
+// through both paths against two Redis servers and requires the same
+// responses and the same Redis contents.
 
 const (
 	fieldSet plannedField = iota + 100
@@ -93,8 +93,9 @@ type writePlan struct {
 	// payloads are the payload fields of each of the plan's root fields,
 	// when those do not depend on the variables.
 	payloads [][]graphql.CollectedField
-	// listsFromVariables says a cacheDeleteMany takes its keys from a
-	// variable: the complexity then depends on the request.
+	// listsFromVariables says a cacheDeleteMany takes its keys, or a
+	// cacheSetMany its entries, from a variable: the complexity then
+	// depends on the request.
 	listsFromVariables bool
 }
 
