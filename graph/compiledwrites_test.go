@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -644,5 +645,45 @@ func TestCompiledWritesConcurrently(t *testing.T) {
 	}
 	if n := ts.reads.served.Load() - before; n != workers*each {
 		t.Errorf("plans answered %d of %d requests", n, workers*each)
+	}
+}
+
+// brokenCache fails as no Redis does: SetWith panics, Delete returns an
+// error that is not about Redis, Increment answers. The rest is never
+// called.
+type brokenCache struct{ Cache }
+
+func (brokenCache) SetWith(context.Context, string, json.RawMessage, cache.SetOptions) (cache.SetResult, error) {
+	panic("the cache broke")
+}
+
+func (brokenCache) Delete(context.Context, string) (bool, cache.Backend, error) {
+	return false, "", errors.New("an internal error")
+}
+
+func (brokenCache) Increment(context.Context, string, int64, time.Duration) (int64, cache.Backend, error) {
+	return 7, cache.BackendRedis, nil
+}
+
+// A panic in a field, and an internal error, are presented as gqlgen
+// presents them, the other fields still answered.
+func TestCompiledWritesPanicsAndInternalErrors(t *testing.T) {
+	r := &Resolver{Cache: brokenCache{}}
+	opts := HandlerOptions{Auth: auth.OpenAccess()}
+	compiled, reads := newHandler(r, opts)
+	opts.NoCompiledReads = true
+	plain := NewHandler(r, opts)
+	body := request(`mutation { a: cacheIncrement(key: "n") { value } b: cacheSet(key: "k", value: 1) { stored } c: cacheDelete(key: "k") { deleted } d: cacheIncrement(key: "n") { value } }`, nil)
+	send(compiled, body, nil) // learn
+	before := reads.served.Load()
+	got, want := send(compiled, body, nil), send(plain, body, nil)
+	if reads.served.Load() == before {
+		t.Fatal("the mutation was not answered by a plan")
+	}
+	if got != want {
+		t.Errorf("compiled path answered\n  %v\nwhile gqlgen answered\n  %v", got, want)
+	}
+	if !strings.Contains(want.body, `"path":["b"]`) || !strings.Contains(want.body, `"path":["c"]`) {
+		t.Errorf("gqlgen's answer %s has no error at b and c: the test does not test what it says", want.body)
 	}
 }
