@@ -17,7 +17,7 @@ import (
 
 // The compiled write path. A mutation operation that selects only
 // cacheSet, cacheDelete, cacheIncrement, cacheExpire, cacheSetMany,
-// cacheDeleteMany and __typename, with literal or variable arguments,
+// cacheDeleteMany, cacheInvalidateTags and __typename, with literal or variable arguments,
 // aliases, fragments, @skip/@include and __typename in the payloads, is
 // compiled, the first time gqlgen has parsed and validated it, into a
 // plan, as a read is (compiled.go), and later requests with the same text
@@ -45,16 +45,18 @@ const (
 	fieldExpire
 	fieldDeleteMany
 	fieldSetMany
+	fieldInvalidateTags
 )
 
 var plannedWrites = map[string]plannedField{
-	"cacheSet":        fieldSet,
-	"cacheDelete":     fieldDelete,
-	"cacheIncrement":  fieldIncrement,
-	"cacheExpire":     fieldExpire,
-	"cacheDeleteMany": fieldDeleteMany,
-	"cacheSetMany":    fieldSetMany,
-	"__typename":      fieldTypename,
+	"cacheSet":            fieldSet,
+	"cacheDelete":         fieldDelete,
+	"cacheIncrement":      fieldIncrement,
+	"cacheExpire":         fieldExpire,
+	"cacheDeleteMany":     fieldDeleteMany,
+	"cacheSetMany":        fieldSetMany,
+	"cacheInvalidateTags": fieldInvalidateTags,
+	"__typename":          fieldTypename,
 }
 
 // payloadType is the payload of a write field.
@@ -72,6 +74,9 @@ var payloadTypes = map[plannedField]payloadType{
 	fieldDeleteMany: deletePayloadType,
 	fieldIncrement: {"CacheCounterPayload", []string{"CacheCounterPayload"}, map[string]bool{
 		"__typename": true, "key": true, "value": true, "backend": true, "failure": true, "message": true,
+	}},
+	fieldInvalidateTags: {"CacheInvalidatePayload", []string{"CacheInvalidatePayload"}, map[string]bool{
+		"__typename": true, "tags": true, "deleted": true, "backend": true, "failure": true, "message": true,
 	}},
 	fieldExpire: {"CacheExpirePayload", []string{"CacheExpirePayload"}, map[string]bool{
 		"__typename": true, "key": true, "existed": true, "backend": true, "failure": true, "message": true,
@@ -289,6 +294,8 @@ func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, b
 		slots = map[string]slot{"keys": {&a.keys, varStringList}}
 	case fieldSetMany:
 		slots = map[string]slot{"entries": {&a.entries, varEntries}}
+	case fieldInvalidateTags:
+		slots = map[string]slot{"tags": {&a.tags, varStringList}}
 	case fieldSet:
 		slots["value"] = slot{&a.value, varJSON}
 		slots["ttlSeconds"] = slot{&a.ttlSeconds, varInt}
@@ -315,6 +322,8 @@ func (pl *plan) compileWriteArgs(kind plannedField, f *ast.Field) (*writeArgs, b
 		return a, a.keys.given && (a.keys.v >= 0 || !a.keys.lit.null)
 	case fieldSetMany:
 		return a, a.entries.given && (a.entries.v >= 0 || !a.entries.lit.null)
+	case fieldInvalidateTags:
+		return a, a.tags.given && (a.tags.v >= 0 || !a.tags.lit.null)
 	}
 	return a, a.key.given && (a.key.v >= 0 || !a.key.lit.null)
 }
@@ -431,12 +440,13 @@ type writeCall struct {
 
 // writeResult is what a field's call returned: the payload of its kind.
 type writeResult struct {
-	set     *model.CacheSetPayload
-	del     *model.CacheDeletePayload
-	counter *model.CacheCounterPayload
-	expire  *model.CacheExpirePayload
-	dels    []*model.CacheDeletePayload
-	sets    []*model.CacheSetPayload
+	set         *model.CacheSetPayload
+	del         *model.CacheDeletePayload
+	counter     *model.CacheCounterPayload
+	expire      *model.CacheExpirePayload
+	dels        []*model.CacheDeletePayload
+	sets        []*model.CacheSetPayload
+	invalidated *model.CacheInvalidatePayload
 }
 
 // maxPlanWrites is how many fields' calls fit without an allocation.
@@ -564,6 +574,10 @@ func (pl *plan) call(kind plannedField, a *writeArgs, vars []varValue) (writeCal
 		v, set := pl.optional(a.entries, vars)
 		ok = set
 		call.entries = v.entries
+	case fieldInvalidateTags:
+		v, set := pl.optional(a.tags, vars)
+		ok = set && !v.nullElem
+		call.keys = v.list
 	}
 	return call, ok
 }
@@ -590,6 +604,8 @@ func (c *compiledReads) run(ctx context.Context, kind plannedField, call writeCa
 		res.dels, err = cacheDeleteMany(ctx, cache, call.keys)
 	case fieldSetMany:
 		res.sets, err = cacheSetMany(ctx, cache, call.entries)
+	case fieldInvalidateTags:
+		res.invalidated, err = cacheInvalidateTags(ctx, cache, call.keys)
 	}
 	return res, nil, err
 }
@@ -632,6 +648,8 @@ func writePayload(buf *bytes.Buffer, kind plannedField, fields []graphql.Collect
 		writeCounterPayload(buf, fields, res.counter)
 	case fieldExpire:
 		writeExpirePayload(buf, fields, res.expire)
+	case fieldInvalidateTags:
+		writeInvalidatePayload(buf, fields, res.invalidated)
 	case fieldDeleteMany:
 		if res.dels == nil {
 			buf.WriteString("null")
@@ -825,6 +843,38 @@ func writeExpirePayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *m
 			writeString(buf, p.Key)
 		case "existed":
 			writeBool(buf, p.Existed)
+		case "backend":
+			writeEnum(buf, p.Backend)
+		case "failure":
+			writeEnum(buf, p.Failure)
+		case "message":
+			writeOptionalString(buf, p.Message)
+		}
+	}
+	buf.WriteByte('}')
+}
+
+// writeInvalidatePayload writes a CacheInvalidatePayload's selected
+// fields.
+func writeInvalidatePayload(buf *bytes.Buffer, fields []graphql.CollectedField, p *model.CacheInvalidatePayload) {
+	buf.WriteByte('{')
+	for i, f := range fields {
+		writeFieldName(buf, i, f.Alias)
+		switch f.Name {
+		case "__typename":
+			buf.WriteString(`"CacheInvalidatePayload"`)
+		case "tags":
+			buf.WriteByte('[')
+			for j, t := range p.Tags {
+				if j > 0 {
+					buf.WriteByte(',')
+				}
+				writeString(buf, t)
+			}
+			buf.WriteByte(']')
+		case "deleted":
+			n := p.Deleted
+			writeInt(buf, &n)
 		case "backend":
 			writeEnum(buf, p.Backend)
 		case "failure":

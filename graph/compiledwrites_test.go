@@ -269,7 +269,9 @@ line""") { key } }`, nil), true},
 		{"a ttl as a string", rawRequest(`mutation($t: Int) { cacheSet(key: "r", value: 1, ttlSeconds: $t) { stored } }`, map[string]string{"t": `"5"`}), false},
 		{"a ttl with a fraction", rawRequest(`mutation($t: Int) { cacheSet(key: "r", value: 1, ttlSeconds: $t) { stored } }`, map[string]string{"t": `5.5`}), false},
 		{"a null in tags", rawRequest(`mutation($t: [String!]) { cacheSet(key: "r", value: 1, tags: $t) { stored } }`, map[string]string{"t": `["a", null]`}), false},
-		{"a field a plan does not run", request(`mutation { cacheSet(key: "s", value: 1) { stored } cacheInvalidateTags(tags: ["t1"]) { deleted } }`, nil), false},
+		{"a field a plan does not run", request(`mutation { cacheSet(key: "s", value: 1) { stored } cacheFetch(key: "s", leaseSeconds: 5) { hit } }`, nil), false},
+		{"tags, then their invalidation", rawRequest(`mutation($t: [String!]!) { a: cacheSet(key: "tg1", value: 1, tags: ["x1", "x2"]) { stored } b: cacheSetMany(entries: [{key: "tg2", value: 2, tags: ["x2"]}, {key: "tg3", value: 3, tags: ["x3"]}]) { stored } c: cacheInvalidateTags(tags: $t) { tags deleted backend failure message __typename } d: cacheInvalidateTags(tags: []) { tags deleted } e: cacheInvalidateTags(tags: ["a b"]) { deleted } }`,
+			map[string]string{"t": `["x2", "nope"]`}), true},
 		{"increments", rawRequest(`mutation($by: Int64, $t: Int) { a: cacheIncrement(key: "cnt") { key value backend failure message __typename } b: cacheIncrement(key: "cnt", by: -5, ttlSeconds: 60) { value } c: cacheIncrement(key: "cnt", by: "7") { value } d: cacheIncrement(key: "cnt", by: $by, ttlSeconds: $t) { value } e: cacheIncrement(key: "obj") { value failure message } f: cacheIncrement(key: "hash") { failure } }`,
 			map[string]string{"by": `"9223372036854775800"`, "t": `5`}), true},
 		{"an increment that overflows", request(`mutation { a: cacheIncrement(key: "big", by: "9223372036854775807") { value } b: cacheIncrement(key: "big", by: 1) { value failure message } }`, nil), true},
@@ -361,7 +363,8 @@ func TestCompiledWritesFuzzCorpus(t *testing.T) {
 }
 
 // generateWriteRequest writes a random mutation of cacheSet, cacheDelete,
-// cacheIncrement, cacheExpire, cacheDeleteMany and __typename: aliases, literal and variable arguments (values as JSON
+// cacheIncrement, cacheExpire, cacheSetMany, cacheDeleteMany,
+// cacheInvalidateTags and __typename: aliases, literal and variable arguments (values as JSON
 // text with spacing, escapes and numbers of every kind, now and then one
 // out of range), payload selections with fragments and @skip/@include,
 // and variables that are sometimes missing, null or of the wrong type.
@@ -471,6 +474,7 @@ func generateWriteRequest(r *rand.Rand) string {
 	deleteFields := []string{"key", "deleted", "backend", "failure", "message", "__typename"}
 	counterFields := []string{"key", "value", "backend", "failure", "message", "__typename"}
 	expireFields := []string{"key", "existed", "backend", "failure", "message", "__typename"}
+	invalidateFields := []string{"tags", "deleted", "backend", "failure", "message", "__typename"}
 	var setMany func() string
 	field := func() string {
 		switch r.IntN(5) {
@@ -533,6 +537,10 @@ func generateWriteRequest(r *rand.Rand) string {
 				}
 				return alias() + "cacheDeleteMany(keys: " + keysArg + ")" + directive() + " " + selection(deleteFields, "CacheDeletePayload")
 			case 3:
+				if r.IntN(4) == 0 {
+					tags := pick("[String!]!", `["t1", "t3"]`, `["t1"]`, `["t2", "t3"]`, `[]`)
+					return alias() + "cacheInvalidateTags(tags: " + tags + ")" + directive() + " " + selection(invalidateFields, "CacheInvalidatePayload")
+				}
 				return setMany()
 			}
 			return alias() + "cacheDelete(key: " + stringArg() + ")" + directive() + " " + selection(deleteFields, "CacheDeletePayload")

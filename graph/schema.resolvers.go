@@ -80,17 +80,7 @@ func (r *mutationResolver) CacheExpire(ctx context.Context, key string, ttlSecon
 
 // CacheInvalidateTags is the resolver for the cacheInvalidateTags field.
 func (r *mutationResolver) CacheInvalidateTags(ctx context.Context, tags []string) (*model.CacheInvalidatePayload, error) {
-	res, err := r.Cache.InvalidateTags(ctx, tags)
-	p := &model.CacheInvalidatePayload{Tags: tags, Deleted: res.Deleted, Backend: backendModel(res.Backend)}
-	if err != nil {
-		failure, _, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		message := invalidateMessage(failure, res)
-		p.Failure, p.Message = &failure, &message
-	}
-	return p, nil
+	return cacheInvalidateTags(ctx, r.Cache, tags)
 }
 
 // CacheDelete is the resolver for the cacheDelete field.

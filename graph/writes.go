@@ -154,3 +154,19 @@ func cacheSetMany(ctx context.Context, c Cache, entries []*model.CacheSetInput) 
 	}
 	return out, nil
 }
+
+// cacheInvalidateTags deletes the keys written with tags as
+// cacheInvalidateTags does.
+func cacheInvalidateTags(ctx context.Context, c Cache, tags []string) (*model.CacheInvalidatePayload, error) {
+	res, err := c.InvalidateTags(ctx, tags)
+	p := &model.CacheInvalidatePayload{Tags: tags, Deleted: res.Deleted, Backend: backendModel(res.Backend)}
+	if err != nil {
+		failure, _, ferr := writeFailure(err)
+		if ferr != nil {
+			return nil, ferr
+		}
+		message := invalidateMessage(failure, res)
+		p.Failure, p.Message = &failure, &message
+	}
+	return p, nil
+}
