@@ -302,6 +302,18 @@ line""") { key } }`, nil), true},
 	}
 }
 
+// Under application/graphql-response+json too: a field error is still a
+// 200 with data, its media type the one asked for.
+func TestCompiledWritesMediaTypes(t *testing.T) {
+	ts := newTwoStores(t, HandlerOptions{})
+	body := request(`mutation { a: cacheSet(key: "a b", value: 1) { stored } b: cacheSet(key: "b", value: 1) { stored } }`, nil)
+	for _, accept := range []string{"application/graphql-response+json", "application/json", "*/*", "text/html"} {
+		if !ts.compare(t, "Accept: "+accept, body, map[string]string{"Accept": accept}) {
+			t.Errorf("Accept: %s: not answered by a plan", accept)
+		}
+	}
+}
+
 // Auth: a token that may read only is refused every write field, by
 // gqlgen; the plan answers a writer.
 func TestCompiledWritesAuth(t *testing.T) {
