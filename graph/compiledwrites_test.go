@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -705,5 +706,30 @@ func TestCompiledWritesPanicsAndInternalErrors(t *testing.T) {
 	}
 	if !strings.Contains(want.body, `"path":["b"]`) || !strings.Contains(want.body, `"path":["c"]`) {
 		t.Errorf("gqlgen's answer %s has no error at b and c: the test does not test what it says", want.body)
+	}
+}
+
+// A request whose deadline has passed runs nothing from a plan: gqlgen
+// answers it, as it would have.
+func TestCompiledWritesPastTheDeadline(t *testing.T) {
+	ts := newTwoStores(t, HandlerOptions{})
+	body := request(`mutation { cacheSet(key: "a", value: 1) { stored failure } }`, nil)
+	send(ts.compiled, body, nil) // learn
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ask := func(h http.Handler) answer {
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, "/graphql", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return answer{rec.Code, rec.Header().Get("Content-Type"), rec.Header().Get("X-Content-Type-Options"), rec.Body.String()}
+	}
+	before := ts.reads.served.Load()
+	got, want := ask(ts.compiled), ask(ts.plain)
+	if ts.reads.served.Load() != before {
+		t.Error("a plan answered a request past its deadline")
+	}
+	if got != want {
+		t.Errorf("past the deadline, the compiled handler answered\n  %v\nwhile gqlgen answered\n  %v", got, want)
 	}
 }
