@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,9 @@ type plan struct {
 	// the variables; -1 when it does (a cacheGetMany with keys from a
 	// variable).
 	complexity int
+	// writes is what a mutation's plan needs beyond a query's
+	// (compiledwrites.go); nil for a query.
+	writes *writePlan
 }
 
 // varKind is a variable type a plan can coerce.
@@ -81,6 +85,11 @@ const (
 	varString varKind = iota + 1
 	varStringList
 	varBoolean
+	// varInt, varInt64 and varJSON are for the compiled write path.
+	varInt
+	varInt64
+	varJSON
+	varEntries // [CacheSetInput!]!
 )
 
 type planVar struct {
@@ -110,6 +119,10 @@ type compiledReads struct {
 	// refused remembers documents that cannot be compiled, so they are not
 	// looked at again (bounded in bytes too).
 	refused *docCache[bool]
+	// presenter and recover are the gqlgen server's error presenter and
+	// recover func: a write plan's field errors go through them.
+	presenter graphql.ErrorPresenterFunc
+	recover   graphql.RecoverFunc
 	// served counts the requests a plan answered (for tests and metrics).
 	served atomic.Uint64
 }
@@ -146,7 +159,7 @@ func planWeight(key string, pl *plan, limit int) int {
 // the request whose body parts are p, if it is a plan's kind, and keeps it
 // under the query's text and, for an Automatic Persisted Query, its hash.
 func (c *compiledReads) learn(ctx context.Context, p requestParts, oc *graphql.OperationContext) {
-	if c == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query {
+	if c == nil || oc == nil || oc.Operation == nil || oc.Operation.Operation != ast.Query && oc.Operation.Operation != ast.Mutation {
 		return
 	}
 	var keys []string
@@ -165,8 +178,12 @@ func (c *compiledReads) learn(ctx context.Context, p requestParts, oc *graphql.O
 			continue
 		}
 		if pl == nil {
+			compile := c.compile
+			if oc.Operation.Operation == ast.Mutation {
+				compile = c.compileWrites
+			}
 			var ok bool
-			if pl, ok = c.compile(ctx, oc.Doc, oc.Operation); !ok {
+			if pl, ok = compile(ctx, oc.Doc, oc.Operation); !ok {
 				c.refused.Add(ctx, key, true)
 				return
 			}
@@ -306,8 +323,17 @@ func planVariable(def *ast.VariableDefinition) (planVar, bool) {
 		v.kind = varString
 	case def.Type.Elem == nil && def.Type.NamedType == "Boolean":
 		v.kind = varBoolean
+	case def.Type.Elem == nil && def.Type.NamedType == "Int":
+		v.kind = varInt
+	case def.Type.Elem == nil && def.Type.NamedType == "Int64" && def.DefaultValue == nil:
+		v.kind = varInt64
+	case def.Type.Elem == nil && def.Type.NamedType == "JSON" && def.DefaultValue == nil:
+		// (A default would be GraphQL, coerced by the scalar in its own way.)
+		v.kind = varJSON
 	case def.Type.Elem != nil && def.Type.Elem.Elem == nil && def.Type.Elem.NamedType == "String":
 		v.kind, v.elemNullable = varStringList, !def.Type.Elem.NonNull
+	case def.Type.NonNull && def.Type.Elem != nil && def.Type.Elem.NonNull && def.Type.Elem.Elem == nil && def.Type.Elem.NamedType == "CacheSetInput" && def.DefaultValue == nil:
+		v.kind = varEntries
 	default:
 		return planVar{}, false
 	}
@@ -338,6 +364,11 @@ func coerceDefault(v planVar, d any) (varValue, bool) {
 	case varBoolean:
 		b, ok := d.(bool)
 		return varValue{b: b}, ok
+	case varInt:
+		i, ok := d.(int64)
+		return varValue{i: i}, ok
+	case varJSON, varInt64, varEntries:
+		return varValue{}, false
 	}
 	list, ok := d.([]any)
 	if !ok {
@@ -399,14 +430,20 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 	if fields == nil || pl.complexity < 0 {
 		varMap = make(map[string]any, len(vars))
 		for i, v := range pl.vars {
-			varMap[v.name] = vars[i].asAny(v.kind)
+			if !vars[i].absent {
+				varMap[v.name] = vars[i].asAny(v.kind)
+			}
 		}
 	}
+	root, scope := queryRoot, model.ScopeRead
+	if pl.writes != nil {
+		root, scope = mutationRoot, model.ScopeWrite
+	}
 	if fields == nil {
-		fields = graphql.CollectFields(&graphql.OperationContext{Doc: pl.doc, Operation: pl.op, Variables: varMap}, pl.op.SelectionSet, []string{"Query"})
+		fields = graphql.CollectFields(&graphql.OperationContext{Doc: pl.doc, Operation: pl.op, Variables: varMap}, pl.op.SelectionSet, root)
 	}
 	for range fields {
-		if authorize(ctx, c.auth, model.ScopeRead) != nil {
+		if authorize(ctx, c.auth, scope) != nil {
 			return false
 		}
 	}
@@ -418,6 +455,9 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 		if n > c.complexity {
 			return false
 		}
+	}
+	if pl.writes != nil {
+		return c.serveWrites(ctx, w, pl, fields, vars, varMap, contentType)
 	}
 	defer func() {
 		// A panic below is gqlgen's to present, as it would have been.
@@ -460,6 +500,12 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 	c.served.Add(1)
 	return true
 }
+
+// The root types' names as CollectFields takes them (read only).
+var (
+	queryRoot    = []string{"Query"}
+	mutationRoot = []string{"Mutation"}
+)
 
 // responseBuffers hold responses as plans write them.
 var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -516,8 +562,17 @@ func setContentType(w http.ResponseWriter, contentType string) {
 // varValue is a variable's value for one request.
 type varValue struct {
 	null bool // null, or absent without a default
-	str  string
-	b    bool
+	// absent says the request did not set the variable, and it has no
+	// default: an argument given it is left out, as GraphQL says.
+	absent bool
+	str    string
+	b      bool
+	i      int64
+	// raw is a JSON variable's value as it is stored: compacted, in a
+	// slice of its own (compactValue).
+	raw []byte
+	// entries are a [CacheSetInput!]! variable's (compiledwrites.go).
+	entries []*model.CacheSetInput
 	// list is a list's elements; nullElem says one of them is null (which
 	// a [String!] argument refuses, so the plan gives up on reading it).
 	list     []string
@@ -564,7 +619,7 @@ func (pl *plan) coerce(raw []byte, values []varValue) bool {
 		case !v.nullable:
 			return false // gqlgen refuses a missing required variable
 		default:
-			values[i] = varValue{null: true}
+			values[i] = varValue{null: true, absent: true}
 		}
 	}
 	return true
@@ -590,6 +645,41 @@ func (v planVar) coerce(raw []byte, dst *varValue) bool {
 			return true
 		}
 		return false
+	case varInt:
+		// An integer as the JSON decoder spells it, within 64 bits, as
+		// gqlparser's variable coercion takes it; anything else (a
+		// fraction, an exponent, a string) is gqlgen's to judge.
+		if len(raw) == 0 || raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') {
+			return false
+		}
+		n, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(raw), len(raw)), 10, 64)
+		*dst = varValue{i: n}
+		return err == nil
+	case varInt64:
+		// As the Int64 scalar reads a variable: a string of decimal
+		// digits, or an integer (a number with a fraction or an exponent
+		// is refused there, and answered by gqlgen).
+		text := raw
+		if raw[0] == '"' {
+			s, ok := jsonString(raw)
+			if !ok {
+				return false
+			}
+			text = unsafe.Slice(unsafe.StringData(s), len(s))
+		} else if raw[0] != '-' && (raw[0] < '0' || raw[0] > '9') || bytes.ContainsAny(raw, ".eE") {
+			return false
+		}
+		n, err := strconv.ParseInt(unsafe.String(unsafe.SliceData(text), len(text)), 10, 64)
+		*dst = varValue{i: n}
+		return err == nil
+	case varJSON:
+		stored, ok := compactValue(raw)
+		*dst = varValue{raw: stored}
+		return ok
+	case varEntries:
+		entries, ok := coerceEntries(raw)
+		*dst = varValue{entries: entries}
+		return ok
 	}
 	out := varValue{list: []string{}}
 	ok := scanArray(raw, func(e []byte) bool {
@@ -616,6 +706,14 @@ func (v varValue) asAny(kind varKind) any {
 		return v.str
 	case kind == varBoolean:
 		return v.b
+	case kind == varInt:
+		return v.i
+	case kind == varInt64:
+		return strconv.FormatInt(v.i, 10)
+	case kind == varJSON:
+		return model.RawJSON(v.raw)
+	case kind == varEntries:
+		return entriesAsAny(v.entries)
 	}
 	list := make([]any, len(v.list))
 	for i, s := range v.list {

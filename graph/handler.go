@@ -47,8 +47,8 @@ type HandlerOptions struct {
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
 	// NoCompiledReads sends every request through gqlgen's executor,
-	// without the compiled read path (compiled.go): for the differential
-	// test, which compares the two.
+	// without the compiled paths for reads and writes (compiled.go,
+	// compiledwrites.go): for the differential tests, which compare them.
 	NoCompiledReads bool
 	// Subscriptions configure the WebSocket transport; without
 	// Subscriptions.Sockets there is none.
@@ -104,9 +104,11 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	es := NewExecutableSchema(cfg)
 	srv := handler.New(es)
 	persisted := newPersistedCache(opts.PersistedQueryCacheBytes, opts.MaxCachedDocumentBytes)
+	presenter, recoverFunc := presentError(log), recoverPanic(log)
 	var compiled *compiledReads
 	if !opts.NoCompiledReads {
 		compiled = &compiledReads{
+			presenter: presenter, recover: recoverFunc,
 			es: es, resolver: r, auth: opts.Auth, complexity: opts.Limits.Complexity, persisted: persisted,
 			maxResponse: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes,
 			// Plans hold the parsed document: bounded like the parsed-query
@@ -160,7 +162,7 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	// Outside the warnings: a refused response drops them with the rest.
 	srv.Use(responseLimit{limit: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes})
 	srv.Use(warnings{})
-	srv.SetErrorPresenter(presentError(log))
-	srv.SetRecoverFunc(recoverPanic(log))
+	srv.SetErrorPresenter(presenter)
+	srv.SetRecoverFunc(recoverFunc)
 	return front{compiled: compiled, next: srv, sockets: opts.Subscriptions.Sockets}, compiled
 }

@@ -44,17 +44,22 @@ func fallbackWarning(backend cache.Backend) (code, message string, ok bool) {
 	return "", "", false
 }
 
+// The backends a payload names, shared by every payload (nothing writes
+// through a payload's pointers): a write's payload costs no allocation for
+// them.
+var (
+	backendRedis  = model.CacheBackendRedis
+	backendMemory = model.CacheBackendMemory
+)
+
 func backendModel(b cache.Backend) *model.CacheBackend {
-	var m model.CacheBackend
 	switch b {
 	case cache.BackendRedis:
-		m = model.CacheBackendRedis
+		return &backendRedis
 	case cache.BackendMemory:
-		m = model.CacheBackendMemory
-	default:
-		return nil
+		return &backendMemory
 	}
-	return &m
+	return nil
 }
 
 // readFailure turns a failed read into what the client sees: an outage is a

@@ -1,18 +1,22 @@
 package graph
 
 import (
+	"bytes"
 	"encoding/json"
 	"unicode/utf8"
 	"unsafe"
 )
 
 // A minimal reader of the JSON a GraphQL request carries, for the compiled
-// read path (compiled.go): it finds the top-level members of the body and
-// the variables as byte ranges, without building maps or copying values.
-// Anything it does not fully understand makes it give up (ok == false),
-// and the request goes through gqlgen, which decodes it with encoding/json
-// and reports errors as it always does. It never accepts what encoding/json
-// would refuse.
+// paths (compiled.go, compiledwrites.go): it finds the top-level members of
+// the body and the variables as byte ranges, without building maps or
+// copying values. Anything it does not fully understand makes it give up
+// (ok == false), and the request goes through gqlgen, which decodes it with
+// encoding/json and reports errors as it always does. It never accepts
+// what encoding/json would refuse: scanRequest validates the whole body
+// once, as json.Valid would (validJSON), and everything else here reads parts of a body it
+// accepted, so walking over a value (a large one, to be stored) is a scan
+// for its end, not a second validation.
 
 // requestParts are the members of a GraphQL-over-HTTP request body, as raw
 // JSON values (nil when absent).
@@ -24,6 +28,9 @@ type requestParts struct {
 // duplicate or unknown members (gqlgen decodes those its own way).
 func scanRequest(body []byte) (requestParts, bool) {
 	var p requestParts
+	if !validJSON(body) {
+		return p, false
+	}
 	ok := scanObject(body, func(key, value []byte) bool {
 		var slot *[]byte
 		switch string(key) {
@@ -49,7 +56,8 @@ func scanRequest(body []byte) (requestParts, bool) {
 
 // scanObject calls member for each member of the JSON object in b (keys
 // without their quotes, and only keys without escapes), in order; it stops
-// and reports false if b is not exactly one object, or member says so.
+// and reports false if b is not exactly one object, or member says so. b
+// is part of a body scanRequest validated.
 func scanObject(b []byte, member func(key, value []byte) bool) bool {
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
@@ -161,35 +169,34 @@ func stringEnd(b []byte, i int) (int, bool) {
 }
 
 // valueEnd returns the index just past the JSON value starting at b[i], or
-// -1. Scalars other than strings are checked by encoding/json's rules
-// through json.Valid on their bytes.
+// -1, in validated JSON text (scanRequest's body): strings are skipped to
+// their closing quote, and containers to their closing bracket.
 func valueEnd(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
 	}
 	switch b[i] {
 	case '"':
-		end, _ := stringEnd(b, i)
-		return end
+		if q := closingQuote(b, i+1); q >= 0 {
+			return q + 1
+		}
+		return -1
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); {
 			switch b[j] {
 			case '"':
-				end, _ := stringEnd(b, j)
-				if end < 0 {
+				q := closingQuote(b, j+1)
+				if q < 0 {
 					return -1
 				}
-				j = end
+				j = q + 1
 				continue
 			case '{', '[':
 				depth++
 			case '}', ']':
 				depth--
 				if depth == 0 {
-					if !json.Valid(b[i : j+1]) {
-						return -1
-					}
 					return j + 1
 				}
 			}
@@ -263,4 +270,157 @@ func persistedHash(extensions []byte) ([]byte, bool) {
 		}
 	}
 	return hash, true
+}
+
+// maxNesting is encoding/json's limit on nested objects and arrays: text
+// nested deeper is not valid for it.
+const maxNesting = 10000
+
+// validJSON reports whether b is one JSON value with nothing but space
+// around it: json.Valid's answer (FuzzValidJSON holds the two together),
+// found faster, because strings, the bulk of a large value, are checked in
+// a tight loop rather than a state machine's call per byte.
+func validJSON(b []byte) bool {
+	i, ok := validValue(b, skipSpace(b, 0), 0)
+	return ok && skipSpace(b, i) == len(b)
+}
+
+// validValue checks the value starting at b[i], inside depth containers,
+// and returns the index just past it.
+func validValue(b []byte, i, depth int) (int, bool) {
+	if i >= len(b) {
+		return i, false
+	}
+	switch c := b[i]; {
+	case c == '"':
+		return validString(b, i)
+	case c == '{' || c == '[':
+		if depth+1 > maxNesting {
+			return i, false
+		}
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		i = skipSpace(b, i+1)
+		if i < len(b) && b[i] == end {
+			return i + 1, true
+		}
+		for {
+			var ok bool
+			if c == '{' {
+				if i >= len(b) || b[i] != '"' {
+					return i, false
+				}
+				if i, ok = validString(b, i); !ok {
+					return i, false
+				}
+				i = skipSpace(b, i)
+				if i >= len(b) || b[i] != ':' {
+					return i, false
+				}
+				i = skipSpace(b, i+1)
+			}
+			if i, ok = validValue(b, i, depth+1); !ok {
+				return i, false
+			}
+			i = skipSpace(b, i)
+			switch {
+			case i >= len(b):
+				return i, false
+			case b[i] == end:
+				return i + 1, true
+			case b[i] != ',':
+				return i, false
+			}
+			i = skipSpace(b, i+1)
+		}
+	case c == 't':
+		return i + 4, bytes.HasPrefix(b[i:], []byte("true"))
+	case c == 'f':
+		return i + 5, bytes.HasPrefix(b[i:], []byte("false"))
+	case c == 'n':
+		return i + 4, bytes.HasPrefix(b[i:], []byte("null"))
+	case c == '-' || '0' <= c && c <= '9':
+		return validNumber(b, i)
+	}
+	return i, false
+}
+
+// validString checks the string starting at b[i] (its quote): no control
+// characters, only JSON's escapes. (UTF-8 is not json.Valid's to check;
+// the body's text was checked before, checkJSONText.)
+func validString(b []byte, i int) (int, bool) {
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, true
+		case c == '\\':
+			j++
+			if j >= len(b) {
+				return j, false
+			}
+			switch b[j] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case 'u':
+				if j+4 >= len(b) {
+					return j, false
+				}
+				if _, ok := hex4(unsafe.String(unsafe.SliceData(b[j+1:j+5]), 4)); !ok {
+					return j, false
+				}
+				j += 4
+			default:
+				return j, false
+			}
+		case c < 0x20:
+			return j, false
+		}
+	}
+	return len(b), false
+}
+
+// validNumber checks the number starting at b[i]: -?(0|[1-9][0-9]*)
+// (.[0-9]+)?([eE][+-]?[0-9]+)?; what may follow it is its container's to
+// judge.
+func validNumber(b []byte, i int) (int, bool) {
+	digits := func(j int) int {
+		for j < len(b) && '0' <= b[j] && b[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	j := i
+	if b[j] == '-' {
+		j++
+	}
+	switch {
+	case j >= len(b):
+		return j, false
+	case b[j] == '0':
+		j++
+	case '1' <= b[j] && b[j] <= '9':
+		j = digits(j)
+	default:
+		return j, false
+	}
+	if j < len(b) && b[j] == '.' {
+		k := digits(j + 1)
+		if k == j+1 {
+			return k, false
+		}
+		j = k
+	}
+	if j < len(b) && (b[j] == 'e' || b[j] == 'E') {
+		j++
+		if j < len(b) && (b[j] == '+' || b[j] == '-') {
+			j++
+		}
+		k := digits(j)
+		if k == j {
+			return k, false
+		}
+		j = k
+	}
+	return j, true
 }

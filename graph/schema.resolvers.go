@@ -17,26 +17,7 @@ import (
 
 // CacheSet is the resolver for the cacheSet field.
 func (r *mutationResolver) CacheSet(ctx context.Context, key string, value model.JSON, ttlSeconds *int, ifAbsent *bool, ifEtag *string, tags []string, lease *string) (*model.CacheSetPayload, error) {
-	value, err := requiredValue(value, argumentGiven(ctx, "value"))
-	if err != nil {
-		return nil, err
-	}
-	ttl, err := ttlFromSeconds(ttlSeconds)
-	if err != nil {
-		return nil, err
-	}
-	opts := cache.SetOptions{TTL: ttl, Tags: tags}
-	if lease != nil {
-		opts.Lease = *lease
-	}
-	if ifAbsent != nil {
-		opts.IfAbsent = *ifAbsent
-	}
-	if ifEtag != nil {
-		opts.IfETag = *ifEtag
-	}
-	res, err := r.Cache.SetWith(ctx, key, []byte(value), opts)
-	return setPayload(key, ttlSeconds, res, err)
+	return cacheSet(ctx, r.Cache, setArgs{key: key, value: value, valueGiven: argumentGiven(ctx, "value"), ttlSeconds: ttlSeconds, ifAbsent: ifAbsent, ifEtag: ifEtag, tags: tags, lease: lease})
 }
 
 // CacheFetch is the resolver for the cacheFetch field.
@@ -79,116 +60,32 @@ func (r *mutationResolver) CacheFetch(ctx context.Context, key string, leaseSeco
 
 // CacheSetMany is the resolver for the cacheSetMany field.
 func (r *mutationResolver) CacheSetMany(ctx context.Context, entries []*model.CacheSetInput) ([]*model.CacheSetPayload, error) {
-	in := make([]cache.SetEntry, len(entries))
-	refused := make([]error, len(entries))
-	for i, e := range entries {
-		value, err := requiredValue(e.Value.Value(), e.Value.IsSet())
-		in[i] = cache.SetEntry{Key: e.Key, Value: []byte(value), Tags: e.Tags}
-		in[i].TTL, refused[i] = ttlFromSeconds(e.TTLSeconds)
-		if err != nil {
-			refused[i] = err
-		}
-		if refused[i] != nil {
-			in[i].Key = "" // refused here; the cache sends nothing for it
-		}
-	}
-	results, err := r.Cache.SetMany(ctx, in)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.CacheSetPayload, len(entries))
-	for i, res := range results {
-		ctx := atIndex(ctx, i)
-		if refused[i] != nil {
-			addErrorHere(ctx, refused[i])
-			continue
-		}
-		p, err := setPayload(entries[i].Key, entries[i].TTLSeconds, cache.SetResult{Backend: res.Backend}, res.Err)
-		if err != nil {
-			addErrorHere(ctx, err)
-			continue
-		}
-		out[i] = p
-	}
-	return out, nil
+	return cacheSetMany(ctx, r.Cache, entries)
 }
 
 // CacheDeleteMany is the resolver for the cacheDeleteMany field.
 func (r *mutationResolver) CacheDeleteMany(ctx context.Context, keys []string) ([]*model.CacheDeletePayload, error) {
-	results, err := r.Cache.DeleteMany(ctx, keys)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]*model.CacheDeletePayload, len(keys))
-	for i, res := range results {
-		p, err := deletePayload(keys[i], res.Deleted, res.Backend, res.Err)
-		if err != nil {
-			addErrorHere(atIndex(ctx, i), err)
-			continue
-		}
-		out[i] = p
-	}
-	return out, nil
+	return cacheDeleteMany(ctx, r.Cache, keys)
 }
 
 // CacheIncrement is the resolver for the cacheIncrement field.
 func (r *mutationResolver) CacheIncrement(ctx context.Context, key string, by *model.Int64, ttlSeconds *int) (*model.CacheCounterPayload, error) {
-	ttl, err := ttlFromSeconds(ttlSeconds)
-	if err != nil {
-		return nil, err
-	}
-	step := int64(1)
-	if by != nil {
-		step = int64(*by)
-	}
-	n, backend, err := r.Cache.Increment(ctx, key, step, ttl)
-	if err != nil {
-		failure, message, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		return &model.CacheCounterPayload{Key: key, Failure: &failure, Message: &message}, nil
-	}
-	value := model.Int64(n)
-	return &model.CacheCounterPayload{Key: key, Value: &value, Backend: backendModel(backend)}, nil
+	return cacheIncrement(ctx, r.Cache, key, by, ttlSeconds)
 }
 
 // CacheExpire is the resolver for the cacheExpire field.
 func (r *mutationResolver) CacheExpire(ctx context.Context, key string, ttlSeconds *int) (*model.CacheExpirePayload, error) {
-	ttl, err := ttlFromSeconds(ttlSeconds)
-	if err != nil {
-		return nil, err
-	}
-	existed, backend, err := r.Cache.Expire(ctx, key, ttl)
-	if err != nil {
-		failure, message, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		return &model.CacheExpirePayload{Key: key, Failure: &failure, Message: &message}, nil
-	}
-	return &model.CacheExpirePayload{Key: key, Existed: existed, Backend: backendModel(backend)}, nil
+	return cacheExpire(ctx, r.Cache, key, ttlSeconds)
 }
 
 // CacheInvalidateTags is the resolver for the cacheInvalidateTags field.
 func (r *mutationResolver) CacheInvalidateTags(ctx context.Context, tags []string) (*model.CacheInvalidatePayload, error) {
-	res, err := r.Cache.InvalidateTags(ctx, tags)
-	p := &model.CacheInvalidatePayload{Tags: tags, Deleted: res.Deleted, Backend: backendModel(res.Backend)}
-	if err != nil {
-		failure, _, ferr := writeFailure(err)
-		if ferr != nil {
-			return nil, ferr
-		}
-		message := invalidateMessage(failure, res)
-		p.Failure, p.Message = &failure, &message
-	}
-	return p, nil
+	return cacheInvalidateTags(ctx, r.Cache, tags)
 }
 
 // CacheDelete is the resolver for the cacheDelete field.
 func (r *mutationResolver) CacheDelete(ctx context.Context, key string) (*model.CacheDeletePayload, error) {
-	deleted, backend, err := r.Cache.Delete(ctx, key)
-	return deletePayload(key, deleted, backend, err)
+	return cacheDelete(ctx, r.Cache, key)
 }
 
 // RedisHealth is the resolver for the redisHealth field.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"reflect"
+	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -181,4 +182,74 @@ func (v rawValues) restore(t *ast.Type, decoded any, text json.RawMessage) any {
 		}
 	}
 	return obj
+}
+
+// compactValue is what rawValues makes of a JSON variable's text, for the
+// compiled write path, in one pass over it: the stored bytes (the text
+// with the space between tokens removed, as json.Compact does, into one
+// new slice the cache may keep), having checked each number by the rule
+// shapeLimits applies to variables (checkNumber). It reports false for a
+// number that rule refuses, and for text that is not one JSON value; the
+// request's scanner (scan.go) has validated the text already, so the
+// second is a guard, not a validator.
+func compactValue(src []byte) ([]byte, bool) {
+	dst := make([]byte, 0, len(src))
+	for i := 0; i < len(src); {
+		switch c := src[i]; {
+		case c == '"':
+			end := closingQuote(src, i+1)
+			if end < 0 {
+				return nil, false
+			}
+			dst = append(dst, src[i:end+1]...)
+			i = end + 1
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			i++
+		case c == '-' || '0' <= c && c <= '9':
+			j, integer := i+1, true
+			for ; j < len(src); j++ {
+				d := src[j]
+				if d == '.' || d == 'e' || d == 'E' {
+					integer = false
+				} else if !('0' <= d && d <= '9' || d == '+' || d == '-') {
+					break
+				}
+			}
+			number := src[i:j]
+			// Up to 18 digits always fit an int64: only longer integers,
+			// and other numbers, need parsing.
+			if !integer || len(number) > 18 {
+				if checkNumber(unsafe.String(unsafe.SliceData(number), len(number)), integer) != nil {
+					return nil, false
+				}
+			}
+			dst = append(dst, number...)
+			i = j
+		default:
+			dst = append(dst, c)
+			i++
+		}
+	}
+	return dst, len(dst) > 0
+}
+
+// closingQuote returns the index of the quote that closes the JSON string
+// whose contents start at b[i], or -1.
+func closingQuote(b []byte, i int) int {
+	for {
+		n := bytes.IndexByte(b[i:], '"')
+		if n < 0 {
+			return -1
+		}
+		q := i + n
+		// Escaped when an odd number of backslashes precede it.
+		k := q
+		for k > i && b[k-1] == '\\' {
+			k--
+		}
+		if (q-k)%2 == 0 {
+			return q
+		}
+		i = q + 1
+	}
 }
