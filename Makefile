@@ -75,7 +75,7 @@ test: lint check-generate check-tidy image-check check-generate-clients
 	go test -race -count=1 ./...
 	$(MAKE) --no-print-directory test-clients
 
-# Load benchmark against the Redis limit; writes BENCHMARKS.md (bench/README.md).
+# Load benchmark against redis-benchmark, webdis and the Go and Node references; writes BENCHMARKS.md (bench/README.md).
 # Phony: bench/ is also a directory.
 .PHONY: bench
 bench:
