@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/valkey-io/valkey-go"
+
+	"github.com/school-erp/cache-service/internal/jsontext"
 )
 
 // Backend says where an operation was served.
@@ -219,11 +221,12 @@ func asJSON(b []byte) json.RawMessage {
 	return b
 }
 
-// validJSON reports whether b is JSON text: valid syntax (json.Valid) made
-// of UTF-8 (which json.Valid does not check inside strings, and a response
+// validJSON reports whether b is JSON text: valid syntax (json.Valid's
+// answer, from jsontext.Valid, which finds it several times faster) made of
+// UTF-8 (which json.Valid does not check inside strings, and a response
 // carrying other bytes would not be JSON).
 func validJSON(b []byte) bool {
-	return utf8.Valid(b) && json.Valid(b)
+	return utf8.Valid(b) && jsontext.Valid(b)
 }
 
 // checkStored refuses a value Redis holds that is larger than any this
