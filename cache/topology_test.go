@@ -127,6 +127,13 @@ func TestSentinelFailover(t *testing.T) {
 	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
+	changes := watch(t, c, cache.WatchFilter{Prefix: "w:"})
+	if err := set(ctx, c, "w:before", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if x := next(t, changes, 2*time.Second); x.Kind != cache.ChangeSet || x.Key != "w:before" {
+		t.Errorf("change before the failover = %+v; want SET w:before", x)
+	}
 	if err := set(ctx, c, "before", json.RawMessage(`1`), 0); err != nil {
 		t.Fatalf("Set() before failover error = %v", err)
 	}
@@ -145,6 +152,19 @@ func TestSentinelFailover(t *testing.T) {
 		return set(ctx, c, "probe", json.RawMessage(`true`), 0) == nil
 	})
 	t.Logf("writes resumed %s after the master was killed", time.Since(killed).Round(time.Millisecond))
+
+	// The watcher's subscription moved to the new master, with one RESYNC
+	// for what it may have missed.
+	if x := next(t, changes, 10*time.Second); x.Kind != cache.ChangeResync || x.At.After(killed) {
+		t.Errorf("change after the failover = %+v; want RESYNC since before the kill", x)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := set(ctx, c, "w:after", json.RawMessage(`2`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if x := next(t, changes, 5*time.Second); x.Kind != cache.ChangeSet || x.Key != "w:after" {
+		t.Errorf("change after the RESYNC = %+v; want SET w:after", x)
+	}
 
 	// Every operation works against the new master.
 	exerciseOperations(t, c, "sentinel:")
@@ -215,9 +235,17 @@ func TestCluster(t *testing.T) {
 	ctx := context.Background()
 
 	const keys = 200
+	changes := watch(t, c, cache.WatchFilter{Prefix: "key:"})
 	for i := range keys {
 		if err := set(ctx, c, fmt.Sprintf("key:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
 			t.Fatalf("Set(key:%d) error = %v", i, err)
+		}
+	}
+	// Announcements are classic pub/sub, which a cluster broadcasts: keys
+	// of every slot arrive on the one subscription.
+	for i := range keys {
+		if x := next(t, changes, 2*time.Second); x.Kind != cache.ChangeSet || x.Key != fmt.Sprintf("key:%d", i) {
+			t.Fatalf("change %d = %+v; want SET key:%d", i, x, i)
 		}
 	}
 	// Where did each key land? Ask every node directly.
