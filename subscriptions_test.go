@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"slices"
@@ -599,6 +600,10 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
 	env["SUBSCRIPTION_QUEUE"] = "1024"
+	// Batches of 200 KB on a busy machine: the test's fast timings are for
+	// outages, not for this.
+	env["REDIS_COMMAND_TIMEOUT"] = "2s"
+	env["GRAPHQL_REQUEST_TIMEOUT"] = "5s"
 	p := startBinary(t, env)
 	pid := p.cmd.Process.Pid
 
@@ -677,9 +682,10 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		raw, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("batch %d: HTTP %d", b, resp.StatusCode)
+			t.Fatalf("batch %d: HTTP %d: %s", b, resp.StatusCode, raw)
 		}
 	}
 	wg.Wait()

@@ -148,7 +148,8 @@ type ChangeObserver interface {
 	// queue (replaced by one RESYNC).
 	ObserveChangeDropped(n int)
 	// ObserveResync reports one RESYNC queued for a watcher; reason is
-	// "overflow" or "reconnect".
+	// "overflow", "reconnect" or "lost" (an instance could not publish
+	// some of its changes).
 	ObserveResync(reason string)
 }
 
@@ -172,23 +173,16 @@ func (c *Client) keyspacePrefix() string {
 	return "__keyspace@" + strconv.Itoa(c.opts.DB) + "__:" + c.opts.KeyPrefix
 }
 
-// publish announces changes that Redis confirmed. It runs after the write,
-// within the write's deadline; a failure is not the write's (the write was
-// made): the subscribers' own connections break in the same outage, and
-// they get RESYNC. Nothing is published for the fallback tier: its values
-// are this process's own.
-func (c *Client) publish(ctx context.Context, vk *valkeyClient, changes ...Change) {
+// publish announces changes that Redis confirmed. The write does not wait
+// for it: the changes go into the publisher's queue (publisher.go), which
+// keeps their order. Nothing is published for the fallback tier: its
+// values are this process's own. (ctx and vk are the write's; the
+// publisher uses its own.)
+func (c *Client) publish(_ context.Context, _ *valkeyClient, changes ...Change) {
 	if c.opts.DisableChanges || len(changes) == 0 {
 		return
 	}
-	now := time.Now().UnixMicro()
-	ch := c.changesChannel()
-	cmds := make([]valkey.Completed, 0, len(changes))
-	for _, x := range changes {
-		b, _ := json.Marshal(wireChange{Key: x.Key, Kind: x.Kind, ETag: x.ETag, At: now, Tags: x.Tags}) // strings only
-		cmds = append(cmds, vk.B().Publish().Channel(ch).Message(valkey.BinaryString(b)).Build().Pin())
-	}
-	vk.DoMulti(ctx, cmds...)
+	c.publisher.enqueue(changes)
 }
 
 // clientKey is the caller's key of a Redis key, or false for a key outside
@@ -563,7 +557,15 @@ func (h *changeHub) received(m valkey.PubSubMessage) {
 	now := time.Now()
 	if m.Channel == h.c.changesChannel() {
 		var w wireChange
-		if json.Unmarshal([]byte(m.Message), &w) != nil || checkKey(w.Key) != nil {
+		if json.Unmarshal([]byte(m.Message), &w) != nil {
+			return
+		}
+		if w.Kind == ChangeResync {
+			// An instance could not announce some of its changes.
+			h.resyncAll(time.UnixMicro(w.At), now)
+			return
+		}
+		if checkKey(w.Key) != nil {
 			return
 		}
 		h.announced(Change{Key: w.Key, Kind: w.Kind, ETag: w.ETag, At: time.UnixMicro(w.At), Tags: w.Tags}, now)
@@ -615,6 +617,17 @@ func (h *changeHub) announced(x Change, now time.Time) {
 	}
 	delete(h.heldByKey, x.Key)
 	h.deliver(x)
+}
+
+// resyncAll: an instance lost announcements since at; every watcher may
+// have missed them.
+func (h *changeHub) resyncAll(at, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.aliveAt = now
+	for w := range h.watchers {
+		h.offer(w, Change{Kind: ChangeResync, At: at}, "lost")
+	}
 }
 
 // notified: a keyspace notification. An expiry or eviction is delivered

@@ -386,3 +386,23 @@ func TestWatchHealthSendsTransitionsOnly(t *testing.T) {
 	for range ch {
 	}
 }
+
+// An instance that could not announce some of its changes says so on the
+// channel, and every watcher of every instance gets a RESYNC.
+func TestWatchResyncsWhenAnotherInstanceLostAnnouncements(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	byKey := watch(t, c, cache.WatchFilter{Keys: []string{"x"}})
+	byTag := watch(t, c, cache.WatchFilter{Tags: []string{"t"}})
+	at := time.Now().Add(-time.Second).Truncate(time.Microsecond)
+	msg := `{"k":"","t":"RESYNC","a":` + strconv.FormatInt(at.UnixMicro(), 10) + `}`
+	if _, err := srv.Do(t, "PUBLISH", "school-erp:cache-service internal:changes", msg); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan cache.Change{"by key": byKey, "by tag": byTag} {
+		if x := next(t, ch, 2*time.Second); x.Kind != cache.ChangeResync || !x.At.Equal(at) {
+			t.Errorf("%s: change = %+v; want RESYNC at %s", name, x, at)
+		}
+	}
+}
