@@ -564,6 +564,16 @@ func TestNothingOutlivesItsSocket(t *testing.T) {
 	if n := socketGoroutines(); n < 10 {
 		t.Fatalf("%d socket goroutines with 10 sockets open; the count cannot see them", n)
 	}
+	gauges := func(want float64) {
+		t.Helper()
+		m := scrape(t, s.url+"/metrics")
+		for _, name := range []string{"cache_subscription_sockets", `cache_subscriptions{field="cacheChanged"}`, `cache_subscriptions{field="redisHealthChanged"}`} {
+			if m[name] != want {
+				t.Errorf("%s = %v; want %v", name, m[name], want)
+			}
+		}
+	}
+	gauges(10)
 	for _, c := range clients {
 		_ = c.conn.Close(websocket.StatusNormalClosure, "")
 	}
@@ -575,6 +585,7 @@ func TestNothingOutlivesItsSocket(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	gauges(0)
 }
 
 // socketGoroutines counts the goroutines running a socket's code on the
