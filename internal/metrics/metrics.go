@@ -98,7 +98,7 @@ type Metrics struct {
 var (
 	subscriptionFields = []string{"cacheChanged", "redisHealthChanged"}
 	resyncReasons      = []string{"reconnect", "overflow", "lost"}
-	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout"}
+	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout", "slow"}
 )
 
 var (
@@ -181,7 +181,7 @@ func New() *Metrics {
 	}, []string{"reason"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cache_subscription_sockets_refused_total",
-		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout.",
+		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout; or closed for not reading: slow.",
 	}, []string{"reason"})
 	for _, f := range subscriptionFields {
 		m.subscriptions.WithLabelValues(f)
