@@ -30,7 +30,7 @@ type wsMessage struct {
 }
 
 type wsClient struct {
-	t    *testing.T
+	t    testing.TB
 	conn *websocket.Conn
 	// msgs receives every message but pings (answered at once); closed
 	// with the read error in err when the socket ends.
@@ -47,13 +47,13 @@ type wsDial struct {
 
 // dialWS opens a socket to s and sends connection_init; it returns the
 // HTTP response of a refused upgrade as the error's cause.
-func dialWS(t *testing.T, s *service, d wsDial) (*wsClient, *http.Response, error) {
+func dialWS(t testing.TB, s *service, d wsDial) (*wsClient, *http.Response, error) {
 	t.Helper()
 	return dialURL(t, s.url, d)
 }
 
 // dialURL is dialWS for a service at base (http://host:port).
-func dialURL(t *testing.T, base string, d wsDial) (*wsClient, *http.Response, error) {
+func dialURL(t testing.TB, base string, d wsDial) (*wsClient, *http.Response, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -200,14 +200,17 @@ func (c *Client) clientKey(rk string) (string, bool) {
 // the watcher gets one RESYNC once the subscription is made. The queue
 // holds Options.WatchQueue changes; a watcher that falls further behind
 // loses what was queued and gets one RESYNC in its place.
-func (c *Client) Watch(ctx context.Context, filter WatchFilter) (<-chan Change, error) {
+//
+// A Change is shared by every watcher it goes to (one copy however many
+// watch it, and a queue slot is a pointer): treat it as read-only.
+func (c *Client) Watch(ctx context.Context, filter WatchFilter) (<-chan *Change, error) {
 	if c.opts.DisableChanges {
 		return nil, ErrChangesOff
 	}
 	if err := checkFilter(filter); err != nil {
 		return nil, err
 	}
-	w := &watcher{ch: make(chan Change, c.opts.WatchQueue), prefix: filter.Prefix}
+	w := &watcher{ch: make(chan *Change, c.opts.WatchQueue), prefix: filter.Prefix}
 	if len(filter.Keys) > 0 {
 		w.keys = make(map[string]struct{}, len(filter.Keys))
 		for _, k := range filter.Keys {
@@ -269,7 +272,7 @@ type watcher struct {
 	keys   map[string]struct{}
 	prefix string
 	tags   map[string]struct{}
-	ch     chan Change
+	ch     chan *Change
 	// missedSince is set while changes may be being missed (the
 	// subscription is not live): RESYNC, with it as At, is due once it is.
 	missedSince time.Time
@@ -279,7 +282,7 @@ type watcher struct {
 	removed bool
 }
 
-func (w *watcher) matches(x Change) bool {
+func (w *watcher) matches(x *Change) bool {
 	if _, ok := w.keys[x.Key]; ok {
 		return true
 	}
@@ -325,7 +328,7 @@ type changeHub struct {
 }
 
 type heldChange struct {
-	change   Change
+	change   *Change
 	deadline time.Time
 	dropped  bool
 }
@@ -492,7 +495,7 @@ func (h *changeHub) subscribed() {
 	close(h.ready)
 	for w := range h.watchers {
 		if !w.missedSince.IsZero() && !w.waiting {
-			h.offer(w, Change{Kind: ChangeResync, At: w.missedSince}, "reconnect")
+			h.offer(w, &Change{Kind: ChangeResync, At: w.missedSince}, "reconnect")
 		}
 		w.missedSince = time.Time{}
 	}
@@ -568,7 +571,7 @@ func (h *changeHub) received(m valkey.PubSubMessage) {
 		if checkKey(w.Key) != nil {
 			return
 		}
-		h.announced(Change{Key: w.Key, Kind: w.Kind, ETag: w.ETag, At: time.UnixMicro(w.At), Tags: w.Tags}, now)
+		h.announced(&Change{Key: w.Key, Kind: w.Kind, ETag: w.ETag, At: time.UnixMicro(w.At), Tags: w.Tags}, now)
 		return
 	}
 	rk, ok := strings.CutPrefix(m.Channel, "__keyspace@"+strconv.Itoa(h.c.opts.DB)+"__:")
@@ -583,7 +586,7 @@ func (h *changeHub) received(m valkey.PubSubMessage) {
 	if kind == "" {
 		return
 	}
-	h.notified(Change{Key: key, Kind: kind, At: now}, hold, now)
+	h.notified(&Change{Key: key, Kind: kind, At: now}, hold, now)
 }
 
 // keyspaceKind maps a keyspace event to a kind, and says whether it may
@@ -608,7 +611,7 @@ func keyspaceKind(event string) (ChangeKind, bool) {
 
 // announced: a change published by an instance of the service. Keyspace
 // events of the same key still held are its own echo, and dropped.
-func (h *changeHub) announced(x Change, now time.Time) {
+func (h *changeHub) announced(x *Change, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.aliveAt = now
@@ -625,14 +628,15 @@ func (h *changeHub) resyncAll(at, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.aliveAt = now
+	resync := &Change{Kind: ChangeResync, At: at}
 	for w := range h.watchers {
-		h.offer(w, Change{Kind: ChangeResync, At: at}, "lost")
+		h.offer(w, resync, "lost")
 	}
 }
 
 // notified: a keyspace notification. An expiry or eviction is delivered
 // at once; a write is held for keyspaceHold (see the top of the file).
-func (h *changeHub) notified(x Change, hold bool, now time.Time) {
+func (h *changeHub) notified(x *Change, hold bool, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.aliveAt = now
@@ -678,7 +682,7 @@ func (h *changeHub) release() {
 }
 
 // deliver offers x to every watcher it matches. Called with mu held.
-func (h *changeHub) deliver(x Change) {
+func (h *changeHub) deliver(x *Change) {
 	for w := range h.watchers {
 		if w.matches(x) {
 			h.offer(w, x, "overflow")
@@ -690,7 +694,7 @@ func (h *changeHub) deliver(x Change) {
 // holds is dropped and one RESYNC takes its place, dated from the oldest
 // change lost; later changes queue behind it. Called with mu held: the hub
 // is the only sender, so the RESYNC always finds room.
-func (h *changeHub) offer(w *watcher, x Change, reason string) {
+func (h *changeHub) offer(w *watcher, x *Change, reason string) {
 	select {
 	case w.ch <- x:
 		if x.Kind == ChangeResync && h.obs != nil {
@@ -711,7 +715,7 @@ func (h *changeHub) offer(w *watcher, x Change, reason string) {
 			drained = true
 		}
 	}
-	w.ch <- Change{Kind: ChangeResync, At: since}
+	w.ch <- &Change{Kind: ChangeResync, At: since}
 	if h.obs != nil {
 		h.obs.ObserveChangeDropped(dropped)
 		h.obs.ObserveResync("overflow")

@@ -13,7 +13,7 @@ import (
 )
 
 // next returns the next change from ch, failing after within.
-func next(t *testing.T, ch <-chan cache.Change, within time.Duration) cache.Change {
+func next(t *testing.T, ch <-chan *cache.Change, within time.Duration) *cache.Change {
 	t.Helper()
 	select {
 	case x, ok := <-ch:
@@ -24,11 +24,11 @@ func next(t *testing.T, ch <-chan cache.Change, within time.Duration) cache.Chan
 	case <-time.After(within):
 		t.Fatalf("no change within %s", within)
 	}
-	return cache.Change{}
+	return nil
 }
 
 // quiet fails if ch delivers anything within d.
-func quiet(t *testing.T, ch <-chan cache.Change, d time.Duration) {
+func quiet(t *testing.T, ch <-chan *cache.Change, d time.Duration) {
 	t.Helper()
 	select {
 	case x := <-ch:
@@ -37,7 +37,7 @@ func quiet(t *testing.T, ch <-chan cache.Change, d time.Duration) {
 	}
 }
 
-func watch(t *testing.T, c *cache.Client, f cache.WatchFilter) <-chan cache.Change {
+func watch(t *testing.T, c *cache.Client, f cache.WatchFilter) <-chan *cache.Change {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -226,7 +226,7 @@ func TestWatchResyncsOnceWhenRedisReturns(t *testing.T) {
 	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
 	ready(t, c)
 	const n = 20
-	chs := make([]<-chan cache.Change, n)
+	chs := make([]<-chan *cache.Change, n)
 	for i := range chs {
 		chs[i] = watch(t, c, cache.WatchFilter{Keys: []string{"r"}})
 	}
@@ -400,7 +400,7 @@ func TestWatchResyncsWhenAnotherInstanceLostAnnouncements(t *testing.T) {
 	if _, err := srv.Do(t, "PUBLISH", "school-erp:cache-service internal:changes", msg); err != nil {
 		t.Fatal(err)
 	}
-	for name, ch := range map[string]<-chan cache.Change{"by key": byKey, "by tag": byTag} {
+	for name, ch := range map[string]<-chan *cache.Change{"by key": byKey, "by tag": byTag} {
 		if x := next(t, ch, 2*time.Second); x.Kind != cache.ChangeResync || !x.At.Equal(at) {
 			t.Errorf("%s: change = %+v; want RESYNC at %s", name, x, at)
 		}

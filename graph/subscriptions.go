@@ -12,7 +12,7 @@ import (
 // Changes is what the subscription resolvers need from the cache;
 // *cache.Client implements it.
 type Changes interface {
-	Watch(ctx context.Context, filter cache.WatchFilter) (<-chan cache.Change, error)
+	Watch(ctx context.Context, filter cache.WatchFilter) (<-chan *cache.Change, error)
 	WatchHealth(ctx context.Context) <-chan cache.Health
 }
 
