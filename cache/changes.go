@@ -380,13 +380,6 @@ func (h *changeHub) remove(w *watcher) {
 	close(w.ch)
 }
 
-// watching reports how many watchers there are, for tests and metrics.
-func (h *changeHub) watching() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.watchers)
-}
-
 // stop ends the subscription loop and closes every watcher's channel.
 func (h *changeHub) stop() {
 	h.mu.Lock()
