@@ -513,6 +513,7 @@ func TestRedisHealthChangedReportsTransitions(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	s := startService(t, testEnv(srv.Addr))
+	s.waitRedisStatus(t, "connected", 5*time.Second)
 	c, _, err := dialWS(t, s, wsDial{})
 	if err != nil {
 		t.Fatal(err)
@@ -713,8 +714,9 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 		p50, p90 := lags[len(lags)/2], lags[len(lags)*9/10]
 		t.Logf("fast subscribers: each got %d changes; from a batch of %d being sent to its last change on client 0: p50 %s, p90 %s, max %s", counts[0], perBatch, p50, p90, lags[len(lags)-1])
 		// The median, not the tail: on a machine shared with other work a
-		// batch now and then waits for a CPU, slow subscriber or not.
-		if p50 > 100*time.Millisecond {
+		// batch now and then waits for a CPU, slow subscriber or not. The
+		// race detector slows everything several times over: no bound then.
+		if p50 > 100*time.Millisecond && !raceEnabled {
 			t.Errorf("p50 from a batch's write to its last change = %s; want within 100ms", p50)
 		}
 	}

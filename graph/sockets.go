@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -257,9 +258,10 @@ const codeOverloadedSockets = "OVERLOADED"
 // refuseUpgrade answers an upgrade that is not accepted, as the request
 // gate answers a refused request.
 func refuseUpgrade(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{"message": msg, "extensions": map[string]string{"code": code}}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, msg, code)
+	_, _ = w.Write(body)
 }
 
 // release takes the socket out of the registry, once.
