@@ -337,13 +337,14 @@ func TestServerWithoutRESP3(t *testing.T) {
 // An ACL user with exactly the commands README lists can do everything the
 // service does, the operations beyond get and set included.
 func TestACLUserForEveryOperation(t *testing.T) {
-	const readme = "~school-erp:* +get +set +del +exists +ping +hello +client|setname +client|info +info +client|tracking +client|caching +multi +exec +pttl +incrby +pexpire +persist +evalsha +eval +zadd +zscan +zrange +zscore +zrem +time +scan"
+	const readme = "~school-erp:* +get +set +del +exists +ping +hello +client|setname +client|info +info +client|tracking +client|caching +multi +exec +pttl +incrby +pexpire +persist +evalsha +eval +zadd +zscan +zrange +zscore +zrem +time +scan +publish +psubscribe +punsubscribe allchannels"
 	srv := redistest.Start(t, redistest.Options{Config: []string{"user cache-svc on >svc-pw " + readme}})
 	opts := fastOptions(srv.Addr, &logBuffer{})
 	opts.Username, opts.Password = "cache-svc", "svc-pw"
 	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
+	changes := watch(t, c, cache.WatchFilter{Keys: []string{"k", "n"}})
 	steps := map[string]func() error{
 		"set with tags": func() error {
 			_, err := c.SetWith(ctx, "k", json.RawMessage(`1`), cache.SetOptions{Tags: []string{"t"}, TTL: time.Minute})
@@ -368,5 +369,16 @@ func TestACLUserForEveryOperation(t *testing.T) {
 	}
 	if h := c.Health(); h.ClientCache != cache.ClientCacheOn {
 		t.Errorf("Health().ClientCache = %s for the README's ACL user; want on", h.ClientCache)
+	}
+	// The writes were announced and heard: set, compare-and-set,
+	// increment, expire, invalidate.
+	for _, want := range []cache.ChangeKind{cache.ChangeSet, cache.ChangeSet, cache.ChangeIncremented, cache.ChangeTTL, cache.ChangeInvalidated} {
+		if x := next(t, changes, 2*time.Second); x.Kind != want {
+			t.Errorf("change = %+v; want %s", x, want)
+		}
+	}
+	// Without +config the notification setting cannot be read.
+	if got := c.Health().KeyspaceNotifications; got != cache.KeyspaceUnknown {
+		t.Errorf("Health().KeyspaceNotifications = %s without CONFIG GET; want unknown", got)
 	}
 }
