@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,10 +406,22 @@ func (h *changeHub) stop() {
 // and subscribe again after the reconnect backoff.
 func (h *changeHub) run(ctx context.Context) {
 	defer close(h.done)
+	failing := false // one log line when subscribing starts failing, one when it works again
 	for attempt := 0; ; attempt++ {
 		if vk := h.c.vk.Load(); vk != nil {
-			if h.session(ctx, vk) {
+			ok, err := h.session(ctx, vk)
+			switch {
+			case ok:
 				attempt = 0
+				if failing {
+					h.c.log.Info("change subscription made again")
+				}
+				failing = false
+			case err != nil && ctx.Err() == nil && !failing:
+				failing = true
+				// An outage says so elsewhere; an ACL without the pub/sub
+				// commands shows only here.
+				h.c.log.Warn("change subscription failed; watchers get nothing until it works (an ACL user needs +psubscribe and channel access: see README)", slog.String("cause", describe(err)))
 			}
 		}
 		if ctx.Err() != nil {
@@ -423,8 +436,9 @@ func (h *changeHub) run(ctx context.Context) {
 }
 
 // session makes one subscription and holds it until its connection breaks
-// or ctx ends; it reports whether the subscription was confirmed.
-func (h *changeHub) session(ctx context.Context, vk *valkeyClient) bool {
+// or ctx ends; it reports whether the subscription was confirmed, and if
+// not why.
+func (h *changeHub) session(ctx context.Context, vk *valkeyClient) (bool, error) {
 	dc, release := vk.Dedicate()
 	defer release()
 	patterns := []string{globEscape(h.c.changesChannel()), globEscape(h.c.keyspacePrefix()) + "*"}
@@ -453,7 +467,7 @@ func (h *changeHub) session(ctx context.Context, vk *valkeyClient) bool {
 	}
 	cancel()
 	if err != nil {
-		return false
+		return false, err
 	}
 	h.detectNotify(ctx, vk)
 	h.subscribed()
@@ -462,7 +476,7 @@ func (h *changeHub) session(ctx context.Context, vk *valkeyClient) bool {
 	case <-ctx.Done():
 	}
 	h.broken()
-	return true
+	return true, nil
 }
 
 // globEscape quotes the glob characters of s for PSUBSCRIBE.

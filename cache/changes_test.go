@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -405,4 +406,21 @@ func TestWatchResyncsWhenAnotherInstanceLostAnnouncements(t *testing.T) {
 			t.Errorf("%s: change = %+v; want RESYNC at %s", name, x, at)
 		}
 	}
+}
+
+// A user the ACL gives no pub/sub: Watch still returns, the watcher gets
+// nothing, and one WARN says why.
+func TestWatchWithoutPubSubPermissionSaysSo(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"user default off", "user cache-svc on >svc-pw ~school-erp:* +@all -psubscribe resetchannels"}})
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
+	opts.Username, opts.Password = "cache-svc", "svc-pw"
+	c := newClient(t, opts)
+	ready(t, c)
+	ch := watch(t, c, cache.WatchFilter{Keys: []string{"k"}})
+	time.Sleep(500 * time.Millisecond) // several attempts at the fast backoff
+	if n := logs.count("change subscription failed"); n != 1 {
+		t.Errorf("%d log lines about the failed subscription; want 1\n%s", n, strings.Join(logs.Lines(), "\n"))
+	}
+	quiet(t, ch, 10*time.Millisecond)
 }
