@@ -729,6 +729,9 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 	// in place of what overflowed its queue, and then the close for having
 	// taken nothing for SUBSCRIPTION_SLOW_TIMEOUT (1008, or an abrupt close
 	// when the close frame could not get through the full buffers in time).
+	// First it stays behind long enough: a client that caught up (the
+	// socket buffers took most of the burst) is not slow.
+	time.Sleep(2500 * time.Millisecond)
 	resync, n := false, 0
 	var end error
 	for end == nil {
