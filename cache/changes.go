@@ -647,7 +647,9 @@ func (h *changeHub) notified(x *Change, hold bool, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.aliveAt = now
-	h.notify = KeyspaceOn // Redis sends them, whatever CONFIG GET said
+	if h.notify == KeyspaceUnknown {
+		h.notify = KeyspaceOn // CONFIG GET was refused, but Redis sends them
+	}
 	if !hold {
 		h.deliver(x)
 		return
