@@ -755,3 +755,19 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 		t.Errorf("slow subscriber got %d messages: it was not slow", n)
 	}
 }
+
+// A subscription sent over HTTP is refused at once, not held open until
+// its first event.
+func TestSubscriptionOverHTTPIsRefused(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	s := startService(t, testEnv(srv.Addr))
+	start := time.Now()
+	r := s.graphql(t, `subscription { cacheChanged(keys: ["k"]) { key } }`, nil)
+	if r.code() != "SUBSCRIPTIONS_UNAVAILABLE" {
+		t.Errorf("subscription over POST: %+v; want SUBSCRIPTIONS_UNAVAILABLE", r)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the refusal took %s", took)
+	}
+}
