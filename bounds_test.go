@@ -24,7 +24,7 @@ const mib = 1 << 20
 
 // memory is a process's resident set size now and its peak (VmRSS and
 // VmHWM in /proc/PID/status), in bytes.
-func memory(t *testing.T, pid int) (rss, peak int64) {
+func memory(t testing.TB, pid int) (rss, peak int64) {
 	t.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

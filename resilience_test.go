@@ -69,7 +69,7 @@ func TestFallbackDefaultsByEnvironment(t *testing.T) {
 }
 
 // scrape reads /metrics into sample name+labels -> value.
-func scrape(t *testing.T, url string) map[string]float64 {
+func scrape(t testing.TB, url string) map[string]float64 {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -424,6 +424,7 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		subs.MaxSockets = cfg.SubscriptionMaxSockets
 		subs.KeepAlive = cfg.SubscriptionKeepAlive
 		subs.InitTimeout = cfg.SubscriptionInitTimeout
+		subs.SlowTimeout = cfg.SubscriptionSlowTimeout
 		subs.CheckOrigin = websocketOrigin(cfg)
 		if d.metrics != nil {
 			subs.Observer = d.metrics

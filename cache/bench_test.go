@@ -50,6 +50,8 @@ func BenchmarkClient(b *testing.B) {
 				}
 			})
 		})
+		// What announcing each write costs (one PUBLISH after it):
+		// Set/...changes=off is the same client with DisableChanges.
 		b.Run("Set/"+mode.name, func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
@@ -61,5 +63,23 @@ func BenchmarkClient(b *testing.B) {
 			}
 		})
 		c.Close()
+		quiet, err := cache.New(cache.Options{Addr: srv.Addr, DisableClientCache: mode.off, DisableChanges: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := quiet.WaitReady(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.Run("Set/"+mode.name+"/changes=off", func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := quiet.Set(ctx, "bench:"+strconv.Itoa(i%1000), value, 0); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		quiet.Close()
 	}
 }

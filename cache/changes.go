@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,7 +149,8 @@ type ChangeObserver interface {
 	// queue (replaced by one RESYNC).
 	ObserveChangeDropped(n int)
 	// ObserveResync reports one RESYNC queued for a watcher; reason is
-	// "overflow" or "reconnect".
+	// "overflow", "reconnect" or "lost" (an instance could not publish
+	// some of its changes).
 	ObserveResync(reason string)
 }
 
@@ -172,23 +174,16 @@ func (c *Client) keyspacePrefix() string {
 	return "__keyspace@" + strconv.Itoa(c.opts.DB) + "__:" + c.opts.KeyPrefix
 }
 
-// publish announces changes that Redis confirmed. It runs after the write,
-// within the write's deadline; a failure is not the write's (the write was
-// made): the subscribers' own connections break in the same outage, and
-// they get RESYNC. Nothing is published for the fallback tier: its values
-// are this process's own.
-func (c *Client) publish(ctx context.Context, vk *valkeyClient, changes ...Change) {
+// publish announces changes that Redis confirmed. The write does not wait
+// for it: the changes go into the publisher's queue (publisher.go), which
+// keeps their order. Nothing is published for the fallback tier: its
+// values are this process's own. (ctx and vk are the write's; the
+// publisher uses its own.)
+func (c *Client) publish(_ context.Context, _ *valkeyClient, changes ...Change) {
 	if c.opts.DisableChanges || len(changes) == 0 {
 		return
 	}
-	now := time.Now().UnixMicro()
-	ch := c.changesChannel()
-	cmds := make([]valkey.Completed, 0, len(changes))
-	for _, x := range changes {
-		b, _ := json.Marshal(wireChange{Key: x.Key, Kind: x.Kind, ETag: x.ETag, At: now, Tags: x.Tags}) // strings only
-		cmds = append(cmds, vk.B().Publish().Channel(ch).Message(valkey.BinaryString(b)).Build().Pin())
-	}
-	vk.DoMulti(ctx, cmds...)
+	c.publisher.enqueue(changes)
 }
 
 // clientKey is the caller's key of a Redis key, or false for a key outside
@@ -206,14 +201,17 @@ func (c *Client) clientKey(rk string) (string, bool) {
 // the watcher gets one RESYNC once the subscription is made. The queue
 // holds Options.WatchQueue changes; a watcher that falls further behind
 // loses what was queued and gets one RESYNC in its place.
-func (c *Client) Watch(ctx context.Context, filter WatchFilter) (<-chan Change, error) {
+//
+// A Change is shared by every watcher it goes to (one copy however many
+// watch it, and a queue slot is a pointer): treat it as read-only.
+func (c *Client) Watch(ctx context.Context, filter WatchFilter) (<-chan *Change, error) {
 	if c.opts.DisableChanges {
 		return nil, ErrChangesOff
 	}
 	if err := checkFilter(filter); err != nil {
 		return nil, err
 	}
-	w := &watcher{ch: make(chan Change, c.opts.WatchQueue), prefix: filter.Prefix}
+	w := &watcher{ch: make(chan *Change, c.opts.WatchQueue), prefix: filter.Prefix}
 	if len(filter.Keys) > 0 {
 		w.keys = make(map[string]struct{}, len(filter.Keys))
 		for _, k := range filter.Keys {
@@ -275,7 +273,7 @@ type watcher struct {
 	keys   map[string]struct{}
 	prefix string
 	tags   map[string]struct{}
-	ch     chan Change
+	ch     chan *Change
 	// missedSince is set while changes may be being missed (the
 	// subscription is not live): RESYNC, with it as At, is due once it is.
 	missedSince time.Time
@@ -285,7 +283,7 @@ type watcher struct {
 	removed bool
 }
 
-func (w *watcher) matches(x Change) bool {
+func (w *watcher) matches(x *Change) bool {
 	if _, ok := w.keys[x.Key]; ok {
 		return true
 	}
@@ -331,7 +329,7 @@ type changeHub struct {
 }
 
 type heldChange struct {
-	change   Change
+	change   *Change
 	deadline time.Time
 	dropped  bool
 }
@@ -383,13 +381,6 @@ func (h *changeHub) remove(w *watcher) {
 	close(w.ch)
 }
 
-// watching reports how many watchers there are, for tests and metrics.
-func (h *changeHub) watching() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.watchers)
-}
-
 // stop ends the subscription loop and closes every watcher's channel.
 func (h *changeHub) stop() {
 	h.mu.Lock()
@@ -415,10 +406,22 @@ func (h *changeHub) stop() {
 // and subscribe again after the reconnect backoff.
 func (h *changeHub) run(ctx context.Context) {
 	defer close(h.done)
+	failing := false // one log line when subscribing starts failing, one when it works again
 	for attempt := 0; ; attempt++ {
 		if vk := h.c.vk.Load(); vk != nil {
-			if h.session(ctx, vk) {
+			ok, err := h.session(ctx, vk)
+			switch {
+			case ok:
 				attempt = 0
+				if failing {
+					h.c.log.Info("change subscription made again")
+				}
+				failing = false
+			case err != nil && ctx.Err() == nil && !failing:
+				failing = true
+				// An outage says so elsewhere; an ACL without the pub/sub
+				// commands shows only here.
+				h.c.log.Warn("change subscription failed; watchers get nothing until it works (an ACL user needs +psubscribe and channel access: see README)", slog.String("cause", describe(err)))
 			}
 		}
 		if ctx.Err() != nil {
@@ -433,8 +436,9 @@ func (h *changeHub) run(ctx context.Context) {
 }
 
 // session makes one subscription and holds it until its connection breaks
-// or ctx ends; it reports whether the subscription was confirmed.
-func (h *changeHub) session(ctx context.Context, vk *valkeyClient) bool {
+// or ctx ends; it reports whether the subscription was confirmed, and if
+// not why.
+func (h *changeHub) session(ctx context.Context, vk *valkeyClient) (bool, error) {
 	dc, release := vk.Dedicate()
 	defer release()
 	patterns := []string{globEscape(h.c.changesChannel()), globEscape(h.c.keyspacePrefix()) + "*"}
@@ -463,7 +467,7 @@ func (h *changeHub) session(ctx context.Context, vk *valkeyClient) bool {
 	}
 	cancel()
 	if err != nil {
-		return false
+		return false, err
 	}
 	h.detectNotify(ctx, vk)
 	h.subscribed()
@@ -472,7 +476,7 @@ func (h *changeHub) session(ctx context.Context, vk *valkeyClient) bool {
 	case <-ctx.Done():
 	}
 	h.broken()
-	return true
+	return true, nil
 }
 
 // globEscape quotes the glob characters of s for PSUBSCRIBE.
@@ -498,7 +502,7 @@ func (h *changeHub) subscribed() {
 	close(h.ready)
 	for w := range h.watchers {
 		if !w.missedSince.IsZero() && !w.waiting {
-			h.offer(w, Change{Kind: ChangeResync, At: w.missedSince}, "reconnect")
+			h.offer(w, &Change{Kind: ChangeResync, At: w.missedSince}, "reconnect")
 		}
 		w.missedSince = time.Time{}
 	}
@@ -563,10 +567,18 @@ func (h *changeHub) received(m valkey.PubSubMessage) {
 	now := time.Now()
 	if m.Channel == h.c.changesChannel() {
 		var w wireChange
-		if json.Unmarshal([]byte(m.Message), &w) != nil || checkKey(w.Key) != nil {
+		if json.Unmarshal([]byte(m.Message), &w) != nil {
 			return
 		}
-		h.announced(Change{Key: w.Key, Kind: w.Kind, ETag: w.ETag, At: time.UnixMicro(w.At), Tags: w.Tags}, now)
+		if w.Kind == ChangeResync {
+			// An instance could not announce some of its changes.
+			h.resyncAll(time.UnixMicro(w.At), now)
+			return
+		}
+		if checkKey(w.Key) != nil {
+			return
+		}
+		h.announced(&Change{Key: w.Key, Kind: w.Kind, ETag: w.ETag, At: time.UnixMicro(w.At), Tags: w.Tags}, now)
 		return
 	}
 	rk, ok := strings.CutPrefix(m.Channel, "__keyspace@"+strconv.Itoa(h.c.opts.DB)+"__:")
@@ -581,7 +593,7 @@ func (h *changeHub) received(m valkey.PubSubMessage) {
 	if kind == "" {
 		return
 	}
-	h.notified(Change{Key: key, Kind: kind, At: now}, hold, now)
+	h.notified(&Change{Key: key, Kind: kind, At: now}, hold, now)
 }
 
 // keyspaceKind maps a keyspace event to a kind, and says whether it may
@@ -606,7 +618,7 @@ func keyspaceKind(event string) (ChangeKind, bool) {
 
 // announced: a change published by an instance of the service. Keyspace
 // events of the same key still held are its own echo, and dropped.
-func (h *changeHub) announced(x Change, now time.Time) {
+func (h *changeHub) announced(x *Change, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.aliveAt = now
@@ -617,13 +629,27 @@ func (h *changeHub) announced(x Change, now time.Time) {
 	h.deliver(x)
 }
 
-// notified: a keyspace notification. An expiry or eviction is delivered
-// at once; a write is held for keyspaceHold (see the top of the file).
-func (h *changeHub) notified(x Change, hold bool, now time.Time) {
+// resyncAll: an instance lost announcements since at; every watcher may
+// have missed them.
+func (h *changeHub) resyncAll(at, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.aliveAt = now
-	h.notify = KeyspaceOn // Redis sends them, whatever CONFIG GET said
+	resync := &Change{Kind: ChangeResync, At: at}
+	for w := range h.watchers {
+		h.offer(w, resync, "lost")
+	}
+}
+
+// notified: a keyspace notification. An expiry or eviction is delivered
+// at once; a write is held for keyspaceHold (see the top of the file).
+func (h *changeHub) notified(x *Change, hold bool, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.aliveAt = now
+	if h.notify == KeyspaceUnknown {
+		h.notify = KeyspaceOn // CONFIG GET was refused, but Redis sends them
+	}
 	if !hold {
 		h.deliver(x)
 		return
@@ -665,7 +691,7 @@ func (h *changeHub) release() {
 }
 
 // deliver offers x to every watcher it matches. Called with mu held.
-func (h *changeHub) deliver(x Change) {
+func (h *changeHub) deliver(x *Change) {
 	for w := range h.watchers {
 		if w.matches(x) {
 			h.offer(w, x, "overflow")
@@ -677,7 +703,7 @@ func (h *changeHub) deliver(x Change) {
 // holds is dropped and one RESYNC takes its place, dated from the oldest
 // change lost; later changes queue behind it. Called with mu held: the hub
 // is the only sender, so the RESYNC always finds room.
-func (h *changeHub) offer(w *watcher, x Change, reason string) {
+func (h *changeHub) offer(w *watcher, x *Change, reason string) {
 	select {
 	case w.ch <- x:
 		if x.Kind == ChangeResync && h.obs != nil {
@@ -698,7 +724,7 @@ func (h *changeHub) offer(w *watcher, x Change, reason string) {
 			drained = true
 		}
 	}
-	w.ch <- Change{Kind: ChangeResync, At: since}
+	w.ch <- &Change{Kind: ChangeResync, At: since}
 	if h.obs != nil {
 		h.obs.ObserveChangeDropped(dropped)
 		h.obs.ObserveResync("overflow")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // next returns the next change from ch, failing after within.
-func next(t *testing.T, ch <-chan cache.Change, within time.Duration) cache.Change {
+func next(t *testing.T, ch <-chan *cache.Change, within time.Duration) *cache.Change {
 	t.Helper()
 	select {
 	case x, ok := <-ch:
@@ -24,11 +25,11 @@ func next(t *testing.T, ch <-chan cache.Change, within time.Duration) cache.Chan
 	case <-time.After(within):
 		t.Fatalf("no change within %s", within)
 	}
-	return cache.Change{}
+	return nil
 }
 
 // quiet fails if ch delivers anything within d.
-func quiet(t *testing.T, ch <-chan cache.Change, d time.Duration) {
+func quiet(t *testing.T, ch <-chan *cache.Change, d time.Duration) {
 	t.Helper()
 	select {
 	case x := <-ch:
@@ -37,7 +38,7 @@ func quiet(t *testing.T, ch <-chan cache.Change, d time.Duration) {
 	}
 }
 
-func watch(t *testing.T, c *cache.Client, f cache.WatchFilter) <-chan cache.Change {
+func watch(t *testing.T, c *cache.Client, f cache.WatchFilter) <-chan *cache.Change {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -226,7 +227,7 @@ func TestWatchResyncsOnceWhenRedisReturns(t *testing.T) {
 	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
 	ready(t, c)
 	const n = 20
-	chs := make([]<-chan cache.Change, n)
+	chs := make([]<-chan *cache.Change, n)
 	for i := range chs {
 		chs[i] = watch(t, c, cache.WatchFilter{Keys: []string{"r"}})
 	}
@@ -385,4 +386,41 @@ func TestWatchHealthSendsTransitionsOnly(t *testing.T) {
 	cancel()
 	for range ch {
 	}
+}
+
+// An instance that could not announce some of its changes says so on the
+// channel, and every watcher of every instance gets a RESYNC.
+func TestWatchResyncsWhenAnotherInstanceLostAnnouncements(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c := newClient(t, fastOptions(srv.Addr, &logBuffer{}))
+	ready(t, c)
+	byKey := watch(t, c, cache.WatchFilter{Keys: []string{"x"}})
+	byTag := watch(t, c, cache.WatchFilter{Tags: []string{"t"}})
+	at := time.Now().Add(-time.Second).Truncate(time.Microsecond)
+	msg := `{"k":"","t":"RESYNC","a":` + strconv.FormatInt(at.UnixMicro(), 10) + `}`
+	if _, err := srv.Do(t, "PUBLISH", "school-erp:cache-service internal:changes", msg); err != nil {
+		t.Fatal(err)
+	}
+	for name, ch := range map[string]<-chan *cache.Change{"by key": byKey, "by tag": byTag} {
+		if x := next(t, ch, 2*time.Second); x.Kind != cache.ChangeResync || !x.At.Equal(at) {
+			t.Errorf("%s: change = %+v; want RESYNC at %s", name, x, at)
+		}
+	}
+}
+
+// A user the ACL gives no pub/sub: Watch still returns, the watcher gets
+// nothing, and one WARN says why.
+func TestWatchWithoutPubSubPermissionSaysSo(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{Config: []string{"user default off", "user cache-svc on >svc-pw ~school-erp:* +@all -psubscribe resetchannels"}})
+	logs := &logBuffer{}
+	opts := fastOptions(srv.Addr, logs)
+	opts.Username, opts.Password = "cache-svc", "svc-pw"
+	c := newClient(t, opts)
+	ready(t, c)
+	ch := watch(t, c, cache.WatchFilter{Keys: []string{"k"}})
+	time.Sleep(500 * time.Millisecond) // several attempts at the fast backoff
+	if n := logs.count("change subscription failed"); n != 1 {
+		t.Errorf("%d log lines about the failed subscription; want 1\n%s", n, strings.Join(logs.Lines(), "\n"))
+	}
+	quiet(t, ch, 10*time.Millisecond)
 }

@@ -44,6 +44,8 @@ type Client struct {
 	waiters *waitList
 	// changes owns the subscription and the watchers (changes.go).
 	changes *changeHub
+	// publisher sends the announcements of writes (publisher.go).
+	publisher *publisher
 	// healthWatch sends health transitions to WatchHealth's callers.
 	healthWatch *healthWatch
 
@@ -107,6 +109,7 @@ func New(opts Options) (*Client, error) {
 	}, c.log, c.obs, memory)
 	c.rejected = throttle{every: opts.OutageReminder}
 	c.changes = newChangeHub(c)
+	c.publisher = newPublisher(c)
 	c.healthWatch = &healthWatch{c: c}
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
@@ -124,6 +127,7 @@ func (c *Client) Close() {
 	}
 	c.closed = true
 	c.mu.Unlock()
+	c.publisher.close()
 	c.avail.stop()
 	c.changes.stop()
 	c.healthWatch.stop()

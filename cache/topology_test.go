@@ -127,6 +127,13 @@ func TestSentinelFailover(t *testing.T) {
 	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
+	changes := watch(t, c, cache.WatchFilter{Prefix: "w:"})
+	if err := set(ctx, c, "w:before", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if x := next(t, changes, 2*time.Second); x.Kind != cache.ChangeSet || x.Key != "w:before" {
+		t.Errorf("change before the failover = %+v; want SET w:before", x)
+	}
 	if err := set(ctx, c, "before", json.RawMessage(`1`), 0); err != nil {
 		t.Fatalf("Set() before failover error = %v", err)
 	}
@@ -145,6 +152,19 @@ func TestSentinelFailover(t *testing.T) {
 		return set(ctx, c, "probe", json.RawMessage(`true`), 0) == nil
 	})
 	t.Logf("writes resumed %s after the master was killed", time.Since(killed).Round(time.Millisecond))
+
+	// The watcher's subscription moved to the new master, with one RESYNC
+	// for what it may have missed.
+	if x := next(t, changes, 10*time.Second); x.Kind != cache.ChangeResync || x.At.After(killed) {
+		t.Errorf("change after the failover = %+v; want RESYNC since before the kill", x)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := set(ctx, c, "w:after", json.RawMessage(`2`), 0); err != nil {
+		t.Fatal(err)
+	}
+	if x := next(t, changes, 5*time.Second); x.Kind != cache.ChangeSet || x.Key != "w:after" {
+		t.Errorf("change after the RESYNC = %+v; want SET w:after", x)
+	}
 
 	// Every operation works against the new master.
 	exerciseOperations(t, c, "sentinel:")
@@ -215,9 +235,17 @@ func TestCluster(t *testing.T) {
 	ctx := context.Background()
 
 	const keys = 200
+	changes := watch(t, c, cache.WatchFilter{Prefix: "key:"})
 	for i := range keys {
 		if err := set(ctx, c, fmt.Sprintf("key:%d", i), json.RawMessage(strconv.Itoa(i)), 0); err != nil {
 			t.Fatalf("Set(key:%d) error = %v", i, err)
+		}
+	}
+	// Announcements are classic pub/sub, which a cluster broadcasts: keys
+	// of every slot arrive on the one subscription.
+	for i := range keys {
+		if x := next(t, changes, 2*time.Second); x.Kind != cache.ChangeSet || x.Key != fmt.Sprintf("key:%d", i) {
+			t.Fatalf("change %d = %+v; want SET key:%d", i, x, i)
 		}
 	}
 	// Where did each key land? Ask every node directly.
@@ -309,13 +337,14 @@ func TestServerWithoutRESP3(t *testing.T) {
 // An ACL user with exactly the commands README lists can do everything the
 // service does, the operations beyond get and set included.
 func TestACLUserForEveryOperation(t *testing.T) {
-	const readme = "~school-erp:* +get +set +del +exists +ping +hello +client|setname +client|info +info +client|tracking +client|caching +multi +exec +pttl +incrby +pexpire +persist +evalsha +eval +zadd +zscan +zrange +zscore +zrem +time +scan"
+	const readme = "~school-erp:* +get +set +del +exists +ping +hello +client|setname +client|info +info +client|tracking +client|caching +multi +exec +pttl +incrby +pexpire +persist +evalsha +eval +zadd +zscan +zrange +zscore +zrem +time +scan +publish +psubscribe +punsubscribe allchannels"
 	srv := redistest.Start(t, redistest.Options{Config: []string{"user cache-svc on >svc-pw " + readme}})
 	opts := fastOptions(srv.Addr, &logBuffer{})
 	opts.Username, opts.Password = "cache-svc", "svc-pw"
 	c := newClient(t, opts)
 	ready(t, c)
 	ctx := context.Background()
+	changes := watch(t, c, cache.WatchFilter{Keys: []string{"k", "n"}})
 	steps := map[string]func() error{
 		"set with tags": func() error {
 			_, err := c.SetWith(ctx, "k", json.RawMessage(`1`), cache.SetOptions{Tags: []string{"t"}, TTL: time.Minute})
@@ -340,5 +369,16 @@ func TestACLUserForEveryOperation(t *testing.T) {
 	}
 	if h := c.Health(); h.ClientCache != cache.ClientCacheOn {
 		t.Errorf("Health().ClientCache = %s for the README's ACL user; want on", h.ClientCache)
+	}
+	// The writes were announced and heard: set, compare-and-set,
+	// increment, expire, invalidate.
+	for _, want := range []cache.ChangeKind{cache.ChangeSet, cache.ChangeSet, cache.ChangeIncremented, cache.ChangeTTL, cache.ChangeInvalidated} {
+		if x := next(t, changes, 2*time.Second); x.Kind != want {
+			t.Errorf("change = %+v; want %s", x, want)
+		}
+	}
+	// Without +config the notification setting cannot be read.
+	if got := c.Health().KeyspaceNotifications; got != cache.KeyspaceUnknown {
+		t.Errorf("Health().KeyspaceNotifications = %s without CONFIG GET; want unknown", got)
 	}
 }

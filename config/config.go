@@ -72,6 +72,7 @@ type Config struct {
 	SubscriptionMaxSockets         int           `env:"SUBSCRIPTION_MAX_SOCKETS" envDefault:"10000" envDescription:"Most WebSockets open at once on this instance; beyond it the upgrade gets HTTP 503 OVERLOADED" allowed:"an integer from 1 to 1000000"`
 	SubscriptionKeepAlive          time.Duration `env:"SUBSCRIPTION_KEEPALIVE" envDefault:"25s" envDescription:"Interval of the server's pings on each WebSocket; a client that answers none for two intervals is disconnected" allowed:"a duration from 1s to 10m"`
 	SubscriptionInitTimeout        time.Duration `env:"SUBSCRIPTION_INIT_TIMEOUT" envDefault:"10s" envDescription:"Time a WebSocket has after the upgrade to send connection_init; beyond it the socket is closed with 4408" allowed:"a duration from 100ms to 5m"`
+	SubscriptionSlowTimeout        time.Duration `env:"SUBSCRIPTION_SLOW_TIMEOUT" envDefault:"30s" envDescription:"A WebSocket that has not taken an event for this long (its client does not read) is closed with 1008; meanwhile its subscriptions get RESYNC in place of what overflowed SUBSCRIPTION_QUEUE" allowed:"a duration from 1s to 1h"`
 	SubscriptionQueue              int           `env:"SUBSCRIPTION_QUEUE" envDefault:"256" envDescription:"Changes queued for each subscription that has not sent the previous ones yet; beyond it what is queued is dropped and replaced by one RESYNC event" allowed:"an integer from 2 to 100000"`
 
 	CORSAllowedOrigins []string `env:"CORS_ALLOWED_ORIGINS" envDescription:"Origins browsers may call /graphql from (comma-separated, e.g. https://erp.example.com); empty means any origin in development and none elsewhere" allowed:"comma-separated origins (scheme://host[:port]), or * outside production"`
@@ -525,6 +526,7 @@ func (c *Config) validate(environ map[string]string, fromFile map[string]bool) e
 		{"SUBSCRIPTION_MAX_SOCKETS", c.SubscriptionMaxSockets >= 1 && c.SubscriptionMaxSockets <= 1_000_000, c.SubscriptionMaxSockets},
 		{"SUBSCRIPTION_KEEPALIVE", c.SubscriptionKeepAlive >= time.Second && c.SubscriptionKeepAlive <= 10*time.Minute, c.SubscriptionKeepAlive},
 		{"SUBSCRIPTION_INIT_TIMEOUT", c.SubscriptionInitTimeout >= 100*time.Millisecond && c.SubscriptionInitTimeout <= 5*time.Minute, c.SubscriptionInitTimeout},
+		{"SUBSCRIPTION_SLOW_TIMEOUT", c.SubscriptionSlowTimeout >= time.Second && c.SubscriptionSlowTimeout <= time.Hour, c.SubscriptionSlowTimeout},
 		{"SUBSCRIPTION_QUEUE", c.SubscriptionQueue >= 2 && c.SubscriptionQueue <= 100000, c.SubscriptionQueue},
 		{"METRICS_PORT", c.MetricsPort >= 0 && c.MetricsPort <= 65535 && (c.MetricsPort == 0 || c.MetricsPort != c.Port), c.MetricsPort},
 	}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,7 @@ import (
 // Close codes of the GraphQL over WebSocket protocol, and RFC 6455's.
 const (
 	CloseGoingAway        = 1001
+	ClosePolicyViolation  = 1008
 	CloseUnauthorized     = 4401
 	CloseForbidden        = 4403
 	CloseInitTimeout      = 4408
@@ -56,6 +58,7 @@ const (
 	DefaultMaxSockets             = 10000
 	DefaultKeepAlive              = 25 * time.Second
 	DefaultInitTimeout            = 10 * time.Second
+	DefaultSlowTimeout            = 30 * time.Second
 )
 
 // SubscriptionOptions configure the WebSocket transport. The zero value of
@@ -80,6 +83,9 @@ type SubscriptionOptions struct {
 	KeepAlive time.Duration
 	// InitTimeout is how long after the upgrade connection_init may come.
 	InitTimeout time.Duration
+	// SlowTimeout is how long an event may wait to be taken by a socket
+	// whose client does not read before the socket is closed with 1008.
+	SlowTimeout time.Duration
 	// CheckOrigin decides whether an upgrade's Origin may open a socket;
 	// nil allows any.
 	CheckOrigin func(r *http.Request) bool
@@ -103,6 +109,9 @@ func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
 	if o.InitTimeout <= 0 {
 		o.InitTimeout = DefaultInitTimeout
 	}
+	if o.SlowTimeout <= 0 {
+		o.SlowTimeout = DefaultSlowTimeout
+	}
 	if o.Observer == nil {
 		o.Observer = nopSubscriptionObserver{}
 	}
@@ -115,7 +124,8 @@ type SubscriptionObserver interface {
 	// ObserveSocket reports a socket opened (+1) or closed (-1).
 	ObserveSocket(delta int)
 	// ObserveSocketRefused reports an upgrade or a connection_init refused,
-	// by reason: origin, unauthenticated, too_many_sockets, init_timeout.
+	// by reason: origin, unauthenticated, too_many_sockets, init_timeout,
+	// or closed later for being too slow: slow.
 	ObserveSocketRefused(reason string)
 	// ObserveSubscription reports a subscription started (+1) or ended
 	// (-1), by root field.
@@ -248,9 +258,10 @@ const codeOverloadedSockets = "OVERLOADED"
 // refuseUpgrade answers an upgrade that is not accepted, as the request
 // gate answers a refused request.
 func refuseUpgrade(w http.ResponseWriter, status int, code, msg string) {
+	body, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{"message": msg, "extensions": map[string]string{"code": code}}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, `{"errors":[{"message":%q,"extensions":{"code":%q}}]}`, msg, code)
+	_, _ = w.Write(body)
 }
 
 // release takes the socket out of the registry, once.
@@ -369,6 +380,15 @@ func (sock *socket) hold(field string) (func(), error) {
 			o.Observer.ObserveSubscription(field, -1)
 		})
 	}, nil
+}
+
+// tooSlow closes a socket whose client has not taken an event for the
+// slow timeout: its subscriptions have been getting RESYNC in place of
+// what they could not take, and a client that reads nothing at all should
+// reconnect and read again rather than hold a socket and its queues.
+func (sock *socket) tooSlow() {
+	sock.reg.opts.Observer.ObserveSocketRefused("slow")
+	sock.closeWith(ClosePolicyViolation, fmt.Sprintf("Too slow: no event taken for %s (SUBSCRIPTION_SLOW_TIMEOUT)", sock.reg.opts.SlowTimeout))
 }
 
 // WebsocketConn, forwarded to gqlgen's connection; Close releases the

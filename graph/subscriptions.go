@@ -12,7 +12,7 @@ import (
 // Changes is what the subscription resolvers need from the cache;
 // *cache.Client implements it.
 type Changes interface {
-	Watch(ctx context.Context, filter cache.WatchFilter) (<-chan cache.Change, error)
+	Watch(ctx context.Context, filter cache.WatchFilter) (<-chan *cache.Change, error)
 	WatchHealth(ctx context.Context) <-chan cache.Health
 }
 
@@ -76,6 +76,8 @@ func (r *Resolver) cacheChanged(ctx context.Context, keys []string, prefix *stri
 	go func() {
 		defer end()
 		defer close(out)
+		slow := time.NewTimer(sock.reg.opts.SlowTimeout)
+		defer slow.Stop()
 		for x := range changes {
 			m := &model.CacheChange{Key: x.Key, Kind: changeKinds[x.Kind], At: x.At.UTC().Format(time.RFC3339Nano), Tags: x.Tags}
 			if m.Tags == nil {
@@ -89,9 +91,14 @@ func (r *Resolver) cacheChanged(ctx context.Context, keys []string, prefix *stri
 					m.Value = model.JSON(v)
 				}
 			}
+			slow.Reset(sock.reg.opts.SlowTimeout)
 			select {
 			case out <- m:
 				obs.ObserveEvent("cacheChanged")
+			case <-slow.C:
+				// gqlgen's write to the socket is blocked: the client
+				// reads nothing. The watch ends with the socket.
+				sock.tooSlow()
 			case <-ctx.Done():
 				// The watch ends with ctx and closes changes.
 			}

@@ -97,8 +97,8 @@ type Metrics struct {
 // Subscription fields and reasons, created at zero up front.
 var (
 	subscriptionFields = []string{"cacheChanged", "redisHealthChanged"}
-	resyncReasons      = []string{"reconnect", "overflow"}
-	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout"}
+	resyncReasons      = []string{"reconnect", "overflow", "lost"}
+	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout", "slow"}
 )
 
 var (
@@ -177,11 +177,11 @@ func New() *Metrics {
 	})
 	m.resyncs = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cache_subscription_resyncs_total",
-		Help: "RESYNC events queued, by reason: reconnect (the subscription to Redis broke and is back) or overflow (a subscriber fell behind).",
+		Help: "RESYNC events queued, by reason: reconnect (the subscription to Redis broke and is back), overflow (a subscriber fell behind) or lost (an instance could not announce some of its changes).",
 	}, []string{"reason"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cache_subscription_sockets_refused_total",
-		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout.",
+		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout; or closed for not reading: slow.",
 	}, []string{"reason"})
 	for _, f := range subscriptionFields {
 		m.subscriptions.WithLabelValues(f)

@@ -190,6 +190,19 @@ func TestPlaygroundInBrowser(t *testing.T) {
 		wantJSON(`{"hello":"browser"}`)(t, resultResponse(t, result).Data["cacheGet"])
 	})
 
+	// Subscriptions: the page opens a WebSocket to the service (its own
+	// bundled graphql-ws client, allowed by connect-src) and shows the
+	// events as they come.
+	t.Run("redisHealthChanged over a WebSocket", func(t *testing.T) {
+		runTyped(t, bctx, `subscription { redisHealthChanged { status } }`)
+		result, _ := waitForResult(t, bctx, "redisHealthChanged", previous)
+		previous = result
+		var h struct{ Status string }
+		if err := json.Unmarshal(resultResponse(t, result).Data["redisHealthChanged"], &h); err != nil || h.Status != "CONNECTED" {
+			t.Errorf("redisHealthChanged = %s (%v); want status CONNECTED", result, err)
+		}
+	})
+
 	for _, v := range readViolations(bctx) {
 		t.Errorf("Content-Security-Policy violation: %s", v)
 	}
@@ -361,7 +374,9 @@ func sameOrigin(raw string, origin *url.URL) bool {
 	if u.Scheme == "data" {
 		return true
 	}
-	return u.Scheme == origin.Scheme && u.Host == origin.Host
+	// The WebSocket of subscriptions is the service's own endpoint.
+	ws := map[string]string{"http": "ws", "https": "wss"}[origin.Scheme]
+	return (u.Scheme == origin.Scheme || u.Scheme == ws) && u.Host == origin.Host
 }
 
 func consoleText(ev *runtime.EventConsoleAPICalled) string {

@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 
+import { CacheChangedDocument, type CacheChangedSubscriptionVariables } from '../src/index.js';
 import { startRedis, startService, type Redis, type Service } from './harness.js';
 
 const readToken = 'reports-token-0123456789';
@@ -97,7 +98,9 @@ describe('cacheChanged with graphql-ws', () => {
 
   test('a read token gets each change of its keys, with the etag and the value', async () => {
     const client = ws(readToken);
-    const sub = collect<Change>(client, 'subscription($p: String) { cacheChanged(prefix: $p, withValue: true) { key kind etag value } }', { p: 'node:' }, (d) => d.cacheChanged);
+    // The operation from clients/operations.graphql, typed by codegen.
+    const vars: CacheChangedSubscriptionVariables = { prefix: 'node:', withValue: true };
+    const sub = collect<Change>(client, CacheChangedDocument.toString(), vars, (d) => d.cacheChanged);
     // The protocol does not say when a subscription is live: write until
     // the first event comes.
     let first: Change | undefined;
