@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"testing"
 	"time"
@@ -40,6 +41,32 @@ func TestPublisherAnnouncesWhatItLost(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("no %s", want)
+		}
+	}
+}
+
+// The hand-written encoding of an announcement is the bytes json.Marshal
+// gives its wireChange, the ETag from the digest included.
+func TestAppendWireIsJSONMarshal(t *testing.T) {
+	value := []byte(`{"a":1}`)
+	cases := []queued{
+		{wireChange: wireChange{Key: "user:1", Kind: ChangeSet, At: 1700000000000000}, sum: sha1.Sum(value), hasSum: true},
+		{wireChange: wireChange{Key: "k", Kind: ChangeDelete, At: 1}},
+		{wireChange: wireChange{Key: `q"u\o<t>e&`, Kind: ChangeInvalidated, At: -5, Tags: []string{"t1", "ü", "a\"b"}}},
+		{wireChange: wireChange{Key: "é\u2028x", Kind: ChangeIncremented, ETag: ETag([]byte("7")), At: 42, Tags: []string{}}},
+		{wireChange: wireChange{Kind: ChangeResync, At: 9}},
+	}
+	for _, x := range cases {
+		want := x.wireChange
+		if x.hasSum {
+			want.ETag = ETag(value)
+		}
+		wantJSON, err := json.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendWire([]byte("prefix"), x); string(got) != "prefix"+string(wantJSON) {
+			t.Errorf("appendWire(%+v) = %s; want prefix%s", x.wireChange, got, wantJSON)
 		}
 	}
 }
