@@ -31,6 +31,8 @@ const publishBatch = 512
 type publisher struct {
 	c     *Client
 	queue chan queued
+	// channel is c.changesChannel(), built once (opts do not change).
+	channel string
 	// lostSince is the Unix microsecond time of the first announcement
 	// lost since the last RESYNC was published; zero when none was.
 	lostSince atomic.Int64
@@ -52,7 +54,7 @@ type queued struct {
 }
 
 func newPublisher(c *Client) *publisher {
-	return &publisher{c: c, queue: make(chan queued, publishQueue), stop: make(chan struct{}), done: make(chan struct{})}
+	return &publisher{c: c, channel: c.changesChannel(), queue: make(chan queued, publishQueue), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 func (p *publisher) enqueue(changes []Change) {
@@ -131,7 +133,7 @@ func (p *publisher) send(batch []queued) {
 		}
 		return
 	}
-	ch := p.c.changesChannel()
+	ch := p.channel
 	cmds := make([]valkey.Completed, 0, len(batch)+1)
 	// Every message of the batch is written into one buffer; a message is
 	// never changed once written (a longer buffer is a new array).
