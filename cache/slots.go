@@ -69,13 +69,9 @@ var slotTags = sync.OnceValue(func() []uint32 {
 	return tags
 })
 
-// slotTag returns a hash tag that puts a key in the given slot.
-func slotTag(slot uint16) string {
-	return strconv.FormatUint(uint64(slotTags()[slot]), 10)
-}
-
 // leaseKey is the key holding rk's lease: in the service's own namespace
-// (a space, which no client key can have), in rk's slot. Every write
+// (a space, which no client key can have), in rk's slot: its hash tag is
+// slotTags()'s number for that slot. Every write
 // builds one: the tag is formatted on the stack and the key is one
 // concatenation.
 func (c *Client) leaseKey(rk string) string {
