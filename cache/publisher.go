@@ -33,6 +33,9 @@ type publisher struct {
 	queue chan queued
 	// channel is c.changesChannel(), built once (opts do not change).
 	channel string
+	// deadline bounds each batch's pipeline (the publisher's goroutine
+	// only).
+	deadline sendDeadline
 	// lostSince is the Unix microsecond time of the first announcement
 	// lost since the last RESYNC was published; zero when none was.
 	lostSince atomic.Int64
@@ -148,8 +151,8 @@ func (p *publisher) send(batch []queued) {
 		buf = appendWire(buf, x)
 		cmds = append(cmds, vk.B().Publish().Channel(ch).Message(valkey.BinaryString(buf[start:len(buf):len(buf)])).Build().Pin())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.c.opts.CommandTimeout)
-	defer cancel()
+	ctx := p.deadline.arm(p.c.opts.CommandTimeout)
+	defer p.deadline.disarm()
 	// DoMulti even for one command: in a cluster, valkey-go sends Do's
 	// PUBLISH (no key) to a random node, and announcements sent through
 	// different nodes can arrive out of order (TestCluster).
@@ -209,6 +212,53 @@ func appendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
 	buf = append(buf, s...)
 	return append(buf, '"')
+}
+
+// sendDeadline is the context of one batch: the command timeout from
+// when the batch is sent, as context.WithTimeout(context.Background(), d)
+// gives, without a new context, timer and channel for every batch. A
+// timer stopped before it fired is armed again for the next batch; one
+// that fired (or may be firing) is left to close its own channel, and the
+// next batch gets a new timer and channel.
+type sendDeadline struct {
+	at    time.Time
+	done  chan struct{}
+	timer *time.Timer
+}
+
+// arm starts the deadline d from now and returns the batch's context.
+func (s *sendDeadline) arm(d time.Duration) context.Context {
+	s.at = time.Now().Add(d)
+	if s.timer == nil {
+		done := make(chan struct{})
+		s.done, s.timer = done, time.AfterFunc(d, func() { close(done) })
+	} else {
+		s.timer.Reset(d)
+	}
+	return (*sendContext)(s)
+}
+
+// disarm ends the batch: the timer is kept when it had not fired.
+func (s *sendDeadline) disarm() {
+	if !s.timer.Stop() {
+		s.timer, s.done = nil, nil
+	}
+}
+
+// sendContext is a sendDeadline seen as a context.Context (valkey-go's
+// DoMulti reads Deadline, Done and Err while the batch is in flight).
+type sendContext sendDeadline
+
+func (c *sendContext) Deadline() (time.Time, bool) { return c.at, true }
+func (c *sendContext) Done() <-chan struct{}       { return c.done }
+func (c *sendContext) Value(any) any               { return nil }
+func (c *sendContext) Err() error {
+	select {
+	case <-c.done:
+		return context.DeadlineExceeded
+	default:
+		return nil
+	}
 }
 
 // close publishes what is queued and stops the goroutine.

@@ -70,3 +70,41 @@ func TestAppendWireIsJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+// A batch's deadline ends its context as context.WithTimeout would, and a
+// batch after one that timed out starts with a fresh, open context.
+func TestSendDeadline(t *testing.T) {
+	var s sendDeadline
+	ctx := s.arm(time.Hour)
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("Err() = %v before the deadline; want nil", err)
+	}
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) < 59*time.Minute {
+		t.Fatalf("Deadline() = %v, %v; want about an hour from now", d, ok)
+	}
+	s.disarm()
+	timer := s.timer
+	ctx = s.arm(time.Millisecond)
+	if s.timer != timer {
+		t.Error("a timer that had not fired was not reused")
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Done() not closed after the deadline")
+	}
+	if err := ctx.Err(); err != context.DeadlineExceeded {
+		t.Fatalf("Err() = %v after the deadline; want %v", err, context.DeadlineExceeded)
+	}
+	s.disarm()
+	ctx = s.arm(time.Hour)
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("Err() = %v in the batch after a timeout; want nil", err)
+	}
+	select {
+	case <-ctx.Done():
+		t.Fatal("Done() closed in the batch after a timeout")
+	default:
+	}
+	s.disarm()
+}
