@@ -198,7 +198,7 @@ func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, 
 	if refused != nil {
 		return c.fallbackGet(rk, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), func() valkey.Completed { return vk.B().Get().Key(rk).Build().Pin() })
 	b, err := res.AsBytes()
@@ -335,7 +335,7 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 		c.fallbackGetMany(keys, idx, reads, *refused)
 		return reads
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	cmds := make([]valkey.CacheableTTL, len(idx))
 	for j, i := range idx {
@@ -464,7 +464,7 @@ func (c *Client) del(ctx context.Context, rk string) (bool, Backend, error) {
 	if refused != nil {
 		return c.fallbackDelete(rk, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, rk, c.revoking(vk, rk, vk.B().Del().Key(rk).Build().Pin()))
 	if failed != nil {
@@ -498,7 +498,7 @@ func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
 	if refused != nil {
 		return c.fallbackExists(rk, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
 	// read-only EXISTS converts to a Cacheable, and Redis tracks the key it
@@ -727,4 +727,16 @@ func (c *Client) checkValue(value json.RawMessage) error {
 		return fmt.Errorf("%w: value is not valid JSON (UTF-8)", ErrInvalidInput)
 	}
 	return nil
+}
+
+// commandContext is the context an operation's commands are sent with:
+// ctx within the command timeout. When ctx's own deadline comes first
+// (a GraphQL request near its end), ctx is used as it is: a context
+// derived from it would end at the same time with the same error, and
+// building one costs a timer and a cancel func on every call.
+func (c *Client) commandContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && !d.After(time.Now().Add(c.opts.CommandTimeout)) {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, c.opts.CommandTimeout)
 }

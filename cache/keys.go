@@ -10,6 +10,12 @@ import (
 // client sends to Redis, callers' and its own, is built here.
 func (c *Client) redisKey(key string) string { return c.opts.KeyPrefix + key }
 
+// internalKeyOf is internalKey(name + string(tag) + sep + rest) in one
+// allocation, for the keys built on every write (leaseKey).
+func (c *Client) internalKeyOf(name string, tag []byte, sep, rest string) string {
+	return c.opts.KeyPrefix + internalNamespace + name + string(tag) + sep + rest
+}
+
 // internalKey names a key the service uses for itself (the client-cache
 // check, --check-config's test key). The name has a space in it, which
 // checkKey refuses, so no caller's key can ever be the same: a client's
@@ -18,7 +24,10 @@ func (c *Client) internalKey(name string) string {
 	return c.redisKey(internalKeyName(name))
 }
 
-func internalKeyName(name string) string { return "cache-service internal:" + name }
+func internalKeyName(name string) string { return internalNamespace + name }
+
+// internalNamespace begins every internal key's name.
+const internalNamespace = "cache-service internal:"
 
 // Internal key names, for tests that prove no caller can reach them.
 const (

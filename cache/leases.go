@@ -109,7 +109,7 @@ func (c *Client) fetch(ctx context.Context, rk string, leaseTTL, wait time.Durat
 		}
 	}
 	for {
-		opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+		opCtx, cancel := c.commandContext(ctx)
 		res := c.runScripts(opCtx, vk, []writeCmds{fetchScript.cmds(vk, []string{rk, c.leaseKey(rk)}, args...)})[0]
 		r, state, err := c.fetchReply(res)
 		if err != nil {

@@ -80,7 +80,7 @@ func (c *Client) getEntry(ctx context.Context, rk string) (*Entry, error) {
 	if refused != nil {
 		return c.fallbackEntry(rk, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	// MULTI makes the value and its TTL one snapshot. Redis out of memory
 	// refuses commands queued in a MULTI, though reads are allowed: then
@@ -232,7 +232,7 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 	if refused != nil {
 		return c.fallbackSetWith(rk, value, opts, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	var made []tagEntry
 	if len(opts.Tags) > 0 {
@@ -254,7 +254,7 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 	}
 	if err == nil {
 		if key, ok := c.clientKey(rk); ok {
-			c.publish(opCtx, vk, Change{Key: key, Kind: ChangeSet, ETag: ETag(value), Tags: opts.Tags})
+			c.publishSet(key, value, opts.Tags)
 		}
 	}
 	return r, err
@@ -286,16 +286,15 @@ func setReply(opts SetOptions, reply valkey.ValkeyResult) (SetResult, error) {
 // setCmds builds the commands of a write with opts. Every write but one
 // with a lease revokes the key's lease (see leases.go).
 func (c *Client) setCmds(vk *valkeyClient, rk string, value json.RawMessage, opts SetOptions) writeCmds {
-	px := strconv.FormatInt(opts.TTL.Milliseconds(), 10)
 	switch {
 	case opts.Lease != "":
-		return leaseSetScript.cmds(vk, []string{rk, c.leaseKey(rk)}, opts.Lease, string(value), px)
+		return leaseSetScript.cmds(vk, []string{rk, c.leaseKey(rk)}, opts.Lease, string(value), px(opts.TTL))
 	case opts.IfETag != "":
-		return casScript.cmds(vk, []string{rk, c.leaseKey(rk)}, opts.IfETag, string(value), px)
+		return casScript.cmds(vk, []string{rk, c.leaseKey(rk)}, opts.IfETag, string(value), px(opts.TTL))
 	case opts.IfAbsent:
 		args := []string{string(value), "NX", "GET"}
 		if opts.TTL > 0 {
-			args = append(args, "PX", px)
+			args = append(args, "PX", px(opts.TTL))
 		}
 		return c.revoking(vk, rk, vk.B().Arbitrary("SET").Keys(rk).Args(args...).Build().Pin())
 	}
@@ -309,10 +308,15 @@ func (c *Client) setCmds(vk *valkeyClient, rk string, value json.RawMessage, opt
 	return c.revoking(vk, rk, set.Px(opts.TTL).Build().Pin())
 }
 
+func px(ttl time.Duration) string { return strconv.FormatInt(ttl.Milliseconds(), 10) }
+
 // revoking sends cmds with the deletion of rk's lease after them, in the
-// same pipeline (the lease key is in rk's slot).
+// same pipeline (the lease key is in rk's slot). The slice has room for
+// writeFenced's fence, so that a write's commands are one allocation.
 func (c *Client) revoking(vk *valkeyClient, rk string, cmds ...valkey.Completed) writeCmds {
-	return writeCmds{cmds: append(cmds, vk.B().Del().Key(c.leaseKey(rk)).Build().Pin())}
+	all := make([]valkey.Completed, 0, len(cmds)+2)
+	all = append(all, cmds...)
+	return writeCmds{cmds: append(all, vk.B().Del().Key(c.leaseKey(rk)).Build().Pin())}
 }
 
 // casReply reads the compare-and-set script's reply: {1} stored; {0, etag}
@@ -380,7 +384,7 @@ func (c *Client) increment(ctx context.Context, rk string, by int64, ttl time.Du
 	if refused != nil {
 		return c.fallbackIncrement(rk, by, ttl, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	incr := vk.B().Incrby().Key(rk).Increment(by).Build().Pin()
 	w := c.revoking(vk, rk, incr)
@@ -500,7 +504,7 @@ func (c *Client) expire(ctx context.Context, rk string, ttl time.Duration) (bool
 	if refused != nil {
 		return c.fallbackExpire(rk, ttl, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	// PEXPIRE says whether the key existed; PERSIST only whether it had a
 	// TTL, so EXISTS goes with it.
@@ -655,7 +659,7 @@ func (c *Client) announce(ctx context.Context, changes []Change) {
 	if len(changes) == 0 || vk == nil {
 		return
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	c.publish(opCtx, vk, changes...)
 }
@@ -697,7 +701,7 @@ func (c *Client) batch(ctx context.Context, op Op, b batchWrites) [][]valkey.Val
 		}
 		return replies
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	if b.before != nil {
 		failed := b.before(opCtx, epoch, vk, idx)

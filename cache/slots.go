@@ -69,13 +69,13 @@ var slotTags = sync.OnceValue(func() []uint32 {
 	return tags
 })
 
-// slotTag returns a hash tag that puts a key in the given slot.
-func slotTag(slot uint16) string {
-	return strconv.FormatUint(uint64(slotTags()[slot]), 10)
-}
-
 // leaseKey is the key holding rk's lease: in the service's own namespace
-// (a space, which no client key can have), in rk's slot.
+// (a space, which no client key can have), in rk's slot: its hash tag is
+// slotTags()'s number for that slot. Every write
+// builds one: the tag is formatted on the stack and the key is one
+// concatenation.
 func (c *Client) leaseKey(rk string) string {
-	return c.internalKey("lease:{"+slotTag(keySlot(rk))+"}:") + rk
+	var digits [10]byte
+	tag := strconv.AppendUint(digits[:0], uint64(slotTags()[keySlot(rk)]), 10)
+	return c.internalKeyOf("lease:{", tag, "}:", rk)
 }

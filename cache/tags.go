@@ -203,7 +203,7 @@ func (c *Client) invalidateTags(ctx context.Context, tags []string) (InvalidateR
 	if refused != nil {
 		return c.fallbackInvalidate(tags, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	deleted := 0
 	for _, t := range tags {
