@@ -23,7 +23,8 @@ import (
 //   - One subscription connection per process (a dedicated valkey-go
 //     connection, PSUBSCRIBE), whatever the number of watchers: Redis sees
 //     one subscriber per instance, and a watcher costs a channel and a map
-//     entry, no connection and no goroutine.
+//     entry, no connection and no goroutine. In a Cluster, one more per
+//     master, for keyspace notifications (changes_cluster.go says why).
 //   - Redis pub/sub is at-most-once. A message published while this
 //     instance's subscription connection is broken is lost for it, and a
 //     watcher that does not keep up cannot be waited for without holding up
@@ -317,6 +318,10 @@ type changeHub struct {
 	// loses what was published after it, at worst.
 	aliveAt time.Time
 	notify  KeyspaceNotifications
+	// keyspaceMissed is set while a cluster master's keyspace
+	// subscription is broken (changes_cluster.go): the time from which
+	// its events may be lost.
+	keyspaceMissed time.Time
 	// held are keyspace write events waiting for the service's own
 	// announcement (keyspaceHold), in arrival order; heldByKey indexes
 	// them.
@@ -441,7 +446,14 @@ func (h *changeHub) run(ctx context.Context) {
 func (h *changeHub) session(ctx context.Context, vk *valkeyClient) (bool, error) {
 	dc, release := vk.Dedicate()
 	defer release()
-	patterns := []string{globEscape(h.c.changesChannel()), globEscape(h.c.keyspacePrefix()) + "*"}
+	// In a cluster this connection hears only the service's channel (which
+	// the cluster broadcasts); keyspace notifications come from a
+	// subscription on every master (changes_cluster.go).
+	cluster := vk.Mode() == valkey.ClientModeCluster
+	patterns := []string{globEscape(h.c.changesChannel())}
+	if !cluster {
+		patterns = append(patterns, globEscape(h.c.keyspacePrefix())+"*")
+	}
 	confirmed := make(chan struct{})
 	var once sync.Once
 	wait := dc.SetPubSubHooks(valkey.PubSubHooks{
@@ -470,6 +482,19 @@ func (h *changeHub) session(ctx context.Context, vk *valkeyClient) (bool, error)
 		return false, err
 	}
 	h.detectNotify(ctx, vk)
+	if cluster {
+		ksCtx, stopKeyspace := context.WithCancel(ctx)
+		first, ksDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(ksDone)
+			h.clusterKeyspace(ksCtx, vk, func() { close(first) })
+		}()
+		defer func() { stopKeyspace(); <-ksDone }()
+		select {
+		case <-first:
+		case <-ctx.Done():
+		}
+	}
 	h.subscribed()
 	select {
 	case <-wait:
@@ -499,6 +524,7 @@ func (h *changeHub) subscribed() {
 	defer h.mu.Unlock()
 	h.live = true
 	h.aliveAt = time.Now()
+	h.keyspaceMissed = time.Time{} // covered by the RESYNCs below
 	close(h.ready)
 	for w := range h.watchers {
 		if !w.missedSince.IsZero() && !w.waiting {
