@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/school-erp/cache-service/cache"
 
 	"github.com/school-erp/cache-service/internal/auth"
 )
@@ -83,6 +86,10 @@ type SubscriptionOptions struct {
 	KeepAlive time.Duration
 	// InitTimeout is how long after the upgrade connection_init may come.
 	InitTimeout time.Duration
+	// Queue is how many events a cacheChanged subscription queues before
+	// what is queued is replaced by one RESYNC (cache.Options.WatchQueue
+	// is the same for Watch); zero means cache.DefaultWatchQueue.
+	Queue int
 	// SlowTimeout is how long an event may wait to be taken by a socket
 	// whose client does not read before the socket is closed with 1008.
 	SlowTimeout time.Duration
@@ -103,6 +110,8 @@ func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
 	def(&o.MaxPerSocket, DefaultMaxSubscriptionsSocket)
 	def(&o.MaxSocketsPerToken, DefaultMaxSocketsPerToken)
 	def(&o.MaxSockets, DefaultMaxSockets)
+	def(&o.Queue, cache.DefaultWatchQueue)
+	o.Queue = max(o.Queue, 2)
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -130,8 +139,8 @@ type SubscriptionObserver interface {
 	// ObserveSubscription reports a subscription started (+1) or ended
 	// (-1), by root field.
 	ObserveSubscription(field string, delta int)
-	// ObserveEvent reports one event handed to gqlgen for a socket, by
-	// root field.
+	// ObserveEvent reports one event queued for gqlgen to send on a
+	// socket, by root field.
 	ObserveEvent(field string)
 }
 
@@ -152,6 +161,9 @@ type Sockets struct {
 	perToken map[string]int
 	closing  bool
 	empty    chan struct{} // closed when closing and none is open
+	// lastChange lets the queues of a change's many subscriptions share
+	// one model of it (subscriptions.go).
+	lastChange atomic.Pointer[convertedChange]
 }
 
 // NewSockets returns an empty registry.
