@@ -47,6 +47,7 @@ const (
 	CloseUnauthorized     = 4401
 	CloseForbidden        = 4403
 	CloseInitTimeout      = 4408
+	CloseDuplicateID      = 4409
 	CloseTooManyRequests  = 4429
 	closeReasonMaxBytes   = 123
 	codeSubscriptionLimit = "SUBSCRIPTION_LIMIT"
@@ -221,6 +222,13 @@ type socket struct {
 	counted  bool // counted in reg.perToken under token
 	subs     int
 	released bool
+	// sawInit, ops and untracked follow the protocol (protocol.go): a
+	// connection_init was read; the ids of the subscribe messages read
+	// whose operation has not ended; gqlgen's writes cannot be read, so
+	// ops is not kept.
+	sawInit   bool
+	ops       map[string]struct{}
+	untracked bool
 }
 
 type socketKey struct{}
@@ -405,8 +413,17 @@ func (sock *socket) tooSlow() {
 
 // WebsocketConn, forwarded to gqlgen's connection; Close releases the
 // socket too.
-func (sock *socket) NextReader() (int, io.Reader, error) { return sock.conn.NextReader() }
-func (sock *socket) WriteJSON(v any) error               { return sock.conn.WriteJSON(v) }
+func (sock *socket) NextReader() (int, io.Reader, error) {
+	typ, r, err := sock.conn.NextReader()
+	if err != nil || sock.conn.Subprotocol() != graphqlTransportWS {
+		return typ, r, err
+	}
+	return sock.read(typ, r)
+}
+func (sock *socket) WriteJSON(v any) error {
+	sock.wrote(v)
+	return sock.conn.WriteJSON(v)
+}
 func (sock *socket) WriteClose(code int, msg string) error {
 	return sock.conn.WriteClose(code, msg)
 }
