@@ -213,7 +213,9 @@ func (h *changeHub) keyspaceBroken() {
 func (h *changeHub) keyspaceSubscribed() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.keyspaceMissed.IsZero() {
+	if h.keyspaceMissed.IsZero() || !h.live {
+		// Not live: the hub's own subscription is being made again, and
+		// its RESYNC (subscribed) covers this break too.
 		return
 	}
 	resync := &Change{Kind: ChangeResync, At: h.keyspaceMissed}

@@ -2,6 +2,8 @@ package cache_test
 
 import (
 	"fmt"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -105,5 +107,91 @@ func TestClusterKeyspaceNotificationsFromEveryMaster(t *testing.T) {
 	}
 	if !sawResync {
 		t.Error("no RESYNC after every subscription was cut")
+	}
+}
+
+// A master fails over to its replica: the hub finds the new master and
+// subscribes there, so that the watcher gets one RESYNC for the gap and
+// then that shard's expiries and other programs' writes again.
+func TestClusterKeyspaceFollowsAFailover(t *testing.T) {
+	nodes, addrs := startCluster(t, "notify-keyspace-events KEA")
+	replica := redistest.Start(t, redistest.Options{Cluster: true, Config: []string{
+		"cluster-node-timeout 1000", "cluster-require-full-coverage no", "notify-keyspace-events KEA",
+	}})
+	id, err := nodes[0].Do(t, "CLUSTER", "MYID")
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := exec.Command("redis-cli", "--cluster", "add-node", replica.Addr, addrs[0], "--cluster-slave", "--cluster-master-id", strings.TrimSpace(id))
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster add-node: %v\n%s", err, out)
+	}
+	eventually(t, 15*time.Second, "the replica in sync", func() bool {
+		info, err := replica.Do(t, "INFO", "replication")
+		return err == nil && strings.Contains(info, "master_link_status:up")
+	})
+
+	opts := fastOptions("", &logBuffer{})
+	opts.Addr = ""
+	opts.ClusterAddrs = addrs[1:2] // not the master that fails
+	c := newClient(t, opts)
+	ready(t, c)
+	changes := watch(t, c, cache.WatchFilter{Prefix: "fo:"})
+	// A key on the master that will fail.
+	key := ""
+	for i := 0; key == ""; i++ {
+		k := fmt.Sprintf("fo:%d", i)
+		if _, err := nodes[0].Do(t, "SET", "school-erp:"+k, "1"); err == nil {
+			key = k
+		}
+	}
+	if x := next(t, changes, 5*time.Second); x.Key != key || x.Kind != cache.ChangeSet {
+		t.Fatalf("before the failover: %+v; want SET %s", x, key)
+	}
+
+	nodes[0].Kill()
+	eventually(t, 20*time.Second, "the replica promoted", func() bool {
+		role, err := replica.Do(t, "ROLE")
+		return err == nil && strings.HasPrefix(role, "[master")
+	})
+	// Write the key now and then with a short TTL until, after the RESYNC
+	// for the gap, its expiry arrives from the new master.
+	resyncs := 0
+	deadline := time.After(15 * time.Second)
+	write := time.NewTicker(300 * time.Millisecond)
+	defer write.Stop()
+	for i := 0; ; {
+		select {
+		case <-write.C:
+			if _, err := replica.Do(t, "SET", "school-erp:"+key, strconv.Itoa(i), "PX", "100"); err != nil {
+				t.Fatalf("SET on the promoted replica: %v", err)
+			}
+			i++
+		case x := <-changes:
+			if x.Kind == cache.ChangeResync {
+				resyncs++
+				continue
+			}
+			if x.Key == key && x.Kind == cache.ChangeExpired && resyncs > 0 {
+				// Any other RESYNC would have come with the first.
+				time.Sleep(200 * time.Millisecond)
+				for more := true; more; {
+					select {
+					case x := <-changes:
+						if x.Kind == cache.ChangeResync {
+							resyncs++
+						}
+					default:
+						more = false
+					}
+				}
+				if resyncs != 1 {
+					t.Errorf("RESYNCs across the failover = %d; want 1", resyncs)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no EXPIRED of %s from the promoted master within 15s (RESYNCs %d)", key, resyncs)
+		}
 	}
 }
