@@ -425,6 +425,7 @@ func newServer(logger *slog.Logger, cfg *config.Config, d deps) http.Handler {
 		subs.KeepAlive = cfg.SubscriptionKeepAlive
 		subs.InitTimeout = cfg.SubscriptionInitTimeout
 		subs.SlowTimeout = cfg.SubscriptionSlowTimeout
+		subs.Queue = cfg.SubscriptionQueue
 		subs.CheckOrigin = websocketOrigin(cfg)
 		if d.metrics != nil {
 			subs.Observer = d.metrics

@@ -397,6 +397,48 @@ func TestSubscriptionAdmission(t *testing.T) {
 		}
 		c.ack()
 	})
+	t.Run("a second connection_init closes with 4429", func(t *testing.T) {
+		c, _, err := dialWS(t, s, wsDial{payload: bearer(readTokenValue)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		init, _ := json.Marshal(bearer(readTokenValue))
+		c.send(wsMessage{Type: "connection_init", Payload: init})
+		if code := c.closed(3 * time.Second); code != 4429 {
+			t.Errorf("second connection_init: close %d (%v); want 4429", code, c.closeErr())
+		}
+	})
+	t.Run("a subscribe of a running id closes with 4409; a finished id is free", func(t *testing.T) {
+		c, _, err := dialWS(t, s, wsDial{payload: bearer(readTokenValue)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.ack()
+		// Refused by the server (an error then complete): the id is free.
+		c.subscribe("a", watchQuery, map[string]any{"prefix": ""})
+		if m, _ := c.next(2 * time.Second); m.Type != "next" || !strings.Contains(string(m.Payload), "BAD_USER_INPUT") {
+			t.Errorf("empty prefix: %s %s; want an error BAD_USER_INPUT", m.Type, m.Payload)
+		}
+		if m, _ := c.next(2 * time.Second); m.Type != "complete" {
+			t.Errorf("after the refusal: %s %s; want complete", m.Type, m.Payload)
+		}
+		c.subscribe("a", watchQuery, map[string]any{"prefix": "dup:"})
+		warm(t, c, "a", s, "dup:")
+		// Completed by the client: free again.
+		c.send(wsMessage{ID: "a", Type: "complete"})
+		// gqlgen answers with a complete of its own.
+		if m, _ := c.next(2 * time.Second); m.Type != "complete" || m.ID != "a" {
+			t.Errorf("after the client's complete: %s %s; want complete a", m.Type, m.ID)
+		}
+		c.subscribe("a", watchQuery, map[string]any{"prefix": "dup:"})
+		warm(t, c, "a", s, "dup:")
+		// Running: the socket is closed.
+		c.subscribe("a", watchQuery, map[string]any{"prefix": "dup:"})
+		if code := c.closed(3 * time.Second); code != 4409 {
+			t.Errorf("subscribe of running id a: close %d (%v); want 4409", code, c.closeErr())
+		}
+	})
 	t.Run("limits", func(t *testing.T) {
 		c, _, err := dialWS(t, s, wsDial{payload: bearer(testTokenValue)})
 		if err != nil {
@@ -486,7 +528,7 @@ func TestShutdownClosesSocketsWithGoingAway(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	s := startService(t, testEnv(srv.Addr))
 	var clients []*wsClient
-	for range 20 {
+	for range 200 {
 		c, _, err := dialWS(t, s, wsDial{})
 		if err != nil {
 			t.Fatal(err)
@@ -611,7 +653,12 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
-	env["SUBSCRIPTION_QUEUE"] = "1024"
+	// A queue that holds the whole burst: the slow subscriber's values
+	// (it reads each one before gqlgen sends it, more slowly than they are
+	// published) all go to its socket and fill the buffers, instead of
+	// overflowing the queue into a RESYNC that a socket's buffers take
+	// whole, which would leave it caught up and not slow.
+	env["SUBSCRIPTION_QUEUE"] = "20000"
 	env["SUBSCRIPTION_SLOW_TIMEOUT"] = "1s"
 	// Batches of 200 KB on a busy machine: the test's fast timings are for
 	// outages, not for this.

@@ -23,7 +23,8 @@ import (
 //   - One subscription connection per process (a dedicated valkey-go
 //     connection, PSUBSCRIBE), whatever the number of watchers: Redis sees
 //     one subscriber per instance, and a watcher costs a channel and a map
-//     entry, no connection and no goroutine.
+//     entry, no connection and no goroutine. In a Cluster, one more per
+//     master, for keyspace notifications (changes_cluster.go says why).
 //   - Redis pub/sub is at-most-once. A message published while this
 //     instance's subscription connection is broken is lost for it, and a
 //     watcher that does not keep up cannot be waited for without holding up
@@ -205,13 +206,42 @@ func (c *Client) clientKey(rk string) (string, bool) {
 // A Change is shared by every watcher it goes to (one copy however many
 // watch it, and a queue slot is a pointer): treat it as read-only.
 func (c *Client) Watch(ctx context.Context, filter WatchFilter) (<-chan *Change, error) {
-	if c.opts.DisableChanges {
-		return nil, ErrChangesOff
-	}
-	if err := checkFilter(filter); err != nil {
+	q := changeQueue(make(chan *Change, c.opts.WatchQueue))
+	if err := c.WatchSink(ctx, filter, q); err != nil {
 		return nil, err
 	}
-	w := &watcher{ch: make(chan *Change, c.opts.WatchQueue), prefix: filter.Prefix}
+	return q, nil
+}
+
+// A Sink is a watcher's queue, kept by the caller of WatchSink: the hub
+// puts each matching change into it straight from its fan-out, with no
+// goroutine between, so that a caller holding many watchers (a
+// subscription server) can queue them as its own type of event, on the
+// channel its consumer reads. Its methods are called one at a time, under
+// the hub's lock: they must be quick, must not block and must not call the
+// Client.
+type Sink interface {
+	// Offer queues x, or reports false when the queue is full.
+	Offer(x *Change) bool
+	// Drain empties the queue to make room for one RESYNC, and reports how
+	// many changes it dropped and the At of the oldest of them (zero when
+	// none). The RESYNC that follows must find room.
+	Drain() (dropped int, oldest time.Time)
+	// Close: no change will follow (ctx ended, or the Client closed).
+	Close()
+}
+
+// WatchSink is Watch into the caller's own queue (see Sink): the same
+// filter, RESYNCs and waiting for the subscription, until ctx ends; then
+// the hub calls s.Close.
+func (c *Client) WatchSink(ctx context.Context, filter WatchFilter, s Sink) error {
+	if c.opts.DisableChanges {
+		return ErrChangesOff
+	}
+	if err := checkFilter(filter); err != nil {
+		return err
+	}
+	w := &watcher{sink: s, prefix: filter.Prefix}
 	if len(filter.Keys) > 0 {
 		w.keys = make(map[string]struct{}, len(filter.Keys))
 		for _, k := range filter.Keys {
@@ -237,8 +267,37 @@ func (c *Client) Watch(ctx context.Context, filter WatchFilter) (<-chan *Change,
 		h.waited(w)
 	}
 	context.AfterFunc(ctx, func() { h.remove(w) })
-	return w.ch, nil
+	return nil
 }
+
+// changeQueue is Watch's Sink: a buffered channel of the hub's changes.
+type changeQueue chan *Change
+
+func (q changeQueue) Offer(x *Change) bool {
+	select {
+	case q <- x:
+		return true
+	default:
+		return false
+	}
+}
+
+func (q changeQueue) Drain() (int, time.Time) {
+	n, oldest := 0, time.Time{}
+	for {
+		select {
+		case old := <-q:
+			n++
+			if oldest.IsZero() || old.At.Before(oldest) {
+				oldest = old.At
+			}
+		default:
+			return n, oldest
+		}
+	}
+}
+
+func (q changeQueue) Close() { close(q) }
 
 func checkFilter(f WatchFilter) error {
 	switch {
@@ -267,13 +326,13 @@ func checkFilter(f WatchFilter) error {
 	return nil
 }
 
-// watcher is one Watch: its filter and its queue. Only the hub sends on
-// ch, under its mutex; the hub closes it when the watcher is removed.
+// watcher is one Watch: its filter and its queue. Only the hub offers to
+// sink, under its mutex; the hub closes it when the watcher is removed.
 type watcher struct {
 	keys   map[string]struct{}
 	prefix string
 	tags   map[string]struct{}
-	ch     chan *Change
+	sink   Sink
 	// missedSince is set while changes may be being missed (the
 	// subscription is not live): RESYNC, with it as At, is due once it is.
 	missedSince time.Time
@@ -317,6 +376,10 @@ type changeHub struct {
 	// loses what was published after it, at worst.
 	aliveAt time.Time
 	notify  KeyspaceNotifications
+	// keyspaceMissed is set while a cluster master's keyspace
+	// subscription is broken (changes_cluster.go): the time from which
+	// its events may be lost.
+	keyspaceMissed time.Time
 	// held are keyspace write events waiting for the service's own
 	// announcement (keyspaceHold), in arrival order; heldByKey indexes
 	// them.
@@ -378,7 +441,7 @@ func (h *changeHub) remove(w *watcher) {
 	}
 	w.removed = true
 	delete(h.watchers, w)
-	close(w.ch)
+	w.sink.Close()
 }
 
 // stop ends the subscription loop and closes every watcher's channel.
@@ -397,7 +460,7 @@ func (h *changeHub) stop() {
 	}
 	for w := range h.watchers {
 		w.removed = true
-		close(w.ch)
+		w.sink.Close()
 	}
 	clear(h.watchers)
 }
@@ -441,7 +504,14 @@ func (h *changeHub) run(ctx context.Context) {
 func (h *changeHub) session(ctx context.Context, vk *valkeyClient) (bool, error) {
 	dc, release := vk.Dedicate()
 	defer release()
-	patterns := []string{globEscape(h.c.changesChannel()), globEscape(h.c.keyspacePrefix()) + "*"}
+	// In a cluster this connection hears only the service's channel (which
+	// the cluster broadcasts); keyspace notifications come from a
+	// subscription on every master (changes_cluster.go).
+	cluster := vk.Mode() == valkey.ClientModeCluster
+	patterns := []string{globEscape(h.c.changesChannel())}
+	if !cluster {
+		patterns = append(patterns, globEscape(h.c.keyspacePrefix())+"*")
+	}
 	confirmed := make(chan struct{})
 	var once sync.Once
 	wait := dc.SetPubSubHooks(valkey.PubSubHooks{
@@ -470,6 +540,19 @@ func (h *changeHub) session(ctx context.Context, vk *valkeyClient) (bool, error)
 		return false, err
 	}
 	h.detectNotify(ctx, vk)
+	if cluster {
+		ksCtx, stopKeyspace := context.WithCancel(ctx)
+		first, ksDone := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(ksDone)
+			h.clusterKeyspace(ksCtx, vk, func() { close(first) })
+		}()
+		defer func() { stopKeyspace(); <-ksDone }()
+		select {
+		case <-first:
+		case <-ctx.Done():
+		}
+	}
 	h.subscribed()
 	select {
 	case <-wait:
@@ -499,6 +582,7 @@ func (h *changeHub) subscribed() {
 	defer h.mu.Unlock()
 	h.live = true
 	h.aliveAt = time.Now()
+	h.keyspaceMissed = time.Time{} // covered by the RESYNCs below
 	close(h.ready)
 	for w := range h.watchers {
 		if !w.missedSince.IsZero() && !w.waiting {
@@ -704,29 +788,20 @@ func (h *changeHub) deliver(x *Change) {
 // change lost; later changes queue behind it. Called with mu held: the hub
 // is the only sender, so the RESYNC always finds room.
 func (h *changeHub) offer(w *watcher, x *Change, reason string) {
-	select {
-	case w.ch <- x:
+	if w.sink.Offer(x) {
 		if x.Kind == ChangeResync && h.obs != nil {
 			h.obs.ObserveResync(reason)
 		}
 		return
-	default:
 	}
-	since, dropped := x.At, 1
-	for drained := false; !drained; {
-		select {
-		case old := <-w.ch:
-			dropped++
-			if old.At.Before(since) {
-				since = old.At
-			}
-		default:
-			drained = true
-		}
+	dropped, oldest := w.sink.Drain()
+	since := x.At
+	if !oldest.IsZero() && oldest.Before(since) {
+		since = oldest
 	}
-	w.ch <- &Change{Kind: ChangeResync, At: since}
+	w.sink.Offer(&Change{Kind: ChangeResync, At: since})
 	if h.obs != nil {
-		h.obs.ObserveChangeDropped(dropped)
+		h.obs.ObserveChangeDropped(dropped + 1)
 		h.obs.ObserveResync("overflow")
 	}
 }

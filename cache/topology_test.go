@@ -194,8 +194,9 @@ func TestSentinelFailover(t *testing.T) {
 }
 
 // startCluster starts three masters on free ports and joins them into a
-// cluster that keeps serving the other slots while one master is down.
-func startCluster(t *testing.T) ([]*redistest.Server, []string) {
+// cluster that keeps serving the other slots while one master is down;
+// extra is more configuration for every node.
+func startCluster(t *testing.T, extra ...string) ([]*redistest.Server, []string) {
 	t.Helper()
 	if _, err := exec.LookPath("redis-cli"); err != nil {
 		t.Fatalf("redis-cli not found (Debian's redis-tools, a dependency of redis-server): %v", err)
@@ -203,11 +204,11 @@ func startCluster(t *testing.T) ([]*redistest.Server, []string) {
 	var nodes []*redistest.Server
 	var addrs []string
 	for range 3 {
-		n := redistest.Start(t, redistest.Options{Cluster: true, Config: []string{
+		n := redistest.Start(t, redistest.Options{Cluster: true, Config: append([]string{
 			"cluster-node-timeout 1000",
 			// Keys on the surviving masters keep working while one is down.
 			"cluster-require-full-coverage no",
-		}})
+		}, extra...)})
 		nodes = append(nodes, n)
 		addrs = append(addrs, n.Addr)
 	}

@@ -8,9 +8,12 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/school-erp/cache-service/cache"
 
 	"github.com/school-erp/cache-service/internal/auth"
 )
@@ -44,6 +47,7 @@ const (
 	CloseUnauthorized     = 4401
 	CloseForbidden        = 4403
 	CloseInitTimeout      = 4408
+	CloseDuplicateID      = 4409
 	CloseTooManyRequests  = 4429
 	closeReasonMaxBytes   = 123
 	codeSubscriptionLimit = "SUBSCRIPTION_LIMIT"
@@ -83,6 +87,10 @@ type SubscriptionOptions struct {
 	KeepAlive time.Duration
 	// InitTimeout is how long after the upgrade connection_init may come.
 	InitTimeout time.Duration
+	// Queue is how many events a cacheChanged subscription queues before
+	// what is queued is replaced by one RESYNC (cache.Options.WatchQueue
+	// is the same for Watch); zero means cache.DefaultWatchQueue.
+	Queue int
 	// SlowTimeout is how long an event may wait to be taken by a socket
 	// whose client does not read before the socket is closed with 1008.
 	SlowTimeout time.Duration
@@ -103,6 +111,8 @@ func (o SubscriptionOptions) withDefaults() SubscriptionOptions {
 	def(&o.MaxPerSocket, DefaultMaxSubscriptionsSocket)
 	def(&o.MaxSocketsPerToken, DefaultMaxSocketsPerToken)
 	def(&o.MaxSockets, DefaultMaxSockets)
+	def(&o.Queue, cache.DefaultWatchQueue)
+	o.Queue = max(o.Queue, 2)
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
 	}
@@ -130,8 +140,8 @@ type SubscriptionObserver interface {
 	// ObserveSubscription reports a subscription started (+1) or ended
 	// (-1), by root field.
 	ObserveSubscription(field string, delta int)
-	// ObserveEvent reports one event handed to gqlgen for a socket, by
-	// root field.
+	// ObserveEvent reports one event queued for gqlgen to send on a
+	// socket, by root field.
 	ObserveEvent(field string)
 }
 
@@ -152,6 +162,9 @@ type Sockets struct {
 	perToken map[string]int
 	closing  bool
 	empty    chan struct{} // closed when closing and none is open
+	// lastChange lets the queues of a change's many subscriptions share
+	// one model of it (subscriptions.go).
+	lastChange atomic.Pointer[convertedChange]
 }
 
 // NewSockets returns an empty registry.
@@ -209,6 +222,13 @@ type socket struct {
 	counted  bool // counted in reg.perToken under token
 	subs     int
 	released bool
+	// sawInit, ops and untracked follow the protocol (protocol.go): a
+	// connection_init was read; the ids of the subscribe messages read
+	// whose operation has not ended; gqlgen's writes cannot be read, so
+	// ops is not kept.
+	sawInit   bool
+	ops       map[string]struct{}
+	untracked bool
 }
 
 type socketKey struct{}
@@ -393,8 +413,17 @@ func (sock *socket) tooSlow() {
 
 // WebsocketConn, forwarded to gqlgen's connection; Close releases the
 // socket too.
-func (sock *socket) NextReader() (int, io.Reader, error) { return sock.conn.NextReader() }
-func (sock *socket) WriteJSON(v any) error               { return sock.conn.WriteJSON(v) }
+func (sock *socket) NextReader() (int, io.Reader, error) {
+	typ, r, err := sock.conn.NextReader()
+	if err != nil || sock.conn.Subprotocol() != graphqlTransportWS {
+		return typ, r, err
+	}
+	return sock.read(typ, r)
+}
+func (sock *socket) WriteJSON(v any) error {
+	sock.wrote(v)
+	return sock.conn.WriteJSON(v)
+}
 func (sock *socket) WriteClose(code int, msg string) error {
 	return sock.conn.WriteClose(code, msg)
 }

@@ -3,6 +3,7 @@ package graph
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/school-erp/cache-service/cache"
@@ -13,6 +14,7 @@ import (
 // *cache.Client implements it.
 type Changes interface {
 	Watch(ctx context.Context, filter cache.WatchFilter) (<-chan *cache.Change, error)
+	WatchSink(ctx context.Context, filter cache.WatchFilter, s cache.Sink) error
 	WatchHealth(ctx context.Context) <-chan cache.Health
 }
 
@@ -63,13 +65,23 @@ func (r *Resolver) cacheChanged(ctx context.Context, keys []string, prefix *stri
 		}
 		f.Prefix = *prefix
 	}
+	if !withValue {
+		// The usual case, and the one that comes by the thousand: the
+		// hub queues the events on the channel gqlgen reads.
+		q := newEventQueue(sock)
+		if err := r.Changes.WatchSink(ctx, f, q); err != nil {
+			end()
+			return nil, watchError(err)
+		}
+		context.AfterFunc(ctx, end)
+		return q.ch, nil
+	}
+	// With values, each event waits for a read of Redis: that needs a
+	// goroutine of its own, between the hub and gqlgen.
 	changes, err := r.Changes.Watch(ctx, f)
 	if err != nil {
 		end()
-		if errors.Is(err, cache.ErrChangesOff) {
-			return nil, coded(codeSubscriptionsOff, "change notifications are off on this instance (SUBSCRIPTIONS_ENABLED=false)")
-		}
-		return nil, err
+		return nil, watchError(err)
 	}
 	obs := sock.reg.opts.Observer
 	out := make(chan *model.CacheChange)
@@ -79,16 +91,12 @@ func (r *Resolver) cacheChanged(ctx context.Context, keys []string, prefix *stri
 		slow := time.NewTimer(sock.reg.opts.SlowTimeout)
 		defer slow.Stop()
 		for x := range changes {
-			m := &model.CacheChange{Key: x.Key, Kind: changeKinds[x.Kind], At: x.At.UTC().Format(time.RFC3339Nano), Tags: x.Tags}
-			if m.Tags == nil {
-				m.Tags = []string{}
-			}
-			if x.ETag != "" {
-				m.Etag = &x.ETag
-			}
-			if withValue && (x.Kind == cache.ChangeSet || x.Kind == cache.ChangeIncremented) {
+			m := changeModel(x)
+			if x.Kind == cache.ChangeSet || x.Kind == cache.ChangeIncremented {
 				if v, _, err := r.Cache.Get(ctx, x.Key); err == nil && v != nil {
-					m.Value = model.JSON(v)
+					withV := *m
+					withV.Value = model.JSON(v)
+					m = &withV
 				}
 			}
 			slow.Reset(sock.reg.opts.SlowTimeout)
@@ -106,6 +114,106 @@ func (r *Resolver) cacheChanged(ctx context.Context, keys []string, prefix *stri
 	}()
 	return out, nil
 }
+
+func watchError(err error) error {
+	if errors.Is(err, cache.ErrChangesOff) {
+		return coded(codeSubscriptionsOff, "change notifications are off on this instance (SUBSCRIPTIONS_ENABLED=false)")
+	}
+	return err
+}
+
+// changeModel is a change as the schema has it (without a value).
+func changeModel(x *cache.Change) *model.CacheChange {
+	m := &model.CacheChange{Key: x.Key, Kind: changeKinds[x.Kind], At: x.At.UTC().Format(time.RFC3339Nano), Tags: x.Tags}
+	if m.Tags == nil {
+		m.Tags = []string{}
+	}
+	if x.ETag != "" {
+		m.Etag = &x.ETag
+	}
+	return m
+}
+
+// convertedChange is the last change an eventQueue turned into its model:
+// the hub offers one change to every watcher it matches in turn, so all
+// but the first of them find it here and share the model (gqlgen only
+// reads it).
+type convertedChange struct {
+	change *cache.Change
+	model  *model.CacheChange
+}
+
+// eventQueue is a cacheChanged subscription's queue (a cache.Sink): the
+// channel gqlgen reads, filled by the hub's fan-out. No goroutine of the
+// service stands between them, so a subscription costs gqlgen's goroutine
+// and this queue. A client that takes nothing is seen when its queue
+// overflows: if it has still taken nothing SlowTimeout later, the socket
+// is closed (1008).
+type eventQueue struct {
+	sock *socket
+	ch   chan *model.CacheChange
+	// queued and drained count what the hub put in and took back (taken
+	// by gqlgen = queued - drained - len(ch)).
+	queued, drained atomic.Uint64
+	watching        atomic.Bool // a slow check is armed
+}
+
+func newEventQueue(sock *socket) *eventQueue {
+	return &eventQueue{sock: sock, ch: make(chan *model.CacheChange, sock.reg.opts.Queue)}
+}
+
+func (q *eventQueue) taken() uint64 {
+	return q.queued.Load() - q.drained.Load() - uint64(len(q.ch))
+}
+
+func (q *eventQueue) Offer(x *cache.Change) bool {
+	last := &q.sock.reg.lastChange
+	var m *model.CacheChange
+	if c := last.Load(); c != nil && c.change == x {
+		m = c.model
+	} else {
+		m = changeModel(x)
+		last.Store(&convertedChange{change: x, model: m})
+	}
+	select {
+	case q.ch <- m:
+		q.queued.Add(1)
+		q.sock.reg.opts.Observer.ObserveEvent("cacheChanged")
+		return true
+	default:
+		return false
+	}
+}
+
+func (q *eventQueue) Drain() (int, time.Time) {
+	n, oldest := 0, time.Time{}
+	for drained := false; !drained; {
+		select {
+		case m := <-q.ch:
+			n++
+			if at, err := time.Parse(time.RFC3339Nano, m.At); err == nil && (oldest.IsZero() || at.Before(oldest)) {
+				oldest = at
+			}
+		default:
+			drained = true
+		}
+	}
+	q.drained.Add(uint64(n))
+	if q.watching.CompareAndSwap(false, true) {
+		before := q.taken()
+		time.AfterFunc(q.sock.reg.opts.SlowTimeout, func() {
+			if q.taken() == before && len(q.ch) > 0 {
+				q.sock.tooSlow()
+			}
+			q.watching.Store(false)
+		})
+	}
+	return n, oldest
+}
+
+func (q *eventQueue) Close() { close(q.ch) }
+
+var _ cache.Sink = (*eventQueue)(nil)
 
 func (r *Resolver) redisHealthChanged(ctx context.Context) (<-chan *model.RedisHealth, error) {
 	end, err := r.subscription(ctx, "redisHealthChanged")
