@@ -1,0 +1,69 @@
+package config
+
+import (
+	"errors"
+	"testing"
+)
+
+// TestRangesHoldAtTheirEdges: every numeric variable with a documented
+// range accepts both its ends and refuses the values just outside them,
+// with an error naming the variable.
+func TestRangesHoldAtTheirEdges(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string // what the other checks need beside it
+		ok, bad []string
+	}{
+		{"PORT", nil, []string{"0", "65535"}, []string{"-1", "65536"}},
+		{"REDIS_PORT", nil, []string{"1", "65535"}, []string{"0", "65536"}},
+		{"REDIS_DB", nil, []string{"0", "15"}, []string{"-1"}},
+		{"REDIS_MAX_RETRIES", nil, []string{"0", "100"}, []string{"-1", "101"}},
+		{"REDIS_RECONNECT_MIN_BACKOFF", map[string]string{"REDIS_RECONNECT_MAX_BACKOFF": "1s"}, []string{"1ns", "1s"}, []string{"0s", "1001ms"}},
+		{"REDIS_HEALTH_INTERVAL", nil, []string{"50ms"}, []string{"49ms"}},
+		{"REDIS_CLIENT_CACHE_SIZE_MB", nil, []string{"1", "1024"}, []string{"0", "1025"}},
+		{"REDIS_CLIENT_CACHE_TTL", nil, []string{"1s"}, []string{"999ms"}},
+		{"CACHE_MAX_VALUE_BYTES", map[string]string{"GRAPHQL_MAX_RESPONSE_BYTES": "1073741824"}, []string{"1", "536870912"}, []string{"0", "536870913"}},
+		{"CACHE_MAX_TTL", nil, []string{"1s", "2147483647s"}, []string{"999ms", "2147483648s"}},
+		{"CACHE_FALLBACK_MAX_BYTES", nil, []string{"1024", "1073741824"}, []string{"1023", "1073741825"}},
+		{"GRAPHQL_MAX_COMPLEXITY", nil, []string{"1", "100000"}, []string{"0", "100001"}},
+		{"GRAPHQL_MAX_DEPTH", nil, []string{"1", "100"}, []string{"0", "101"}},
+		{"GRAPHQL_MAX_TOKENS", nil, []string{"100", "1000000"}, []string{"99", "1000001"}},
+		{"GRAPHQL_MAX_ALIASES", nil, []string{"0", "1000"}, []string{"-1", "1001"}},
+		{"GRAPHQL_MAX_OPERATIONS", nil, []string{"1", "100"}, []string{"0", "101"}},
+		{"GRAPHQL_MAX_BODY_BYTES", map[string]string{"CACHE_MAX_VALUE_BYTES": "100"}, []string{"1024"}, []string{"1023"}},
+		{"GRAPHQL_MAX_IN_FLIGHT", nil, []string{"0", "1000000"}, []string{"-1", "1000001"}},
+		{"GRAPHQL_QUERY_CACHE_BYTES", nil, []string{"65536", "1073741824"}, []string{"65535", "1073741825"}},
+		{"GRAPHQL_APQ_CACHE_BYTES", nil, []string{"65536", "1073741824"}, []string{"65535", "1073741825"}},
+		{"GRAPHQL_CACHE_MAX_DOCUMENT_BYTES", map[string]string{"GRAPHQL_QUERY_CACHE_BYTES": "131072", "GRAPHQL_APQ_CACHE_BYTES": "262144"}, []string{"1024", "131072"}, []string{"1023", "131073"}},
+		{"GRAPHQL_MAX_RESPONSE_BYTES", map[string]string{"CACHE_MAX_VALUE_BYTES": "1024"}, []string{"1024", "1073741824"}, []string{"1023", "1073741825"}},
+		{"RATE_LIMIT_BURST", map[string]string{"RATE_LIMIT_RPS": "10"}, []string{"1", "1000000"}, []string{"-1", "1000001"}},
+		{"RATE_LIMIT_TOKENS", map[string]string{"API_TOKENS": testToken}, []string{"ops=200/1", "ops=200/1000000"}, []string{"ops=200/0", "ops=200/1000001"}},
+		{"RATE_LIMIT_ANONYMOUS", nil, []string{"10/1", "10/1000000"}, []string{"10/0", "10/1000001"}},
+		{"METRICS_PORT", map[string]string{"PORT": "8080"}, []string{"0", "65535"}, []string{"-1", "65536", "8080"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, values := range []struct {
+				list []string
+				ok   bool
+			}{{tt.ok, true}, {tt.bad, false}} {
+				for _, v := range values.list {
+					env := map[string]string{"CACHE_FALLBACK": "none", tt.name: v}
+					for k, w := range tt.env {
+						env[k] = w
+					}
+					_, err := load(env)
+					var cerr *Error
+					switch {
+					case values.ok && err != nil:
+						t.Errorf("%s=%s: %v; want it accepted", tt.name, v, err)
+					case !values.ok && (!errors.As(err, &cerr) || cerr.Var != tt.name):
+						t.Errorf("%s=%s: error %v; want it refused, naming %s", tt.name, v, err, tt.name)
+					}
+				}
+			}
+		})
+	}
+}
