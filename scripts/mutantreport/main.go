@@ -102,6 +102,11 @@ func write(w io.Writer, dir string, notes map[string]string) error {
 	fmt.Fprintln(w, "it) where that was established (scripts/mutants-equivalent.txt), or")
 	fmt.Fprintln(w, "\"not explained\": a test is missing.")
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "A kill is a failing test run, so a test that fails by chance (a timed")
+	fmt.Fprintln(w, "test on a loaded machine) kills whatever mutant it ran against: run it")
+	fmt.Fprintln(w, "on a quiet machine, and read a survivor that was killed in an earlier run")
+	fmt.Fprintln(w, "as one such chance.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| package | files mutated | killed | lived | timed out | not viable | not covered | efficacy | wall time |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	type survivor struct{ where, kind, source, note string }
