@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 // TestRangesHoldAtTheirEdges: every numeric variable with a documented
@@ -40,6 +41,14 @@ func TestRangesHoldAtTheirEdges(t *testing.T) {
 		{"RATE_LIMIT_BURST", map[string]string{"RATE_LIMIT_RPS": "10"}, []string{"1", "1000000"}, []string{"-1", "1000001"}},
 		{"RATE_LIMIT_TOKENS", map[string]string{"API_TOKENS": testToken}, []string{"ops=200/1", "ops=200/1000000"}, []string{"ops=200/0", "ops=200/1000001"}},
 		{"RATE_LIMIT_ANONYMOUS", nil, []string{"10/1", "10/1000000"}, []string{"10/0", "10/1000001"}},
+		{"SHUTDOWN_TIMEOUT", nil, []string{"1ns"}, []string{"0s", "-1s"}},
+		{"SHUTDOWN_DRAIN_DELAY", nil, []string{"0s", "1ns"}, []string{"-1ns", "soon"}},
+		{"REDIS_DIAL_TIMEOUT", nil, []string{"1ns"}, []string{"0s"}},
+		{"REDIS_COMMAND_TIMEOUT", nil, []string{"1ns"}, []string{"0s"}},
+		{"REDIS_RECONNECT_MAX_BACKOFF", map[string]string{"REDIS_RECONNECT_MIN_BACKOFF": "1ns"}, []string{"1ns"}, []string{"0s"}},
+		{"REDIS_DEGRADED_LATENCY", nil, []string{"1ns"}, []string{"0s"}},
+		{"GRAPHQL_BODY_TIMEOUT", nil, []string{"1ns"}, []string{"0s"}},
+		{"CACHE_FALLBACK_MAX_BYTES", map[string]string{"CACHE_FALLBACK": "memory", "CACHE_MAX_VALUE_BYTES": "4096"}, []string{"5120"}, []string{"5119"}},
 		{"METRICS_PORT", map[string]string{"PORT": "8080"}, []string{"0", "65535"}, []string{"-1", "65536", "8080"}},
 	}
 	for _, tt := range tests {
@@ -51,6 +60,7 @@ func TestRangesHoldAtTheirEdges(t *testing.T) {
 			}{{tt.ok, true}, {tt.bad, false}} {
 				for _, v := range values.list {
 					env := map[string]string{"CACHE_FALLBACK": "none", tt.name: v}
+					// The row's own settings win over the base, CACHE_FALLBACK included.
 					for k, w := range tt.env {
 						env[k] = w
 					}
@@ -65,5 +75,27 @@ func TestRangesHoldAtTheirEdges(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Defaults derived from other variables: the drain delay outside
+// development, the request deadline from the command timeout, and the body
+// limit from the largest value.
+func TestDerivedDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := load(map[string]string{"APP_ENV": "production", "API_TOKENS": "ops:write:0123456789abcdef", "REDIS_TLS": "false", "REDIS_TLS_ALLOW_PLAINTEXT": "true",
+		"REDIS_COMMAND_TIMEOUT": "700ms", "CACHE_MAX_VALUE_BYTES": "1000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ShutdownDrainDelay != 5*time.Second || cfg.GraphQLRequestTimeout != 1400*time.Millisecond || cfg.MaxRequestBytes != 4*1000+64<<10 {
+		t.Errorf("drain delay %v, request timeout %v, body limit %d; want 5s, 1.4s (twice 700ms), %d (4 values + 64 KiB)", cfg.ShutdownDrainDelay, cfg.GraphQLRequestTimeout, cfg.MaxRequestBytes, 4*1000+64<<10)
+	}
+	cfg, err = load(map[string]string{"GRAPHQL_REQUEST_TIMEOUT": "3s", "GRAPHQL_MAX_BODY_BYTES": "2048"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.ShutdownDrainDelay != 0 || cfg.GraphQLRequestTimeout != 3*time.Second || cfg.MaxRequestBytes != 2048 {
+		t.Errorf("development: drain delay %v, request timeout %v, body limit %d; want 0s and the values given, 3s and 2048", cfg.ShutdownDrainDelay, cfg.GraphQLRequestTimeout, cfg.MaxRequestBytes)
 	}
 }
