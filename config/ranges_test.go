@@ -49,6 +49,8 @@ func TestRangesHoldAtTheirEdges(t *testing.T) {
 		{"REDIS_DEGRADED_LATENCY", nil, []string{"1ns"}, []string{"0s"}},
 		{"GRAPHQL_BODY_TIMEOUT", nil, []string{"1ns"}, []string{"0s"}},
 		{"CACHE_FALLBACK_MAX_BYTES", map[string]string{"CACHE_FALLBACK": "memory", "CACHE_MAX_VALUE_BYTES": "4096"}, []string{"5120"}, []string{"5119"}},
+		{"REDIS_URL", nil, []string{"redis://h:1/0", "redis://h:65535/15"}, []string{"redis://h:0", "redis://h:65536", "redis://h:1/-1"}},
+		{"REDIS_CLUSTER_ADDRS", nil, []string{"a:1,b:65535"}, []string{"a:1,b:0", "a:65536"}},
 		{"METRICS_PORT", map[string]string{"PORT": "8080"}, []string{"0", "65535"}, []string{"-1", "65536", "8080"}},
 	}
 	for _, tt := range tests {
