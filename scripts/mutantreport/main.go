@@ -153,6 +153,11 @@ func write(w io.Writer, dir string, notes map[string]string) error {
 	fmt.Fprintln(w, "out (its test run took longer than the bound) is in neither count; a test")
 	fmt.Fprintln(w, "run notices it too, by the time it takes.")
 	fmt.Fprintln(w)
+	for _, pkg := range pkgs {
+		if left := notMutated(pkg, readText(filepath.Join(dir, pkg+".files"))); len(left) > 0 {
+			fmt.Fprintf(w, "Not mutated in this run of %s: %s.\n\n", pkg, strings.Join(left, ", "))
+		}
+	}
 	fmt.Fprintln(w, "## Commands")
 	fmt.Fprintln(w)
 	for _, pkg := range pkgs {
@@ -185,4 +190,26 @@ func sourceLine(path string, n int) string {
 		return "?"
 	}
 	return strings.ReplaceAll(strings.TrimSpace(lines[n-1]), "`", "'")
+}
+
+// notMutated lists the package's own source files (not tests, not
+// generated code) that a run limited to files left out.
+func notMutated(pkg, files string) []string {
+	if files == "" {
+		return nil
+	}
+	chosen := strings.Fields(files)
+	if !slices.ContainsFunc(chosen, func(f string) bool { return strings.HasPrefix(f, pkg+"/") }) {
+		return nil
+	}
+	paths, _ := filepath.Glob(filepath.Join(pkg, "*.go"))
+	var left []string
+	for _, p := range paths {
+		p = filepath.ToSlash(p)
+		if strings.HasSuffix(p, "_test.go") || strings.HasSuffix(p, "generated.go") || strings.HasSuffix(p, "_gen.go") || strings.HasSuffix(p, "/doc.go") || slices.Contains(chosen, p) {
+			continue
+		}
+		left = append(left, "`"+p+"`")
+	}
+	return left
 }
