@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -99,5 +100,46 @@ func TestDerivedDefaults(t *testing.T) {
 	}
 	if cfg.ShutdownDrainDelay != 0 || cfg.GraphQLRequestTimeout != 3*time.Second || cfg.MaxRequestBytes != 2048 {
 		t.Errorf("development: drain delay %v, request timeout %v, body limit %d; want 0s and the values given, 3s and 2048", cfg.ShutdownDrainDelay, cfg.GraphQLRequestTimeout, cfg.MaxRequestBytes)
+	}
+}
+
+// In production TLS is on unless turned off, and the Sentinels follow it
+// unless REDIS_SENTINEL_TLS says otherwise.
+func TestProductionSentinelTLSFollowsRedisTLS(t *testing.T) {
+	t.Parallel()
+	for sentinelTLS, want := range map[string]bool{"": true, "false": false, "true": true} {
+		env := map[string]string{"APP_ENV": "production", "API_TOKENS": testToken,
+			"REDIS_SENTINEL_ADDRS": "s1:26379", "REDIS_SENTINEL_MASTER": "mymaster", "REDIS_SENTINEL_TLS": sentinelTLS}
+		cfg, err := load(env)
+		if err != nil {
+			t.Fatalf("REDIS_SENTINEL_TLS=%q: %v", sentinelTLS, err)
+		}
+		if !cfg.Redis.TLS || cfg.Redis.SentinelTLSOn != want {
+			t.Errorf("production, REDIS_SENTINEL_TLS=%q: TLS %v, Sentinel TLS %v; want true, %v", sentinelTLS, cfg.Redis.TLS, cfg.Redis.SentinelTLSOn, want)
+		}
+	}
+}
+
+// A bad API_TOKENS entry is named by its place among the entries, blank
+// ones not counted.
+func TestTokenErrorsNameTheEntry(t *testing.T) {
+	t.Parallel()
+	_, err := load(map[string]string{"API_TOKENS": testToken + ", ,ops2:read:short"})
+	if err == nil || !strings.Contains(err.Error(), "entry 2 (ops2)") {
+		t.Errorf("Load() = %v; want the error to name entry 2 (ops2)", err)
+	}
+}
+
+// The start-up line says whether a Redis password is set, never what it is.
+func TestLogValueSaysWhetherAPasswordIsSet(t *testing.T) {
+	t.Parallel()
+	for password, want := range map[string]string{"": "password=false", "s3cret-pw": "password=true"} {
+		cfg, err := load(map[string]string{"REDIS_PASSWORD": password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.LogValue().String(); !strings.Contains(got, want) || password != "" && strings.Contains(got, password) {
+			t.Errorf("LogValue() with REDIS_PASSWORD=%q = %s; want %s and no password", password, got, want)
+		}
 	}
 }
