@@ -94,7 +94,7 @@ func TestOutcomesAsTheClientSeesThem(t *testing.T) {
 	t.Run("health fields present only when known", func(t *testing.T) {
 		q := `{ redisHealth { latencyMs respVersion fallback { mode } } }`
 		known := post(t, &recordingCache{health: cache.Health{Status: cache.StatusConnected, Latency: 1500 * time.Microsecond, RESP: 3, Fallback: cache.FallbackHealth{Mode: cache.FallbackMemory}}}, q, nil)
-		if !strings.Contains(known, `"latencyMs":1.5`) || !strings.Contains(known, `"respVersion":3`) || !strings.Contains(known, `"mode":"MEMORY"`) {
+		if !strings.Contains(known, `"latencyMs":1.5,`) || !strings.Contains(known, `"respVersion":3,`) || !strings.Contains(known, `"mode":"MEMORY"`) {
 			t.Errorf("redisHealth = %s; want latencyMs 1.5, respVersion 3, fallback mode MEMORY", known)
 		}
 		unknown := post(t, &recordingCache{health: cache.Health{Status: cache.StatusDisconnected, Fallback: cache.FallbackHealth{Mode: cache.FallbackNone}}}, q, nil)
@@ -103,7 +103,7 @@ func TestOutcomesAsTheClientSeesThem(t *testing.T) {
 		}
 	})
 	t.Run("a remaining TTL in whole seconds, rounded up; none is null", func(t *testing.T) {
-		for ttl, want := range map[time.Duration]string{300 * time.Millisecond: `"ttlSeconds":1`, 2 * time.Second: `"ttlSeconds":2`, 0: `"ttlSeconds":null`} {
+		for ttl, want := range map[time.Duration]string{300 * time.Millisecond: `"ttlSeconds":1}`, 2 * time.Second: `"ttlSeconds":2}`, 0: `"ttlSeconds":null}`} {
 			c := &recordingCache{entry: &cache.Entry{Value: json.RawMessage(`1`), TTL: ttl, ETag: "e", Backend: cache.BackendRedis}}
 			if got := post(t, c, `{ cacheEntry(key: "k") { ttlSeconds } }`, nil); !strings.Contains(got, want) {
 				t.Errorf("cacheEntry with %s left = %s; want %s", ttl, got, want)
