@@ -42,6 +42,7 @@ type results struct {
 func main() {
 	dir := flag.String("dir", ".mutants", "where scripts/mutants left the results")
 	notesFile := flag.String("notes", "scripts/mutants-equivalent.txt", "why each listed survivor is equivalent")
+	runsFile := flag.String("runs", "scripts/mutants-runs.md", "what was measured about the runs, appended as it is")
 	flag.Parse()
 	notes, err := readNotes(*notesFile)
 	if err != nil {
@@ -49,6 +50,9 @@ func main() {
 	}
 	if err := write(os.Stdout, *dir, notes); err != nil {
 		fail(err)
+	}
+	if runs, err := os.ReadFile(*runsFile); err == nil {
+		fmt.Printf("\n%s", runs)
 	}
 }
 
