@@ -193,3 +193,48 @@ func TestMemoryUsage(t *testing.T) {
 		}
 	}
 }
+
+// Changes kept out of the log while Redis flaps are counted on the next
+// line that is logged (changesNotLogged), and a line that follows none
+// carries no count.
+func TestLinesCountTheChangesNotLogged(t *testing.T) {
+	t.Run("degraded, announced after the flap window", func(t *testing.T) {
+		a, logs := loggedAvailability(t)
+		a.probeSucceeded(a.probeStarted(), slowProbe) // quiet: 1
+		a.probeSucceeded(a.probeStarted(), fastProbe) // quiet: 2
+		a.probeSucceeded(a.probeStarted(), slowProbe) // quiet: 3
+		if logs.Len() != 0 {
+			t.Fatalf("changes inside the flap window were logged:\n%s", logs)
+		}
+		a.states.lastRecovery = time.Now().Add(-2 * flapWindow)
+		a.probeSucceeded(a.probeStarted(), slowProbe)
+		if got := logs.String(); !strings.Contains(got, "redis degraded") || !strings.Contains(got, "changesNotLogged=3") {
+			t.Errorf("the degradation, once it outlasted the flap window, logged %q; want 'redis degraded' with changesNotLogged=3", got)
+		}
+	})
+	t.Run("unreachable, announced after the flap window", func(t *testing.T) {
+		a, logs := loggedAvailability(t)
+		a.probeSucceeded(a.probeStarted(), slowProbe) // quiet: 1
+		a.probeFailed(a.probeStarted(), errDown)      // quiet: 2
+		if logs.Len() != 0 {
+			t.Fatalf("changes inside the flap window were logged:\n%s", logs)
+		}
+		a.states.lastRecovery = time.Now().Add(-2 * flapWindow)
+		a.probeFailed(a.probeStarted(), errDown)
+		if got := logs.String(); !strings.Contains(got, "redis unreachable") || !strings.Contains(got, "changesNotLogged=2") {
+			t.Errorf("the outage, once it outlasted the flap window, logged %q; want 'redis unreachable' with changesNotLogged=2", got)
+		}
+	})
+	t.Run("no count where nothing was kept out", func(t *testing.T) {
+		var buf bytes.Buffer
+		a := newAvailability(availabilityConfig{
+			addrs: "test", degradedLatency: 100 * time.Millisecond, reminder: time.Minute, tripAfter: 3,
+		}, slog.New(slog.NewTextHandler(&buf, nil)), nopObserver{}, nil)
+		a.probeSucceeded(a.probeStarted(), fastProbe)
+		a.probeFailed(a.probeStarted(), errDown)
+		a.probeSucceeded(a.probeStarted(), fastProbe)
+		if got := buf.String(); strings.Count(got, "\n") != 3 || strings.Contains(got, "changesNotLogged") {
+			t.Errorf("connected, unreachable, connected logged:\n%s\nwant three lines, none with changesNotLogged", got)
+		}
+	})
+}

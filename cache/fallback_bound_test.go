@@ -43,6 +43,14 @@ func TestFallbackBoundCountsEveryEntrysCost(t *testing.T) {
 	if err := m.setTagged("k2", json.RawMessage(`"`+strings.Repeat("v", 20)+`"`), 0, nil); err == nil {
 		t.Errorf("an entry of 88 bytes beside 1002 in %d was stored; want it refused", bound)
 	}
+	// The bound is inclusive: a value of 23 bytes in place of 1 fills
+	// what is left exactly.
+	if err := m.setTagged("k", json.RawMessage(`"`+strings.Repeat("v", 21)+`"`), 0, tags); err != nil {
+		t.Errorf("rewriting k to fill the %d bytes exactly: %v; want it stored", bound, err)
+	}
+	if _, bytes := m.size(); bytes != bound {
+		t.Errorf("the fallback holds %d bytes; want exactly %d", bytes, bound)
+	}
 }
 
 // Expire in the fallback sets a TTL that runs from now, or removes it with
@@ -74,5 +82,25 @@ func TestFallbackExpire(t *testing.T) {
 	}
 	if m.expire("k", time.Minute) || m.expire("never", time.Minute) {
 		t.Error("expire of a key that is gone or never was = true; want false")
+	}
+}
+
+// Expired entries make room: a write that fits the bound exactly once they
+// are dropped is stored.
+func TestFallbackExpiredEntriesMakeRoom(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	m := newMemoryTier(1024)
+	m.now = func() time.Time { return now }
+	if err := m.set("old", json.RawMessage(`"`+strings.Repeat("o", 500)+`"`), time.Second); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Second)
+	// 1 + 957 + 2 quotes + entryOverhead = 1024: the whole bound.
+	full := json.RawMessage(`"` + strings.Repeat("n", 1024-1-2-entryOverhead) + `"`)
+	if err := m.set("n", full, 0); err != nil {
+		t.Errorf("a write filling the bound exactly, beside only an expired entry: %v; want it stored", err)
+	}
+	if n, bytes := m.size(); n != 1 || bytes != 1024 {
+		t.Errorf("the fallback holds %d entries, %d bytes; want 1 of 1024", n, bytes)
 	}
 }

@@ -42,6 +42,7 @@ type results struct {
 func main() {
 	dir := flag.String("dir", ".mutants", "where scripts/mutants left the results")
 	notesFile := flag.String("notes", "scripts/mutants-equivalent.txt", "why each listed survivor is equivalent")
+	runsFile := flag.String("runs", "scripts/mutants-runs.md", "what was measured about the runs, appended as it is")
 	flag.Parse()
 	notes, err := readNotes(*notesFile)
 	if err != nil {
@@ -49,6 +50,9 @@ func main() {
 	}
 	if err := write(os.Stdout, *dir, notes); err != nil {
 		fail(err)
+	}
+	if runs, err := os.ReadFile(*runsFile); err == nil {
+		fmt.Printf("\n%s", runs)
 	}
 }
 
@@ -102,6 +106,11 @@ func write(w io.Writer, dir string, notes map[string]string) error {
 	fmt.Fprintln(w, "it) where that was established (scripts/mutants-equivalent.txt), or")
 	fmt.Fprintln(w, "\"not explained\": a test is missing.")
 	fmt.Fprintln(w)
+	fmt.Fprintln(w, "A kill is a failing test run, so a test that fails by chance (a timed")
+	fmt.Fprintln(w, "test on a loaded machine) kills whatever mutant it ran against: run it")
+	fmt.Fprintln(w, "on a quiet machine, and read a survivor that was killed in an earlier run")
+	fmt.Fprintln(w, "as one such chance.")
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| package | files mutated | killed | lived | timed out | not viable | not covered | efficacy | wall time |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	type survivor struct{ where, kind, source, note string }
@@ -148,6 +157,11 @@ func write(w io.Writer, dir string, notes map[string]string) error {
 	fmt.Fprintln(w, "out (its test run took longer than the bound) is in neither count; a test")
 	fmt.Fprintln(w, "run notices it too, by the time it takes.")
 	fmt.Fprintln(w)
+	for _, pkg := range pkgs {
+		if left := notMutated(pkg, readText(filepath.Join(dir, pkg+".files"))); len(left) > 0 {
+			fmt.Fprintf(w, "Not mutated in this run of %s: %s.\n\n", pkg, strings.Join(left, ", "))
+		}
+	}
 	fmt.Fprintln(w, "## Commands")
 	fmt.Fprintln(w)
 	for _, pkg := range pkgs {
@@ -180,4 +194,26 @@ func sourceLine(path string, n int) string {
 		return "?"
 	}
 	return strings.ReplaceAll(strings.TrimSpace(lines[n-1]), "`", "'")
+}
+
+// notMutated lists the package's own source files (not tests, not
+// generated code) that a run limited to files left out.
+func notMutated(pkg, files string) []string {
+	if files == "" {
+		return nil
+	}
+	chosen := strings.Fields(files)
+	if !slices.ContainsFunc(chosen, func(f string) bool { return strings.HasPrefix(f, pkg+"/") }) {
+		return nil
+	}
+	paths, _ := filepath.Glob(filepath.Join(pkg, "*.go"))
+	var left []string
+	for _, p := range paths {
+		p = filepath.ToSlash(p)
+		if strings.HasSuffix(p, "_test.go") || strings.HasSuffix(p, "generated.go") || strings.HasSuffix(p, "_gen.go") || strings.HasSuffix(p, "/doc.go") || slices.Contains(chosen, p) {
+			continue
+		}
+		left = append(left, "`"+p+"`")
+	}
+	return left
 }
