@@ -54,6 +54,8 @@ type Client struct {
 	vk atomic.Pointer[valkeyClient]
 	// clientCacheRefused is set when the server refused CLIENT TRACKING.
 	clientCacheRefused atomic.Bool
+	// forms spares a value the local cache answers a second scan.
+	forms formMemo
 
 	mu     sync.Mutex
 	closed bool
@@ -182,47 +184,67 @@ func (c *Client) KeyPrefix() string { return c.opts.KeyPrefix }
 // not valid JSON (written by something other than this service) is returned
 // as a JSON string.
 func (c *Client) Get(ctx context.Context, key string) (json.RawMessage, Backend, error) {
-	start := time.Now()
-	var value json.RawMessage
-	var backend Backend
-	err := checkKey(key)
-	if err == nil {
-		value, backend, err = c.get(ctx, c.redisKey(key))
-	}
-	c.observe(OpGet, readOutcome(value != nil, err), backend, start)
-	return value, backend, err
+	r := c.GetRead(ctx, key)
+	return r.Value, r.Backend, r.Err
 }
 
-func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, error) {
+// GetRead is Get, answered as a Read: besides the value, it says whether
+// the value is compact (Read.Compact), which Get's callers would otherwise
+// have to scan the value again to learn.
+func (c *Client) GetRead(ctx context.Context, key string) Read {
+	start := time.Now()
+	var r Read
+	r.Err = checkKey(key)
+	if r.Err == nil {
+		r = c.get(ctx, c.redisKey(key))
+	}
+	c.observe(OpGet, readOutcome(r.Value != nil, r.Err), r.Backend, start)
+	return r
+}
+
+func (c *Client) get(ctx context.Context, rk string) Read {
 	vk, epoch, refused := c.acquire(ctx)
 	if refused != nil {
-		return c.fallbackGet(rk, *refused)
+		return fallbackRead(c.fallbackGet(rk, *refused))
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), func() valkey.Completed { return vk.B().Get().Key(rk).Build().Pin() })
-	b, err := res.AsBytes()
+	b, err := res.AsBytes() // no copy: the reply's string, which nothing writes to
 	switch {
 	case valkey.IsValkeyNil(err):
 		c.answered(res)
-		return nil, BackendRedis, nil
+		return Read{Backend: BackendRedis}
 	case err != nil:
-		return c.fallbackGet(rk, c.failed(ctx, opCtx, epoch, OpGet, err))
+		return fallbackRead(c.fallbackGet(rk, c.failed(ctx, opCtx, epoch, OpGet, err)))
 	}
 	c.answered(res)
 	if err := c.checkStored(b); err != nil {
-		return nil, "", err
+		return Read{Err: err}
 	}
-	return asJSON(b), BackendRedis, nil
+	v, compact := c.forms.scanJSON(b, !c.clientCacheOff())
+	return Read{Value: v, Backend: BackendRedis, Compact: compact}
 }
 
-// asJSON returns b, or b as a JSON string when it is not JSON (a value
-// written by something other than this service).
-func asJSON(b []byte) json.RawMessage {
-	if !validJSON(b) {
-		b, _ = json.Marshal(string(b)) // invalid UTF-8 becomes U+FFFD
+// commandContext bounds a read by CommandTimeout. A caller's deadline that
+// comes sooner bounds it already (valkey-go honours it), and then no timer
+// of its own is started: the request's deadline is the one timer a request
+// through the service needs. Either way the command waits no longer than
+// CommandTimeout, and classify sees what it saw before, since the deadline
+// is the same.
+func (c *Client) commandContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= c.opts.CommandTimeout {
+		return ctx, noCancel
 	}
-	return b
+	return context.WithTimeout(ctx, c.opts.CommandTimeout)
+}
+
+func noCancel() {}
+
+// fallbackRead is fallbackGet's answer as a Read (not known to be
+// compact).
+func fallbackRead(v json.RawMessage, backend Backend, err error) Read {
+	return Read{Value: v, Backend: backend, Err: err}
 }
 
 // validJSON reports whether b is JSON text: valid syntax (json.Valid's
@@ -284,6 +306,10 @@ type Read struct {
 	// a key holding a hash), ErrUnavailable or ErrNoReply. Other keys are
 	// not affected by it.
 	Err error
+	// Compact says Value is known to have no space outside its strings
+	// (what a compacting encoder writes for it, byte for byte); false says
+	// nothing either way.
+	Compact bool
 }
 
 // GetMany reads several keys in one round trip per server (per slot group in
@@ -335,7 +361,7 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 		c.fallbackGetMany(keys, idx, reads, *refused)
 		return reads
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	cmds := make([]valkey.CacheableTTL, len(idx))
 	for j, i := range idx {
@@ -390,7 +416,8 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 				reads[i].Err = err
 				break
 			}
-			reads[i].Value, reads[i].Backend = asJSON(b), BackendRedis
+			reads[i].Value, reads[i].Compact = c.forms.scanJSON(b, !c.clientCacheOff())
+			reads[i].Backend = BackendRedis
 		}
 		hitOnly = hitOnly && r.IsCacheHit()
 	}
@@ -498,7 +525,7 @@ func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
 	if refused != nil {
 		return c.fallbackExists(rk, *refused)
 	}
-	opCtx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
+	opCtx, cancel := c.commandContext(ctx)
 	defer cancel()
 	// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
 	// read-only EXISTS converts to a Cacheable, and Redis tracks the key it
