@@ -226,21 +226,6 @@ func (c *Client) get(ctx context.Context, rk string) Read {
 	return Read{Value: v, Backend: BackendRedis, Compact: compact}
 }
 
-// commandContext bounds a read by CommandTimeout. A caller's deadline that
-// comes sooner bounds it already (valkey-go honours it), and then no timer
-// of its own is started: the request's deadline is the one timer a request
-// through the service needs. Either way the command waits no longer than
-// CommandTimeout, and classify sees what it saw before, since the deadline
-// is the same.
-func (c *Client) commandContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && time.Until(d) <= c.opts.CommandTimeout {
-		return ctx, noCancel
-	}
-	return context.WithTimeout(ctx, c.opts.CommandTimeout)
-}
-
-func noCancel() {}
-
 // fallbackRead is fallbackGet's answer as a Read (not known to be
 // compact).
 func fallbackRead(v json.RawMessage, backend Backend, err error) Read {

@@ -1,0 +1,71 @@
+// Package deadline has a context deadline that starts its timer only when
+// something waits on it.
+package deadline
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Lazy is context.WithDeadline(parent, deadline), made when first asked
+// for Done or Err: a context whose deadline nothing waits on (a read a
+// local cache answers; a command sent with the deadline on its
+// connection) starts no timer. Make one with New; call Cancel when done
+// with it, as with the CancelFunc of context.WithDeadline.
+type Lazy struct {
+	parent   context.Context
+	deadline time.Time
+
+	mu       sync.Mutex
+	ctx      context.Context // nil until started
+	stop     context.CancelFunc
+	canceled bool
+}
+
+var _ context.Context = (*Lazy)(nil)
+
+// New is a Lazy ending at deadline, or when parent ends.
+func New(parent context.Context, deadline time.Time) *Lazy {
+	return &Lazy{parent: parent, deadline: deadline}
+}
+
+func (l *Lazy) started() context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ctx == nil {
+		l.ctx, l.stop = context.WithDeadline(l.parent, l.deadline)
+		if l.canceled {
+			l.stop()
+		}
+	}
+	return l.ctx
+}
+
+func (l *Lazy) Deadline() (time.Time, bool) { return l.deadline, true }
+func (l *Lazy) Done() <-chan struct{}       { return l.started().Done() }
+
+// Err answers without starting the timer while the deadline is ahead and
+// the parent has not ended (as context.WithDeadline's would: nil), so
+// that asking whether there is still time costs none.
+func (l *Lazy) Err() error {
+	l.mu.Lock()
+	idle := l.ctx == nil && !l.canceled
+	l.mu.Unlock()
+	if idle && l.parent.Err() == nil && time.Now().Before(l.deadline) {
+		return nil
+	}
+	return l.started().Err()
+}
+
+func (l *Lazy) Value(key any) any { return l.parent.Value(key) }
+
+// Cancel ends the context, and its timer if it started one.
+func (l *Lazy) Cancel() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.canceled = true
+	if l.stop != nil {
+		l.stop()
+	}
+}
