@@ -207,8 +207,8 @@ func (c *Client) get(ctx context.Context, rk string) Read {
 	if refused != nil {
 		return fallbackRead(c.fallbackGet(rk, *refused))
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), func() valkey.Completed { return vk.B().Get().Key(rk).Build().Pin() })
 	b, err := res.AsBytes() // no copy: the reply's string, which nothing writes to
 	switch {
@@ -346,8 +346,8 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 		c.fallbackGetMany(keys, idx, reads, *refused)
 		return reads
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	cmds := make([]valkey.CacheableTTL, len(idx))
 	for j, i := range idx {
 		cmds[j] = valkey.CT(vk.B().Get().Key(c.redisKey(keys[i])).Cache().Pin(), c.opts.ClientCacheTTL)
@@ -510,8 +510,8 @@ func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
 	if refused != nil {
 		return c.fallbackExists(rk, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
 	// read-only EXISTS converts to a Cacheable, and Redis tracks the key it
 	// reads like any other.

@@ -14,14 +14,15 @@ import (
 // on an idle connection uses the deadline for the connection itself; only
 // a read that queues behind others asks for Done, and starts the timer.
 // A caller's deadline that comes no later bounds the read already: then
-// ctx itself is used, and the request's deadline is the only one.
-func (c *Client) commandContext(ctx context.Context) (context.Context, context.CancelFunc) {
+// ctx itself is used, and the request's deadline is the only one (the
+// Lazy returned is then nil; its Cancel, which the caller defers, does
+// nothing). A *Lazy rather than a CancelFunc: a method value would be one
+// more allocation a read.
+func (c *Client) commandContext(ctx context.Context) (context.Context, *deadline.Lazy) {
 	deadlineAt := time.Now().Add(c.opts.CommandTimeout)
 	if d, ok := ctx.Deadline(); ok && !d.After(deadlineAt) {
-		return ctx, noCancel
+		return ctx, nil
 	}
 	l := deadline.New(ctx, deadlineAt)
-	return l, l.Cancel
+	return l, l
 }
-
-func noCancel() {}

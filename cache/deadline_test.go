@@ -16,8 +16,8 @@ func TestCommandContext(t *testing.T) {
 
 	t.Run("ends at the command timeout", func(t *testing.T) {
 		start := time.Now()
-		ctx, cancel := c.commandContext(base)
-		defer cancel()
+		ctx, lazy := c.commandContext(base)
+		defer lazy.Cancel()
 		if d, ok := ctx.Deadline(); !ok || d.Sub(start) > 31*time.Millisecond || d.Before(start.Add(30*time.Millisecond)) {
 			t.Errorf("Deadline() = %v, %v; want about now+30ms", d.Sub(start), ok)
 		}
@@ -35,8 +35,8 @@ func TestCommandContext(t *testing.T) {
 		}
 	})
 	t.Run("Err alone, before and after the deadline", func(t *testing.T) {
-		ctx, cancel := c.commandContext(base)
-		defer cancel()
+		ctx, lazy := c.commandContext(base)
+		defer lazy.Cancel()
 		if err := ctx.Err(); err != nil {
 			t.Errorf("Err() before the deadline = %v; want nil", err)
 		}
@@ -51,8 +51,8 @@ func TestCommandContext(t *testing.T) {
 		}
 	})
 	t.Run("a waiter sees the deadline", func(t *testing.T) {
-		ctx, cancel := c.commandContext(base)
-		defer cancel()
+		ctx, lazy := c.commandContext(base)
+		defer lazy.Cancel()
 		start := time.Now()
 		<-ctx.Done()
 		if waited := time.Since(start); waited > 500*time.Millisecond {
@@ -60,8 +60,8 @@ func TestCommandContext(t *testing.T) {
 		}
 	})
 	t.Run("canceled before anything waited", func(t *testing.T) {
-		ctx, cancel := c.commandContext(base)
-		cancel()
+		ctx, lazy := c.commandContext(base)
+		lazy.Cancel()
 		select {
 		case <-ctx.Done():
 		default:
@@ -73,8 +73,8 @@ func TestCommandContext(t *testing.T) {
 	})
 	t.Run("the caller's cancellation", func(t *testing.T) {
 		parent, cancelParent := context.WithCancel(base)
-		ctx, cancel := c.commandContext(parent)
-		defer cancel()
+		ctx, lazy := c.commandContext(parent)
+		defer lazy.Cancel()
 		cancelParent()
 		<-ctx.Done()
 		if !errors.Is(ctx.Err(), context.Canceled) {
@@ -84,15 +84,15 @@ func TestCommandContext(t *testing.T) {
 	t.Run("a sooner deadline of the caller's is the only one", func(t *testing.T) {
 		parent, cancelParent := context.WithTimeout(base, 10*time.Millisecond)
 		defer cancelParent()
-		if ctx, cancel := c.commandContext(parent); ctx != parent {
+		if ctx, lazy := c.commandContext(parent); ctx != parent || lazy != nil {
 			t.Errorf("commandContext made %T; want the caller's context", ctx)
 		} else {
-			cancel()
+			lazy.Cancel() // does nothing
 		}
 		later, cancelLater := context.WithTimeout(base, time.Second)
 		defer cancelLater()
-		ctx, cancel := c.commandContext(later)
-		defer cancel()
+		ctx, lazy := c.commandContext(later)
+		defer lazy.Cancel()
 		if d, _ := ctx.Deadline(); time.Until(d) > 31*time.Millisecond {
 			t.Errorf("deadline in %v; want the command timeout's", time.Until(d))
 		}

@@ -60,8 +60,12 @@ func (l *Lazy) Err() error {
 
 func (l *Lazy) Value(key any) any { return l.parent.Value(key) }
 
-// Cancel ends the context, and its timer if it started one.
+// Cancel ends the context, and its timer if it started one. On a nil
+// Lazy it does nothing.
 func (l *Lazy) Cancel() {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.canceled = true
