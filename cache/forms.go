@@ -64,7 +64,11 @@ func (m *formMemo) slot(p *byte) *atomic.Pointer[formEntry] {
 
 // scanJSON is scanJSON, from the memo when it holds b. remember says b will be
 // read again as it is (it came through the local cache), and is worth an
-// entry.
+// entry. b must be a reply's bytes as valkey-go allocated them (it reads
+// each bulk string into a slice of its own): weak.Make is a fatal error on
+// memory outside the Go heap, such as a string constant's. The
+// differential test in graph reads large values through a real client,
+// which would find out if valkey-go ever changed that.
 func (m *formMemo) scanJSON(b []byte, remember bool) (json.RawMessage, bool) {
 	if len(b) < formMemoMin {
 		return scanJSON(b)
