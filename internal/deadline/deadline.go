@@ -25,8 +25,12 @@ type Lazy struct {
 
 var _ context.Context = (*Lazy)(nil)
 
-// New is a Lazy ending at deadline, or when parent ends.
+// New is a Lazy ending at deadline, or when parent ends. Its Deadline is
+// the sooner of deadline and the parent's, as context.WithDeadline's is.
 func New(parent context.Context, deadline time.Time) *Lazy {
+	if d, ok := parent.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	return &Lazy{parent: parent, deadline: deadline}
 }
 
