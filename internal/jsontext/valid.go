@@ -150,11 +150,13 @@ func plain8(x uint64) bool {
 func (s *scanner) str(i int) (int, bool) {
 	b := s.b
 	for j := i + 1; j < len(b); j++ {
-		for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
-			j += 8
-		}
-		if j >= len(b) {
-			break
+		if j-i > 16 { // a long string: eight bytes at a time (a short one is over sooner byte by byte)
+			for j+8 <= len(b) && plain8(binary.LittleEndian.Uint64(b[j:])) {
+				j += 8
+			}
+			if j >= len(b) {
+				break
+			}
 		}
 		switch c := b[j]; {
 		case c == '"':

@@ -15,6 +15,10 @@ var seeds = []string{
 	`{"a":1,}`, `{1:2}`, ` {"a" : [ 1 , { "b" : null } ] } `, `[1]x`, `{"a":1}{}`, "\"ü€😀\"", "\"\xff\"",
 	`"abcdefghijklmnopqrstuvwxyz"`, `"abcdefgh\"ijklmnop"`, "\"abcdefgh\x01ijklmnop\"", "\"abcdefg\xc3\xa9ijklmnop\"",
 	"\"abcdefg\xc3ijklmnop\"", `{"a b":"c d", "e":1}`, `["x",` + "\n" + `"y"]`, "\"\xed\xa0\x80\"",
+	// Past the first 16 bytes of a string, where it is read eight at a time.
+	`"abcdefghijklmnopqrstu\"vwxyz"`, `"abcdefghijklmnopqrstu\nvwxyz"`, `"abcdefghijklmnopqrstu\qvwxyz"`, `"abcdefghijklmnopqrstuvwxyz`,
+	"\"abcdefghijklmnopqrstu\x1fvwxyz\"", "\"abcdefghijklmnopqrstu\xc3\xa9vwxyz\"", "\"abcdefghijklmnopqrstu\xc3vwxyz\"",
+	"\"abcdefghijklmnopqrstu\x7fvwxyz\"", `"abcdefghijklmnopqrstuvw"`, `"abcdefghijklmnopqrstuvwx"`,
 }
 
 // Valid must answer as json.Valid does, on anything.
