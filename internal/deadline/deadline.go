@@ -64,6 +64,14 @@ func (l *Lazy) Err() error {
 
 func (l *Lazy) Value(key any) any { return l.parent.Value(key) }
 
+// AfterFunc lets a context made from this one (context.WithCancel,
+// WithTimeout) hear of its end without a goroutine of its own: the
+// context package uses it for a parent that is none of its types, and
+// otherwise starts a goroutine for each child to watch both.
+func (l *Lazy) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(l.started(), f)
+}
+
 // Cancel ends the context, and its timer if it started one. On a nil
 // Lazy it does nothing.
 func (l *Lazy) Cancel() {

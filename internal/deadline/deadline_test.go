@@ -3,6 +3,7 @@ package deadline
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -38,5 +39,31 @@ func TestLazyAsWithDeadline(t *testing.T) {
 	case <-c.Done():
 	default:
 		t.Error("Done open after Cancel")
+	}
+}
+
+// TestLazyChildren: a context made from a Lazy ends with it, and making it
+// starts no goroutine (Lazy.AfterFunc).
+func TestLazyChildren(t *testing.T) {
+	l := New(context.Background(), time.Now().Add(time.Hour))
+	before := runtime.NumGoroutine()
+	children := make([]context.CancelFunc, 100)
+	var ctxs []context.Context
+	for i := range children {
+		var ctx context.Context
+		ctx, children[i] = context.WithTimeout(l, time.Hour)
+		ctxs = append(ctxs, ctx)
+	}
+	if after := runtime.NumGoroutine(); after > before+5 {
+		t.Errorf("%d goroutines after making 100 children; %d before", after, before)
+	}
+	l.Cancel()
+	for i, ctx := range ctxs {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+			t.Fatalf("child %d still open after its parent's Cancel", i)
+		}
+		children[i]()
 	}
 }
