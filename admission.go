@@ -15,6 +15,7 @@ import (
 
 	"github.com/school-erp/cache-service/graph"
 	"github.com/school-erp/cache-service/internal/auth"
+	"github.com/school-erp/cache-service/internal/deadline"
 	"github.com/school-erp/cache-service/internal/ratelimit"
 )
 
@@ -161,9 +162,12 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// run one after another, and each cache operation has its own
 	// deadline, so without this a request of many fields could wait many
 	// deadlines. The write deadline moves with it, so that the time the
-	// body took is not taken from writing the answer.
-	ctx, cancel := context.WithTimeout(ctx, g.opts.requestTimeout)
-	defer cancel()
+	// body took is not taken from writing the answer. Its timer starts
+	// only when something waits on it (deadline.Lazy): a read the local
+	// cache answers waits on nothing.
+	lazy := deadline.New(ctx, time.Now().Add(g.opts.requestTimeout))
+	defer lazy.Cancel()
+	ctx = lazy
 	setWriteDeadline(w, time.Now().Add(g.opts.requestTimeout+writeAllowance))
 	gr.w = outOfTime{ResponseWriter: w, ctx: ctx}
 	r = r.WithContext(ctx)
@@ -292,7 +296,7 @@ func (w *outOfTime) WriteHeader(code int) {
 func (w *outOfTime) Write(p []byte) (int, error) {
 	if !w.started {
 		w.started = true
-		if w.ctx.Err() != nil && bytes.Equal(bytes.TrimSpace(p), []byte("null")) {
+		if bytes.Equal(bytes.TrimSpace(p), []byte("null")) && w.ctx.Err() != nil {
 			w.Header().Set("Retry-After", "1")
 			refuse(w.ResponseWriter, http.StatusServiceUnavailable, codeDeadlineExceeded, "the request ran out of time before it could run; nothing was done")
 			return len(p), nil

@@ -51,8 +51,8 @@ func Check(ctx context.Context, opts Options) (CheckReport, error) {
 	if _, err := c.set(ctx, key, []byte(`"check"`), 10*time.Second); err != nil {
 		return CheckReport{Health: c.Health()}, fmt.Errorf("write a test key under the prefix: %w", err)
 	}
-	if v, _, err := c.get(ctx, key); err != nil || string(v) != `"check"` {
-		return CheckReport{Health: c.Health()}, fmt.Errorf("read the test key back: got %q, %v", v, err)
+	if r := c.get(ctx, key); r.Err != nil || string(r.Value) != `"check"` {
+		return CheckReport{Health: c.Health()}, fmt.Errorf("read the test key back: got %q, %v", r.Value, r.Err)
 	}
 	if _, _, err := c.exists(ctx, key); err != nil {
 		return CheckReport{Health: c.Health()}, fmt.Errorf("check the test key exists: %w", err)

@@ -54,6 +54,8 @@ type Client struct {
 	vk atomic.Pointer[valkeyClient]
 	// clientCacheRefused is set when the server refused CLIENT TRACKING.
 	clientCacheRefused atomic.Bool
+	// forms spares a value the local cache answers a second scan.
+	forms formMemo
 
 	mu     sync.Mutex
 	closed bool
@@ -182,47 +184,52 @@ func (c *Client) KeyPrefix() string { return c.opts.KeyPrefix }
 // not valid JSON (written by something other than this service) is returned
 // as a JSON string.
 func (c *Client) Get(ctx context.Context, key string) (json.RawMessage, Backend, error) {
-	start := time.Now()
-	var value json.RawMessage
-	var backend Backend
-	err := checkKey(key)
-	if err == nil {
-		value, backend, err = c.get(ctx, c.redisKey(key))
-	}
-	c.observe(OpGet, readOutcome(value != nil, err), backend, start)
-	return value, backend, err
+	r := c.GetRead(ctx, key)
+	return r.Value, r.Backend, r.Err
 }
 
-func (c *Client) get(ctx context.Context, rk string) (json.RawMessage, Backend, error) {
+// GetRead is Get, answered as a Read: besides the value, it says whether
+// the value is compact (Read.Compact), which Get's callers would otherwise
+// have to scan the value again to learn.
+func (c *Client) GetRead(ctx context.Context, key string) Read {
+	start := time.Now()
+	var r Read
+	r.Err = checkKey(key)
+	if r.Err == nil {
+		r = c.get(ctx, c.redisKey(key))
+	}
+	c.observe(OpGet, readOutcome(r.Value != nil, r.Err), r.Backend, start)
+	return r
+}
+
+func (c *Client) get(ctx context.Context, rk string) Read {
 	vk, epoch, refused := c.acquire(ctx)
 	if refused != nil {
-		return c.fallbackGet(rk, *refused)
+		return fallbackRead(c.fallbackGet(rk, *refused))
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	res := c.cachedRead(opCtx, vk, vk.B().Get().Key(rk).Cache().Pin(), func() valkey.Completed { return vk.B().Get().Key(rk).Build().Pin() })
-	b, err := res.AsBytes()
+	b, err := res.AsBytes() // no copy: the reply's string, which nothing writes to
 	switch {
 	case valkey.IsValkeyNil(err):
 		c.answered(res)
-		return nil, BackendRedis, nil
+		return Read{Backend: BackendRedis}
 	case err != nil:
-		return c.fallbackGet(rk, c.failed(ctx, opCtx, epoch, OpGet, err))
+		return fallbackRead(c.fallbackGet(rk, c.failed(ctx, opCtx, epoch, OpGet, err)))
 	}
 	c.answered(res)
 	if err := c.checkStored(b); err != nil {
-		return nil, "", err
+		return Read{Err: err}
 	}
-	return asJSON(b), BackendRedis, nil
+	v, compact := c.forms.scanJSON(b, !c.clientCacheOff())
+	return Read{Value: v, Backend: BackendRedis, Compact: compact}
 }
 
-// asJSON returns b, or b as a JSON string when it is not JSON (a value
-// written by something other than this service).
-func asJSON(b []byte) json.RawMessage {
-	if !validJSON(b) {
-		b, _ = json.Marshal(string(b)) // invalid UTF-8 becomes U+FFFD
-	}
-	return b
+// fallbackRead is fallbackGet's answer as a Read (not known to be
+// compact).
+func fallbackRead(v json.RawMessage, backend Backend, err error) Read {
+	return Read{Value: v, Backend: backend, Err: err}
 }
 
 // validJSON reports whether b is JSON text: valid syntax (json.Valid's
@@ -284,6 +291,10 @@ type Read struct {
 	// a key holding a hash), ErrUnavailable or ErrNoReply. Other keys are
 	// not affected by it.
 	Err error
+	// Compact says Value is known to have no space outside its strings
+	// (what a compacting encoder writes for it, byte for byte); false says
+	// nothing either way.
+	Compact bool
 }
 
 // GetMany reads several keys in one round trip per server (per slot group in
@@ -335,8 +346,8 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 		c.fallbackGetMany(keys, idx, reads, *refused)
 		return reads
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	cmds := make([]valkey.CacheableTTL, len(idx))
 	for j, i := range idx {
 		cmds[j] = valkey.CT(vk.B().Get().Key(c.redisKey(keys[i])).Cache().Pin(), c.opts.ClientCacheTTL)
@@ -390,7 +401,8 @@ func (c *Client) getMany(ctx context.Context, keys []string) []Read {
 				reads[i].Err = err
 				break
 			}
-			reads[i].Value, reads[i].Backend = asJSON(b), BackendRedis
+			reads[i].Value, reads[i].Compact = c.forms.scanJSON(b, !c.clientCacheOff())
+			reads[i].Backend = BackendRedis
 		}
 		hitOnly = hitOnly && r.IsCacheHit()
 	}
@@ -464,8 +476,8 @@ func (c *Client) del(ctx context.Context, rk string) (bool, Backend, error) {
 	if refused != nil {
 		return c.fallbackDelete(rk, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	res, failed := c.write(ctx, opCtx, epoch, OpDelete, vk, rk, c.revoking(vk, rk, vk.B().Del().Key(rk).Build().Pin()))
 	if failed != nil {
 		return c.fallbackDelete(rk, *failed)
@@ -498,8 +510,8 @@ func (c *Client) exists(ctx context.Context, rk string) (bool, Backend, error) {
 	if refused != nil {
 		return c.fallbackExists(rk, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	// valkey-go's typed EXISTS builder has no Cache(); an arbitrary
 	// read-only EXISTS converts to a Cacheable, and Redis tracks the key it
 	// reads like any other.
@@ -729,14 +741,3 @@ func (c *Client) checkValue(value json.RawMessage) error {
 	return nil
 }
 
-// commandContext is the context an operation's commands are sent with:
-// ctx within the command timeout. When ctx's own deadline comes first
-// (a GraphQL request near its end), ctx is used as it is: a context
-// derived from it would end at the same time with the same error, and
-// building one costs a timer and a cancel func on every call.
-func (c *Client) commandContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if d, ok := ctx.Deadline(); ok && !d.After(time.Now().Add(c.opts.CommandTimeout)) {
-		return ctx, func() {}
-	}
-	return context.WithTimeout(ctx, c.opts.CommandTimeout)
-}

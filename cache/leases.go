@@ -109,12 +109,12 @@ func (c *Client) fetch(ctx context.Context, rk string, leaseTTL, wait time.Durat
 		}
 	}
 	for {
-		opCtx, cancel := c.commandContext(ctx)
+		opCtx, lazy := c.commandContext(ctx)
 		res := c.runScripts(opCtx, vk, []writeCmds{fetchScript.cmds(vk, []string{rk, c.leaseKey(rk)}, args...)})[0]
 		r, state, err := c.fetchReply(res)
 		if err != nil {
 			o := c.failed(ctx, opCtx, epoch, OpFetch, err)
-			cancel()
+			lazy.Cancel()
 			if o.fallback {
 				return c.fallbackFetch(rk, o)
 			}
@@ -123,7 +123,7 @@ func (c *Client) fetch(ctx context.Context, rk string, leaseTTL, wait time.Durat
 		c.avail.succeeded()
 		waited := time.Since(started)
 		if state != leaseOut {
-			cancel()
+			lazy.Cancel()
 			if state == granted {
 				r.Lease = token
 			}
@@ -133,7 +133,7 @@ func (c *Client) fetch(ctx context.Context, rk string, leaseTTL, wait time.Durat
 			return r, nil
 		}
 		if woken == nil || !time.Now().Before(until) {
-			cancel()
+			lazy.Cancel()
 			r := FetchResult{Pending: true}
 			if woken != nil {
 				r.Waited = waited
@@ -143,7 +143,7 @@ func (c *Client) fetch(ctx context.Context, rk string, leaseTTL, wait time.Durat
 		// A tracked read of the key, so that Redis tells this client when
 		// it is written (its reply, a miss, changes nothing here).
 		_ = vk.DoCache(opCtx, vk.B().Get().Key(rk).Cache().Pin(), c.opts.ClientCacheTTL).Error()
-		cancel()
+		lazy.Cancel()
 		timer := time.NewTimer(time.Until(until))
 		select {
 		case <-woken:

@@ -80,8 +80,8 @@ func (c *Client) getEntry(ctx context.Context, rk string) (*Entry, error) {
 	if refused != nil {
 		return c.fallbackEntry(rk, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	// MULTI makes the value and its TTL one snapshot. Redis out of memory
 	// refuses commands queued in a MULTI, though reads are allowed: then
 	// both are read plainly, one after the other in the same pipeline.
@@ -232,8 +232,8 @@ func (c *Client) setWith(ctx context.Context, rk string, value json.RawMessage, 
 	if refused != nil {
 		return c.fallbackSetWith(rk, value, opts, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	var made []tagEntry
 	if len(opts.Tags) > 0 {
 		// The index first: a key never exists with a tag the index does
@@ -384,8 +384,8 @@ func (c *Client) increment(ctx context.Context, rk string, by int64, ttl time.Du
 	if refused != nil {
 		return c.fallbackIncrement(rk, by, ttl, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	incr := vk.B().Incrby().Key(rk).Increment(by).Build().Pin()
 	w := c.revoking(vk, rk, incr)
 	if ttl > 0 {
@@ -504,8 +504,8 @@ func (c *Client) expire(ctx context.Context, rk string, ttl time.Duration) (bool
 	if refused != nil {
 		return c.fallbackExpire(rk, ttl, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	// PEXPIRE says whether the key existed; PERSIST only whether it had a
 	// TTL, so EXISTS goes with it.
 	w := one(vk.B().Pexpire().Key(rk).Milliseconds(ttl.Milliseconds()).Build().Pin())
@@ -659,8 +659,8 @@ func (c *Client) announce(ctx context.Context, changes []Change) {
 	if len(changes) == 0 || vk == nil {
 		return
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	c.publish(opCtx, vk, changes...)
 }
 
@@ -701,8 +701,8 @@ func (c *Client) batch(ctx context.Context, op Op, b batchWrites) [][]valkey.Val
 		}
 		return replies
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	if b.before != nil {
 		failed := b.before(opCtx, epoch, vk, idx)
 		kept := idx[:0]

@@ -203,8 +203,8 @@ func (c *Client) invalidateTags(ctx context.Context, tags []string) (InvalidateR
 	if refused != nil {
 		return c.fallbackInvalidate(tags, *refused)
 	}
-	opCtx, cancel := c.commandContext(ctx)
-	defer cancel()
+	opCtx, lazy := c.commandContext(ctx)
+	defer lazy.Cancel()
 	deleted := 0
 	for _, t := range tags {
 		n, err := c.invalidateTag(opCtx, vk, t)

@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -183,22 +182,20 @@ func (l responseLimit) InterceptResponse(ctx context.Context, next graphql.Respo
 	return &graphql.Response{Errors: gqlerror.List{b.refusal()}}
 }
 
-// getWithin is Cache.Get within the request's budget.
-func getWithin(ctx context.Context, c Cache, key string) (json.RawMessage, cache.Backend, error) {
+// getWithin is Cache.GetRead within the request's budget.
+func getWithin(ctx context.Context, c Cache, key string) cache.Read {
 	b := budgetOf(ctx)
 	if b == nil {
-		return c.Get(ctx, key)
+		return c.GetRead(ctx, key)
 	}
-	var value json.RawMessage
-	var backend cache.Backend
-	var err error
+	var rd cache.Read
 	if _, berr := b.read(ctx, 1, func(int) int64 {
-		value, backend, err = c.Get(ctx, key)
-		return int64(len(value))
+		rd = c.GetRead(ctx, key)
+		return int64(len(rd.Value))
 	}); berr != nil {
-		return nil, "", berr
+		return cache.Read{Err: berr}
 	}
-	return value, backend, err
+	return rd
 }
 
 // getManyWithin is Cache.GetMany within the request's budget. A key named

@@ -252,3 +252,9 @@ func TestResponseBudgetSurvivesAPanic(t *testing.T) {
 		t.Fatal("no answer 5s after a read panicked: its reservation was never returned")
 	}
 }
+
+// GetRead is Get as a Read.
+func (c *sizedCache) GetRead(ctx context.Context, key string) cache.Read {
+	v, backend, err := c.Get(ctx, key)
+	return cache.Read{Value: v, Backend: backend, Err: err}
+}

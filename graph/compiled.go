@@ -465,19 +465,23 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 			served = false
 		}
 	}()
-	data := responseBuffers.Get().(*bytes.Buffer)
-	data.Reset()
-	defer func() {
-		if data.Cap() <= 64<<10 {
-			responseBuffers.Put(data) // a huge one is left to the collector
-		}
-	}()
-	data.WriteString(`{"data":`)
-	warnings, ok := c.execute(ctx, pl, fields, vars, data)
+	resp := responses.Get().(*response)
+	defer resp.release()
+	resp.data.WriteString(`{"data":`)
+	warnings, ok := c.execute(ctx, pl, fields, vars, resp)
 	if !ok {
 		return false
 	}
-	out := data.Bytes()
+	if len(warnings) == 0 && resp.compact {
+		// Already what writeResponse would write, known without a scan:
+		// written as it is, the large values straight from the cache.
+		resp.data.WriteByte('}')
+		setContentType(w, contentType)
+		resp.writeTo(w)
+		c.served.Add(1)
+		return true
+	}
+	out := resp.bytes()
 	if len(warnings) > 0 || !canonical(out) {
 		// What writeResponse writes for gqlgen's Response: the data
 		// compacted, then the extensions.
@@ -492,8 +496,7 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 		out = b
 	} else {
 		// Already what writeResponse would write: written as it is.
-		data.WriteByte('}')
-		out = data.Bytes()
+		out = append(out, '}')
 	}
 	setContentType(w, contentType)
 	_, _ = w.Write(out)
@@ -501,14 +504,94 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 	return true
 }
 
+// response is a plan's response as execute writes it: the text around the
+// values in data, and each large value a span refers to, not copied.
+type response struct {
+	data  bytes.Buffer
+	spans []span
+	// compact says every value is known to be compact, and so the whole
+	// response (the rest is written compact).
+	compact bool
+}
+
+// span is a value that belongs at data's offset at.
+type span struct {
+	at    int
+	value []byte
+}
+
+// spanMin is the size from which a value is referred to rather than
+// copied: a shorter one costs less to copy than another Write.
+const spanMin = 1024
+
+// responseBuffers hold responses as write plans write them
+// (compiledwrites.go).
+var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// responses hold responses as read plans write them.
+var responses = sync.Pool{New: func() any { return &response{compact: true} }}
+
+func (r *response) release() {
+	clear(r.spans) // the values are the cache's, not the pool's to keep
+	r.spans = r.spans[:0]
+	r.data.Reset()
+	r.compact = true
+	if r.data.Cap() <= 64<<10 && cap(r.spans) <= 64 {
+		responses.Put(r) // a huge one is left to the collector
+	}
+}
+
+// value writes a value (nil is null); compact says it is known to be
+// compact.
+func (r *response) value(v []byte, compact bool) {
+	switch {
+	case v == nil:
+		r.data.WriteString("null")
+	case compact && len(v) >= spanMin:
+		r.spans = append(r.spans, span{at: r.data.Len(), value: v})
+	default:
+		r.compact = r.compact && compact
+		r.data.Write(v)
+	}
+}
+
+// bytes is the whole response so far, in one slice (data's own when there
+// are no spans).
+func (r *response) bytes() []byte {
+	if len(r.spans) == 0 {
+		return r.data.Bytes()
+	}
+	n := r.data.Len()
+	for _, s := range r.spans {
+		n += len(s.value)
+	}
+	out := make([]byte, 0, n+1) // room for the closing brace
+	prev, d := 0, r.data.Bytes()
+	for _, s := range r.spans {
+		out = append(out, d[prev:s.at]...)
+		out = append(out, s.value...)
+		prev = s.at
+	}
+	return append(out, d[prev:]...)
+}
+
+func (r *response) writeTo(w http.ResponseWriter) {
+	prev, d := 0, r.data.Bytes()
+	for _, s := range r.spans {
+		if s.at > prev {
+			_, _ = w.Write(d[prev:s.at])
+		}
+		_, _ = w.Write(s.value)
+		prev = s.at
+	}
+	_, _ = w.Write(d[prev:])
+}
+
 // The root types' names as CollectFields takes them (read only).
 var (
 	queryRoot    = []string{"Query"}
 	mutationRoot = []string{"Mutation"}
 )
-
-// responseBuffers hold responses as plans write them.
-var responseBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // canonical reports whether JSON text is already what writeResponse writes
 // for it as a json.RawMessage (compacted, nothing escaped): no space
@@ -724,7 +807,8 @@ func (v varValue) asAny(kind varKind) any {
 
 // execute runs the fields in order and writes the data. It reports false,
 // having returned nothing, when gqlgen must answer instead.
-func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.CollectedField, vars []varValue, buf *bytes.Buffer) ([]warning, bool) {
+func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.CollectedField, vars []varValue, resp *response) ([]warning, bool) {
+	buf := &resp.data
 	if c.maxResponse > 0 && c.maxKeys(pl, fields, vars)*int64(c.maxValue)*6 > int64(c.maxResponse) {
 		// Only a response that could pass the limit needs counting: a few
 		// keys, at CACHE_MAX_VALUE_BYTES each at most (six times that for
@@ -752,19 +836,18 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 			if !ok {
 				return nil, false
 			}
-			var value []byte
-			var backend cache.Backend
-			var err error
+			var rd cache.Read
 			if plannedFields[f.Name] == fieldGet {
-				value, backend, err = getWithin(ctx, c.resolver.Cache, key)
+				rd = getWithin(ctx, c.resolver.Cache, key)
 			} else {
 				var found bool
-				found, backend, err = c.resolver.Cache.Exists(ctx, key)
-				value = []byte("false")
+				found, rd.Backend, rd.Err = c.resolver.Cache.Exists(ctx, key)
+				rd.Value, rd.Compact = jsonFalse, true
 				if found {
-					value = []byte("true")
+					rd.Value = jsonTrue
 				}
 			}
+			value, backend, err := rd.Value, rd.Backend, rd.Err
 			if err != nil {
 				code, msg, ok := readWarning(err)
 				if !ok {
@@ -773,12 +856,12 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 				warn(code, msg, alias)
 				value = nil
 				if plannedFields[f.Name] == fieldExists {
-					value = []byte("false")
+					value = jsonFalse
 				}
 			} else if code, msg, ok := fallbackWarning(backend); ok {
 				warn(code, msg, alias)
 			}
-			writeValue(buf, value)
+			resp.value(value, rd.Compact || value == nil)
 		case fieldGetMany:
 			keys, ok := pl.listArg(f.Field, "keys", vars)
 			if !ok {
@@ -805,7 +888,7 @@ func (c *compiledReads) execute(ctx context.Context, pl *plan, fields []graphql.
 				if code, msg, ok := fallbackWarning(rd.Backend); ok {
 					warn(code, msg, alias, ast.PathIndex(j))
 				}
-				writeValue(buf, rd.Value)
+				resp.value(rd.Value, rd.Compact)
 			}
 			buf.WriteByte(']')
 		default:
@@ -832,13 +915,11 @@ func (c *compiledReads) maxKeys(pl *plan, fields []graphql.CollectedField, vars 
 	return n
 }
 
-func writeValue(buf *bytes.Buffer, v []byte) {
-	if v == nil {
-		buf.WriteString("null")
-		return
-	}
-	buf.Write(v)
-}
+// The values of cacheExists (read only).
+var (
+	jsonTrue  = []byte("true")
+	jsonFalse = []byte("false")
+)
 
 // stringArg is a field's string argument: a literal, or a variable's value.
 func (pl *plan) stringArg(f *ast.Field, name string, vars []varValue) (string, bool) {

@@ -50,7 +50,12 @@ func newTwoPaths(t testing.TB, opts HandlerOptions) *twoPaths {
 		"school-erp:unicode": `"ü€😀"`,
 		"school-erp:null":    `null`,
 		"school-erp:big":     `"` + strings.Repeat("x", 3000) + `"`,
-		"school-erp:huge":    `"` + strings.Repeat("y", 5000) + `"`, // above MaxValueBytes
+		// Large enough to be remembered by the cache's scan memo and
+		// written by reference: spaced, not JSON, not UTF-8.
+		"school-erp:bigspaced": `{ "a" : "` + strings.Repeat("x", 2000) + `" }`,
+		"school-erp:bigtext":   strings.Repeat("not json ", 200),
+		"school-erp:bigbytes":  `"` + strings.Repeat("x", 2000) + "\xff\"",
+		"school-erp:huge":      `"` + strings.Repeat("y", 5000) + `"`, // above MaxValueBytes
 	}
 	for k, v := range seed {
 		if _, err := srv.Do(t, "SET", k, v); err != nil {
@@ -138,6 +143,8 @@ func TestCompiledReadsMatchGqlgen(t *testing.T) {
 		{"an operation name", `{"query":"query A { a: cacheGet(key: \"n\") } query B { b: cacheGet(key: \"obj\") }","operationName":"B"}`, true},
 		{"unknown variables are ignored", request(`{ cacheGet(key: "n") }`, map[string]any{"zzz": 1}), true},
 		{"a large value", request(`{ cacheGet(key: "big") }`, nil), true},
+		{"large values, twice (the second read from the local cache)", request(`{ a: cacheGet(key: "big") b: cacheGet(key: "big") c: cacheGetMany(keys: ["big", "n", "big"]) }`, nil), true},
+		{"large values spaced, not JSON, not UTF-8", request(`{ a: cacheGet(key: "bigspaced") b: cacheGet(key: "bigtext") c: cacheGet(key: "bigbytes") d: cacheGetMany(keys: ["bigspaced", "bigtext", "bigbytes", "big"]) e: cacheGet(key: "bigspaced") }`, nil), true},
 		// gqlgen answers these: the plan gives up, or there is none.
 		{"a missing required variable", request(`query($k: String!) { cacheGet(key: $k) }`, nil), false},
 		{"a variable of the wrong type", request(`query($k: String!) { cacheGet(key: $k) }`, map[string]any{"k": 5}), false},
@@ -276,7 +283,7 @@ func TestCompiledReadsFuzzCorpus(t *testing.T) {
 // literal and variable arguments, fragments, @skip/@include, and variables
 // that are sometimes missing, null or of the wrong type.
 func generateReadRequest(r *rand.Rand) string {
-	keys := []string{"n", "obj", "spaced", "html", "sep", "text", "unicode", "null", "nope", "big", "hash", "a b"}
+	keys := []string{"n", "obj", "spaced", "html", "sep", "text", "unicode", "null", "nope", "big", "hash", "a b", "bigspaced", "bigtext", "bigbytes"}
 	key := func() string {
 		if r.IntN(40) == 0 {
 			return keys[len(keys)-2+r.IntN(2)] // hash or a bad key, now and then

@@ -222,3 +222,9 @@ func sign(n int) int {
 	}
 	return 0
 }
+
+// GetRead is Get as a Read.
+func (c failingCache) GetRead(ctx context.Context, key string) cache.Read {
+	v, backend, err := c.Get(ctx, key)
+	return cache.Read{Value: v, Backend: backend, Err: err}
+}

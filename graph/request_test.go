@@ -224,3 +224,9 @@ func FuzzTokenLimit(f *testing.F) {
 		}
 	})
 }
+
+// GetRead is Get as a Read.
+func (c stubCache) GetRead(ctx context.Context, key string) cache.Read {
+	v, backend, err := c.Get(ctx, key)
+	return cache.Read{Value: v, Backend: backend, Err: err}
+}

@@ -14,6 +14,7 @@ import (
 // implements it.
 type Cache interface {
 	Get(ctx context.Context, key string) (json.RawMessage, cache.Backend, error)
+	GetRead(ctx context.Context, key string) cache.Read
 	GetMany(ctx context.Context, keys []string) ([]cache.Read, error)
 	Set(ctx context.Context, key string, value json.RawMessage, ttl time.Duration) (cache.Backend, error)
 	Delete(ctx context.Context, key string) (bool, cache.Backend, error)

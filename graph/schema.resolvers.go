@@ -95,12 +95,12 @@ func (r *queryResolver) RedisHealth(ctx context.Context) (*model.RedisHealth, er
 
 // CacheGet is the resolver for the cacheGet field.
 func (r *queryResolver) CacheGet(ctx context.Context, key string) (model.JSON, error) {
-	value, backend, err := getWithin(ctx, r.Cache, key)
-	if err != nil {
-		return nil, readFailure(ctx, err)
+	rd := getWithin(ctx, r.Cache, key)
+	if rd.Err != nil {
+		return nil, readFailure(ctx, rd.Err)
 	}
-	warnIfFallback(ctx, backend)
-	return model.JSON(value), nil
+	warnIfFallback(ctx, rd.Backend)
+	return model.JSON(rd.Value), nil
 }
 
 // CacheGetMany is the resolver for the cacheGetMany field.
