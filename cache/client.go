@@ -740,4 +740,3 @@ func (c *Client) checkValue(value json.RawMessage) error {
 	}
 	return nil
 }
-
