@@ -32,6 +32,12 @@ func (c *recordingCache) Get(context.Context, string) (json.RawMessage, cache.Ba
 	return json.RawMessage(`1`), c.backend, nil
 }
 
+// GetRead is Get as a Read (the compiled read path asks for a Read).
+func (c *recordingCache) GetRead(ctx context.Context, key string) cache.Read {
+	v, backend, err := c.Get(ctx, key)
+	return cache.Read{Value: v, Backend: backend, Err: err}
+}
+
 func (c *recordingCache) SetWith(_ context.Context, _ string, value json.RawMessage, opts cache.SetOptions) (cache.SetResult, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
