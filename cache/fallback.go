@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -148,7 +149,10 @@ func (m *memoryTier) setLocked(key string, value json.RawMessage, ttl time.Durat
 			return errFallbackFull
 		}
 	}
-	e := memoryEntry{value: append(json.RawMessage(nil), value...), weight: w, tags: tags} // the caller may reuse its slice
+	// The caller may reuse its slice, and its strings may be views of a
+	// request's buffer (the GraphQL layer decodes without copying): what
+	// is kept is copied.
+	e := memoryEntry{value: append(json.RawMessage(nil), value...), weight: w, tags: ownStrings(tags)}
 	if ttl > 0 {
 		e.expires = m.now().Add(ttl)
 	}
@@ -296,4 +300,26 @@ func (m *memoryTier) size() (int, uint64) {
 	defer m.mu.Unlock()
 	m.purgeExpiredLocked()
 	return len(m.entries), uint64(m.bytes)
+}
+
+// ownStrings copies ss and the bytes of its strings, in one allocation
+// for the bytes.
+func ownStrings(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	n := 0
+	for _, t := range ss {
+		n += len(t)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for _, t := range ss {
+		b.WriteString(t)
+	}
+	all, out := b.String(), make([]string, len(ss))
+	for i, t := range ss {
+		out[i], all = all[:len(t)], all[len(t):]
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,11 +75,42 @@ func (p *publisher) enqueueSet(key string, value []byte, tags []string) {
 }
 
 func (p *publisher) put(x queued) {
+	x.own()
 	p.start.Do(func() { go p.run() })
 	select {
 	case p.queue <- x:
 	default:
 		p.lost(x.At)
+	}
+}
+
+// own gives the announcement its own copy of its key and tags. They may
+// be the caller's bytes (the GraphQL layer reads keys and tags out of the
+// request body without copying, and the body's buffer serves the next
+// request once this one returns), and the publisher reads them later, on
+// its own goroutine. One allocation holds all of them.
+func (x *queued) own() {
+	n := len(x.Key)
+	for _, t := range x.Tags {
+		n += len(t)
+	}
+	if n == 0 {
+		return
+	}
+	var b strings.Builder
+	b.Grow(n)
+	b.WriteString(x.Key)
+	for _, t := range x.Tags {
+		b.WriteString(t)
+	}
+	all := b.String()
+	x.Key, all = all[:len(x.Key)], all[len(x.Key):]
+	if len(x.Tags) > 0 {
+		tags := make([]string, len(x.Tags))
+		for i, t := range x.Tags {
+			tags[i], all = all[:len(t)], all[len(t):]
+		}
+		x.Tags = tags
 	}
 }
 
