@@ -17,6 +17,7 @@ import (
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph/model"
 	"github.com/school-erp/cache-service/internal/auth"
+	"github.com/school-erp/cache-service/internal/jsontext"
 )
 
 // The compiled read path. gqlgen's executor is general: it builds a tree
@@ -482,7 +483,11 @@ func (c *compiledReads) serve(ctx context.Context, w http.ResponseWriter, p requ
 		return true
 	}
 	out := resp.bytes()
-	if len(warnings) > 0 || !canonical(out) {
+	// What writeResponse writes for a json.RawMessage is the text
+	// compacted, nothing escaped: text with no space outside strings is
+	// that already (values this service stored were written compact; a
+	// value another program wrote may not be).
+	if len(warnings) > 0 || !jsontext.Spaceless(out) {
 		// What writeResponse writes for gqlgen's Response: the data
 		// compacted, then the extensions.
 		resp := graphql.Response{Data: out[len(`{"data":`):]}
@@ -592,26 +597,6 @@ var (
 	queryRoot    = []string{"Query"}
 	mutationRoot = []string{"Mutation"}
 )
-
-// canonical reports whether JSON text is already what writeResponse writes
-// for it as a json.RawMessage (compacted, nothing escaped): no space
-// outside strings. Values this service stored were written compact, so
-// they are; a value another program wrote may not be.
-func canonical(b []byte) bool {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			return false
-		}
-	}
-	return true
-}
 
 // lookupKey is planKey for a lookup: without copying the query when there
 // is no operation name (the cache does not keep a key it is only asked

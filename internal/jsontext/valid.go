@@ -122,6 +122,25 @@ func (s *scanner) value(i, depth int) (int, bool) {
 	return i, false
 }
 
+// Spaceless reports whether JSON text b has no space outside its strings:
+// whether it is already in the compact form json.Compact would give it.
+// It does not check that b is JSON (Scan does both in one pass; this is
+// for text known to be JSON, such as a response built from values read).
+func Spaceless(b []byte) bool {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case inString && c == '\\':
+			i++
+		case c == '"':
+			inString = !inString
+		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
+			return false
+		}
+	}
+	return true
+}
+
 func hasPrefix(b []byte, p string) bool { return len(b) >= len(p) && string(b[:len(p)]) == p }
 
 // Eight bytes at once: lanes holds a byte in every lane.

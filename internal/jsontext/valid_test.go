@@ -93,7 +93,7 @@ func BenchmarkValid(b *testing.B) {
 			{"jsontext", Valid},
 			{"encoding_json", json.Valid},
 			{"jsontext_Scan", func(b []byte) bool { return Scan(b) == Compact }},
-			{"three_passes", func(b []byte) bool { return utf8.Valid(b) && Valid(b) && spaceless(b) }},
+			{"three_passes", func(b []byte) bool { return utf8.Valid(b) && Valid(b) && Spaceless(b) }},
 		} {
 			b.Run(fmt.Sprintf("%s/%dB", f.name, len(v)), func(b *testing.B) {
 				b.SetBytes(int64(len(v)))
@@ -105,21 +105,4 @@ func BenchmarkValid(b *testing.B) {
 			})
 		}
 	}
-}
-
-// spaceless is the separate pass Scan's Compact replaces (graph's former
-// canonical check), for BenchmarkValid's comparison.
-func spaceless(b []byte) bool {
-	inString := false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case inString && c == '\\':
-			i++
-		case c == '"':
-			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
-			return false
-		}
-	}
-	return true
 }
