@@ -152,7 +152,7 @@ func (m *memoryTier) setLocked(key string, value json.RawMessage, ttl time.Durat
 	// The caller may reuse its slice, and its strings may be views of a
 	// request's buffer (the GraphQL layer decodes without copying): what
 	// is kept is copied.
-	e := memoryEntry{value: append(json.RawMessage(nil), value...), weight: w, tags: ownStrings(tags)}
+	e := memoryEntry{value: append(json.RawMessage(nil), value...), weight: w, tags: ownedTags(tags)}
 	if ttl > 0 {
 		e.expires = m.now().Add(ttl)
 	}
@@ -302,24 +302,37 @@ func (m *memoryTier) size() (int, uint64) {
 	return len(m.entries), uint64(m.bytes)
 }
 
-// ownStrings copies ss and the bytes of its strings, in one allocation
-// for the bytes.
-func ownStrings(ss []string) []string {
-	if len(ss) == 0 {
-		return nil
-	}
-	n := 0
-	for _, t := range ss {
+// ownedTags is a copy of tags the store may keep.
+func ownedTags(tags []string) []string {
+	_, owned := ownStrings("", tags)
+	return owned
+}
+
+// ownStrings copies first and rest, and the bytes of their strings, the
+// bytes in one allocation: for strings kept past the call that gave them
+// (see memoryTier.setLocked and queued.own).
+func ownStrings(first string, rest []string) (string, []string) {
+	n := len(first)
+	for _, t := range rest {
 		n += len(t)
+	}
+	if n == 0 {
+		return "", slices.Clone(rest)
 	}
 	var b strings.Builder
 	b.Grow(n)
-	for _, t := range ss {
+	b.WriteString(first)
+	for _, t := range rest {
 		b.WriteString(t)
 	}
-	all, out := b.String(), make([]string, len(ss))
-	for i, t := range ss {
-		out[i], all = all[:len(t)], all[len(t):]
+	all := b.String()
+	first, all = all[:len(first)], all[len(first):]
+	var out []string
+	if len(rest) > 0 {
+		out = make([]string, len(rest))
+		for i, t := range rest {
+			out[i], all = all[:len(t)], all[len(t):]
+		}
 	}
-	return out
+	return first, out
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -89,30 +88,7 @@ func (p *publisher) put(x queued) {
 // request body without copying, and the body's buffer serves the next
 // request once this one returns), and the publisher reads them later, on
 // its own goroutine. One allocation holds all of them.
-func (x *queued) own() {
-	n := len(x.Key)
-	for _, t := range x.Tags {
-		n += len(t)
-	}
-	if n == 0 {
-		return
-	}
-	var b strings.Builder
-	b.Grow(n)
-	b.WriteString(x.Key)
-	for _, t := range x.Tags {
-		b.WriteString(t)
-	}
-	all := b.String()
-	x.Key, all = all[:len(x.Key)], all[len(x.Key):]
-	if len(x.Tags) > 0 {
-		tags := make([]string, len(x.Tags))
-		for i, t := range x.Tags {
-			tags[i], all = all[:len(t)], all[len(t):]
-		}
-		x.Tags = tags
-	}
-}
+func (x *queued) own() { x.Key, x.Tags = ownStrings(x.Key, x.Tags) }
 
 // publishSet announces a confirmed write of value at key, as publish does
 // with Change{Key: key, Kind: ChangeSet, ETag: ETag(value), Tags: tags}.
