@@ -187,8 +187,7 @@ func (p postJSON) Supports(r *http.Request) bool {
 func (p postJSON) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	contentType := responseType(r)
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	setContentType(w, contentType)
 	params := &graphql.RawParams{Headers: r.Header}
 	params.ReadTime.Start = graphql.Now()
 	var body strings.Builder // a string without another copy, for the text checks
@@ -271,8 +270,7 @@ func (getQuery) Supports(r *http.Request) bool {
 func (getQuery) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
 	ctx := r.Context()
 	contentType := responseType(r)
-	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	setContentType(w, contentType)
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		badRequest(ctx, w, exec, "the URL's query string cannot be decoded")
@@ -349,8 +347,7 @@ func (unsupportedMedia) Supports(r *http.Request) bool {
 }
 
 func (unsupportedMedia) Do(w http.ResponseWriter, r *http.Request, exec graphql.GraphExecutor) {
-	w.Header().Set("Content-Type", responseType(r))
-	w.Header().Set("X-Content-Type-Options", "nosniff")
+	setContentType(w, responseType(r))
 	w.Header().Set("Accept-Post", mediaJSON)
 	w.WriteHeader(http.StatusUnsupportedMediaType)
 	msg := "the request has no Content-Type"
