@@ -221,54 +221,77 @@ func (c *compiledReads) compile(ctx context.Context, doc *ast.QueryDocument, op 
 // compilable reports whether a selection set holds only fields a plan
 // executes, and whether it has @skip or @include anywhere.
 func compilable(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen map[string]bool) (dynamic, ok bool) {
+	return walkSelections(set, fragments, "Query", seen, func(f *ast.Field) (bool, bool) {
+		if _, planned := plannedFields[f.Name]; !planned || len(f.SelectionSet) > 0 {
+			return false, false
+		}
+		for _, arg := range f.Arguments {
+			if !plannableArgument(arg.Value) {
+				return false, false
+			}
+		}
+		return false, true
+	})
+}
+
+// walkSelections checks a selection set on the type typeName, as every
+// plan's compiler does: each field by field, inline fragments (on
+// typeName, or on no type) and fragment spreads (on typeName) by their own
+// selections, and no directive but @skip and @include anywhere. It reports
+// whether field found something dynamic or any @skip or @include is there.
+// seen, when not nil, holds the fragments walked already, and a spread of
+// one is not walked again; nil walks every spread (validation has refused
+// cycles, so that ends).
+func walkSelections(set ast.SelectionSet, fragments ast.FragmentDefinitionList, typeName string, seen map[string]bool, field func(*ast.Field) (dynamic, ok bool)) (dynamic, ok bool) {
 	for _, sel := range set {
 		var dirs ast.DirectiveList
+		d, ok := false, true
 		switch s := sel.(type) {
 		case *ast.Field:
-			if _, planned := plannedFields[s.Name]; !planned || len(s.SelectionSet) > 0 {
-				return false, false
-			}
-			for _, arg := range s.Arguments {
-				if !plannableArgument(arg.Value) {
-					return false, false
-				}
-			}
+			d, ok = field(s)
 			dirs = s.Directives
 		case *ast.InlineFragment:
-			if s.TypeCondition != "" && s.TypeCondition != "Query" {
+			if s.TypeCondition != "" && s.TypeCondition != typeName {
 				return false, false
 			}
-			d, ok := compilable(s.SelectionSet, fragments, seen)
-			if !ok {
-				return false, false
-			}
-			dynamic = dynamic || d
+			d, ok = walkSelections(s.SelectionSet, fragments, typeName, seen, field)
 			dirs = s.Directives
 		case *ast.FragmentSpread:
 			f := fragments.ForName(s.Name)
-			if f == nil || f.TypeCondition != "Query" {
+			if f == nil || f.TypeCondition != typeName {
 				return false, false
 			}
-			if !seen[s.Name] {
-				seen[s.Name] = true
-				d, ok := compilable(f.SelectionSet, fragments, seen)
-				if !ok {
-					return false, false
+			if seen == nil || !seen[s.Name] {
+				if seen != nil {
+					seen[s.Name] = true
 				}
-				dynamic = dynamic || d
+				d, ok = walkSelections(f.SelectionSet, fragments, typeName, seen, field)
 			}
 			dirs = s.Directives
 		default:
 			return false, false
 		}
-		for _, d := range dirs {
-			if d.Name != "skip" && d.Name != "include" {
-				return false, false
-			}
-			dynamic = true
+		if !ok {
+			return false, false
 		}
+		present, ok := onlySkipInclude(dirs)
+		if !ok {
+			return false, false
+		}
+		dynamic = dynamic || d || present
 	}
 	return dynamic, true
+}
+
+// onlySkipInclude reports whether dirs are only @skip and @include, and
+// whether there are any.
+func onlySkipInclude(dirs ast.DirectiveList) (present, ok bool) {
+	for _, d := range dirs {
+		if d.Name != "skip" && d.Name != "include" {
+			return false, false
+		}
+	}
+	return len(dirs) > 0, true
 }
 
 // plannableArgument accepts a key, or a list of keys, given as literals or

@@ -151,127 +151,40 @@ func (c *compiledReads) compileWrites(ctx context.Context, doc *ast.QueryDocumen
 // write field's arguments; it reports whether there is @skip or @include
 // anywhere.
 func (pl *plan) compileRootWrites(set ast.SelectionSet, fragments ast.FragmentDefinitionList, seen map[string]bool) (dynamic, ok bool) {
-	for _, sel := range set {
-		var dirs ast.DirectiveList
-		switch s := sel.(type) {
-		case *ast.Field:
-			kind, planned := plannedWrites[s.Name]
-			if !planned {
-				return false, false
-			}
-			if kind == fieldTypename {
-				if len(s.SelectionSet) > 0 {
-					return false, false
-				}
-			} else {
-				if _, known := pl.writes.args[s]; !known {
-					args, ok := pl.compileWriteArgs(kind, s)
-					if !ok {
-						return false, false
-					}
-					pl.writes.args[s] = args
-					if kind == fieldDeleteMany && args.keys.v >= 0 || kind == fieldSetMany && args.entries.v >= 0 {
-						pl.writes.listsFromVariables = true
-					}
-				}
-				d, ok := compilePayload(s.SelectionSet, payloadTypes[kind], fragments)
-				if !ok {
-					return false, false
-				}
-				dynamic = dynamic || d
-			}
-			dirs = s.Directives
-		case *ast.InlineFragment:
-			if s.TypeCondition != "" && s.TypeCondition != "Mutation" {
-				return false, false
-			}
-			d, ok := pl.compileRootWrites(s.SelectionSet, fragments, seen)
-			if !ok {
-				return false, false
-			}
-			dynamic = dynamic || d
-			dirs = s.Directives
-		case *ast.FragmentSpread:
-			f := fragments.ForName(s.Name)
-			if f == nil || f.TypeCondition != "Mutation" {
-				return false, false
-			}
-			if !seen[s.Name] {
-				seen[s.Name] = true
-				d, ok := pl.compileRootWrites(f.SelectionSet, fragments, seen)
-				if !ok {
-					return false, false
-				}
-				dynamic = dynamic || d
-			}
-			dirs = s.Directives
-		default:
-			return false, false
-		}
-		d, ok := onlySkipInclude(dirs)
+	return walkSelections(set, fragments, "Mutation", seen, func(f *ast.Field) (bool, bool) {
+		return pl.compileWriteField(f, fragments)
+	})
+}
+
+// compileWriteField checks one root field of a mutation and reads a write
+// field's arguments, once per field of the document.
+func (pl *plan) compileWriteField(s *ast.Field, fragments ast.FragmentDefinitionList) (dynamic, ok bool) {
+	kind, planned := plannedWrites[s.Name]
+	if !planned {
+		return false, false
+	}
+	if kind == fieldTypename {
+		return false, len(s.SelectionSet) == 0
+	}
+	if _, known := pl.writes.args[s]; !known {
+		args, ok := pl.compileWriteArgs(kind, s)
 		if !ok {
 			return false, false
 		}
-		dynamic = dynamic || d
+		pl.writes.args[s] = args
+		if kind == fieldDeleteMany && args.keys.v >= 0 || kind == fieldSetMany && args.entries.v >= 0 {
+			pl.writes.listsFromVariables = true
+		}
 	}
-	return dynamic, true
+	return compilePayload(s.SelectionSet, payloadTypes[kind], fragments)
 }
 
 // compilePayload checks a payload's selection set: its own scalar fields
 // and __typename, in fragments on its type or none.
 func compilePayload(set ast.SelectionSet, t payloadType, fragments ast.FragmentDefinitionList) (dynamic, ok bool) {
-	for _, sel := range set {
-		var dirs ast.DirectiveList
-		switch s := sel.(type) {
-		case *ast.Field:
-			if !t.fields[s.Name] || len(s.SelectionSet) > 0 || len(s.Arguments) > 0 {
-				return false, false
-			}
-			dirs = s.Directives
-		case *ast.InlineFragment:
-			if s.TypeCondition != "" && s.TypeCondition != t.name {
-				return false, false
-			}
-			d, ok := compilePayload(s.SelectionSet, t, fragments)
-			if !ok {
-				return false, false
-			}
-			dynamic = dynamic || d
-			dirs = s.Directives
-		case *ast.FragmentSpread:
-			// Validation has refused cycles: a payload's fragments nest
-			// only as deep as the document.
-			f := fragments.ForName(s.Name)
-			if f == nil || f.TypeCondition != t.name {
-				return false, false
-			}
-			d, ok := compilePayload(f.SelectionSet, t, fragments)
-			if !ok {
-				return false, false
-			}
-			dynamic = dynamic || d
-			dirs = s.Directives
-		default:
-			return false, false
-		}
-		d, ok := onlySkipInclude(dirs)
-		if !ok {
-			return false, false
-		}
-		dynamic = dynamic || d
-	}
-	return dynamic, true
-}
-
-// onlySkipInclude reports whether dirs are only @skip and @include, and
-// whether there are any.
-func onlySkipInclude(dirs ast.DirectiveList) (present, ok bool) {
-	for _, d := range dirs {
-		if d.Name != "skip" && d.Name != "include" {
-			return false, false
-		}
-	}
-	return len(dirs) > 0, true
+	return walkSelections(set, fragments, t.name, nil, func(f *ast.Field) (bool, bool) {
+		return false, t.fields[f.Name] && len(f.SelectionSet) == 0 && len(f.Arguments) == 0
+	})
 }
 
 // compileWriteArgs reads a write field's arguments: each a variable of the
