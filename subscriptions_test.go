@@ -7,11 +7,13 @@ import (
 
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -816,5 +818,127 @@ func TestSubscriptionOverHTTPIsRefused(t *testing.T) {
 	}
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("the refusal took %s", took)
+	}
+}
+
+// The slow-consumer rule on the compiled path (graph/live.go), which runs
+// the usual subscription: a socket whose client never reads, behind a
+// small receive window, has its queue replaced by a RESYNC when it
+// overflows and is closed once nothing has been written to it for
+// SUBSCRIPTION_SLOW_TIMEOUT; a fast subscriber of the same changes gets
+// every one of them, in order.
+func TestSlowLiveSubscriberIsResyncedThenClosed(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["SUBSCRIPTION_SLOW_TIMEOUT"] = "1s"
+	env["REDIS_COMMAND_TIMEOUT"] = "2s"
+	env["GRAPHQL_REQUEST_TIMEOUT"] = "5s"
+	p := startBinary(t, env)
+	const query = `subscription { cacheChanged(prefix: "slowlive:") { key kind } }`
+
+	fast, _, err := dialURL(t, p.url, wsDial{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast.ack()
+	fast.subscribe("1", query, nil)
+	// The slow one reads nothing, and its kernel takes little for it.
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	ctx := context.Background()
+	slow, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.url, "http")+"/graphql", &websocket.DialOptions{
+		Subprotocols: []string{"graphql-transport-ws"},
+		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.CloseNow()
+	slow.SetReadLimit(1 << 20)
+	sub, _ := json.Marshal(map[string]any{"query": query})
+	for _, m := range []wsMessage{{Type: "connection_init"}, {ID: "1", Type: "subscribe", Payload: sub}} {
+		b, _ := json.Marshal(m)
+		if err := slow.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// 10 000 changes of long keys: about 5 MB of events, more than the
+	// socket buffers hold.
+	const batches, perBatch = 100, 100
+	long := strings.Repeat("k", 400)
+	key := func(i int) string { return fmt.Sprintf("slowlive:%s:%d", long, i) }
+	done := make(chan int)
+	go func() {
+		n := 0
+		defer func() { done <- n }()
+		for n < batches*perBatch {
+			m, ok := fast.next(10 * time.Second)
+			if !ok {
+				t.Errorf("fast client: nothing for 10s after %d changes (%v)", n, fast.closeErr())
+				return
+			}
+			var r struct {
+				Data struct{ CacheChanged changeEvent } `json:"data"`
+			}
+			_ = json.Unmarshal(m.Payload, &r)
+			if x := r.Data.CacheChanged; x.Kind != "SET" || x.Key != key(n) {
+				t.Errorf("fast client, change %d: %s %.30s; want SET %.30s", n, x.Kind, x.Key, key(n))
+				return
+			}
+			n++
+		}
+	}()
+	for b := range batches {
+		entries := make([]map[string]any, perBatch)
+		for j := range entries {
+			entries[j] = map[string]any{"key": key(b*perBatch + j), "value": 1}
+		}
+		body, _ := json.Marshal(map[string]any{"query": `mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, "variables": map[string]any{"e": entries}})
+		resp, err := http.Post(p.url+"/graphql", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("batch %d: HTTP %d: %s", b, resp.StatusCode, raw)
+		}
+	}
+	if n := <-done; n != batches*perBatch {
+		t.Errorf("fast client got %d changes; want %d", n, batches*perBatch)
+	}
+
+	time.Sleep(2500 * time.Millisecond) // past the slow timeout
+	resync, n := false, 0
+	var end error
+	for end == nil {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var b []byte
+		_, b, end = slow.Read(rctx)
+		cancel()
+		if end == nil {
+			n++
+			resync = resync || strings.Contains(string(b), `"kind":"RESYNC"`)
+		}
+	}
+	t.Logf("slow subscriber: %d messages (a RESYNC among them: %v), then %v", n, resync, end)
+	// The RESYNC that replaced the overflowing queue reaches the client
+	// only if the socket drains before the slow timeout; the close says
+	// the same (reconnect and read again) when it does not.
+	if !resync && websocket.CloseStatus(end) != websocket.StatusPolicyViolation {
+		t.Errorf("slow subscriber got neither a RESYNC nor a close 1008: %v", end)
+	}
+	if errors.Is(end, context.DeadlineExceeded) {
+		t.Errorf("slow subscriber still open 10s after it read everything; want it closed for SUBSCRIPTION_SLOW_TIMEOUT")
+	}
+	if code := websocket.CloseStatus(end); code != -1 && code != websocket.StatusPolicyViolation {
+		t.Errorf("slow subscriber closed with %d; want 1008", code)
+	}
+	if n >= batches*perBatch {
+		t.Errorf("slow subscriber got %d messages: it was not slow", n)
 	}
 }

@@ -4,9 +4,13 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/executor"
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+
+	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/school-erp/cache-service/cache"
 	"github.com/school-erp/cache-service/graph/model"
@@ -47,8 +51,9 @@ type HandlerOptions struct {
 	// Logger receives internal errors and recovered panics.
 	Logger *slog.Logger
 	// NoCompiledReads sends every request through gqlgen's executor,
-	// without the compiled paths for reads and writes (compiled.go,
-	// compiledwrites.go): for the differential tests, which compare them.
+	// without the compiled paths for reads, writes and subscriptions
+	// (compiled.go, compiledwrites.go, live.go): for the differential
+	// tests, which compare them.
 	NoCompiledReads bool
 	// Subscriptions configure the WebSocket transport; without
 	// Subscriptions.Sockets there is none.
@@ -77,6 +82,17 @@ func (o HandlerOptions) withDefaults() HandlerOptions {
 	}
 	o.Subscriptions = o.Subscriptions.withDefaults()
 	return o
+}
+
+// executorSettings is what configures gqlgen's executor, on the server
+// (*handler.Server) and on an executor of its own (*executor.Executor).
+type executorSettings interface {
+	Use(graphql.HandlerExtension)
+	SetQueryCache(graphql.Cache[*ast.QueryDocument])
+	SetErrorPresenter(graphql.ErrorPresenterFunc)
+	SetRecoverFunc(graphql.RecoverFunc)
+	SetParserTokenLimit(int)
+	SetDisableSuggestion(bool)
 }
 
 // NewHandler returns the GraphQL endpoint: POST with a JSON body, GET for
@@ -135,34 +151,46 @@ func newHandler(r *Resolver, opts HandlerOptions) (http.Handler, *compiledReads)
 	srv.AddTransport(postJSON{compiled: compiled})
 	srv.AddTransport(unsupportedMedia{}) // last: any other POST
 	parsed := newParsedCache(opts.QueryCacheBytes, opts.MaxCachedDocumentBytes)
-	srv.SetQueryCache(parsed)
-	if opts.Introspection {
-		srv.Use(extension.Introspection{})
-	} else {
-		srv.Use(noIntrospection{})
+	configure := func(x executorSettings) {
+		x.SetQueryCache(parsed)
+		if opts.Introspection {
+			x.Use(extension.Introspection{})
+		} else {
+			x.Use(noIntrospection{})
+		}
+		x.SetDisableSuggestion(opts.NoSuggestions)
+		// Parameter mutators run in the order they are added: the token
+		// limit must see the query APQ found by its hash.
+		x.Use(persistedQueries{store: persisted})
+		if opts.Limits.Tokens > 0 {
+			x.Use(tokenLimit{max: opts.Limits.Tokens, parsed: parsed})
+			// The parser's own limit stays as a backstop; tokenLimit
+			// refuses first, with its own code.
+			x.SetParserTokenLimit(opts.Limits.Tokens)
+		}
+		// Shape limits (and the literal check) run first: the complexity
+		// limit reads argument values.
+		x.Use(shapeLimits{opts.Limits})
+		// Values as the client sent them, before anything decodes
+		// arguments.
+		x.Use(rawValues{schema: es.Schema()})
+		if opts.Limits.Complexity > 0 {
+			x.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
+		}
+		// Outside the warnings: a refused response drops them with the
+		// rest.
+		x.Use(responseLimit{limit: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes})
+		x.Use(warnings{})
+		x.SetErrorPresenter(presenter)
+		x.SetRecoverFunc(recoverFunc)
 	}
-	srv.SetDisableSuggestion(opts.NoSuggestions)
-	// Parameter mutators run in the order they are added: the token limit
-	// must see the query APQ found by its hash.
-	srv.Use(persistedQueries{store: persisted})
-	if opts.Limits.Tokens > 0 {
-		srv.Use(tokenLimit{max: opts.Limits.Tokens, parsed: parsed})
-		// The parser's own limit stays as a backstop; tokenLimit refuses
-		// first, with its own code.
-		srv.SetParserTokenLimit(opts.Limits.Tokens)
+	configure(srv)
+	if sub := opts.Subscriptions; sub.Sockets != nil && !opts.NoCompiledReads {
+		// The live subscriptions' executor (live.go): gqlgen's
+		// configuration, to admit a subscription exactly as gqlgen would.
+		exec := executor.New(es)
+		configure(exec)
+		sub.Sockets.live = &liveSubscriptions{exec: exec, resolver: r, auth: opts.Auth, shapes: map[string]*eventShape{}}
 	}
-	// Shape limits (and the literal check) run first: the complexity
-	// limit reads argument values.
-	srv.Use(shapeLimits{opts.Limits})
-	// Values as the client sent them, before anything decodes arguments.
-	srv.Use(rawValues{schema: es.Schema()})
-	if opts.Limits.Complexity > 0 {
-		srv.Use(extension.FixedComplexityLimit(opts.Limits.Complexity))
-	}
-	// Outside the warnings: a refused response drops them with the rest.
-	srv.Use(responseLimit{limit: opts.MaxResponseBytes, maxValue: opts.MaxValueBytes})
-	srv.Use(warnings{})
-	srv.SetErrorPresenter(presenter)
-	srv.SetRecoverFunc(recoverFunc)
 	return front{compiled: compiled, next: srv, sockets: opts.Subscriptions.Sockets}, compiled
 }

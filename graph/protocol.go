@@ -24,18 +24,20 @@ const graphqlTransportWS = "graphql-transport-ws"
 
 // read looks at one client message before gqlgen decodes it: a second
 // connection_init closes the socket with 4429, a subscribe of a running id
-// with 4409.
-func (sock *socket) read(typ int, r io.Reader) (int, io.Reader, error) {
+// with 4409. A subscribe the compiled path runs (live.go), and a complete
+// of one it runs, are not gqlgen's: read reports them ran.
+func (sock *socket) read(typ int, r io.Reader) (_ int, _ io.Reader, ran bool, _ error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return typ, nil, err
+		return typ, nil, false, err
 	}
 	var m struct {
-		Type string `json:"type"`
-		ID   string `json:"id"`
+		Type    string          `json:"type"`
+		ID      string          `json:"id"`
+		Payload json.RawMessage `json:"payload"`
 	}
 	if json.Unmarshal(data, &m) != nil {
-		return typ, bytes.NewReader(data), nil // gqlgen answers it
+		return typ, bytes.NewReader(data), false, nil // gqlgen answers it
 	}
 	code, reason := 0, ""
 	sock.mu.Lock()
@@ -46,7 +48,7 @@ func (sock *socket) read(typ int, r io.Reader) (int, io.Reader, error) {
 		}
 		sock.sawInit = true
 	case "subscribe":
-		if _, running := sock.ops[m.ID]; running {
+		if _, running := sock.ops[m.ID]; running || sock.live[m.ID] != nil {
 			code, reason = CloseDuplicateID, "Subscriber for "+m.ID+" already exists"
 		} else if !sock.untracked {
 			if sock.ops == nil {
@@ -63,9 +65,19 @@ func (sock *socket) read(typ int, r io.Reader) (int, io.Reader, error) {
 			reason = reason[:closeReasonMaxBytes]
 		}
 		sock.closeWith(code, reason)
-		return typ, nil, transport.ErrWebsocketClosed
+		return typ, nil, false, transport.ErrWebsocketClosed
 	}
-	return typ, bytes.NewReader(data), nil
+	switch m.Type {
+	case "subscribe":
+		if m.ID != "" && sock.startLive(m.ID, m.Payload) {
+			return typ, nil, true, nil
+		}
+	case "complete":
+		if sock.stopLive(m.ID) {
+			return typ, nil, true, nil
+		}
+	}
+	return typ, bytes.NewReader(data), false, nil
 }
 
 // wrote: the server ends an operation with complete or error.

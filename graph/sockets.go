@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
+	"github.com/coder/websocket"
 
 	"github.com/school-erp/cache-service/cache"
 
@@ -165,6 +166,9 @@ type Sockets struct {
 	// lastChange lets the queues of a change's many subscriptions share
 	// one model of it (subscriptions.go).
 	lastChange atomic.Pointer[convertedChange]
+	// live is the compiled path of cacheChanged (live.go); nil without
+	// it.
+	live *liveSubscriptions
 }
 
 // NewSockets returns an empty registry.
@@ -211,9 +215,11 @@ func (s *Sockets) Shutdown(ctx context.Context) error {
 // keeps for it. It is gqlgen's WebsocketConn too, so that its Close is
 // seen.
 type socket struct {
-	reg    *Sockets
-	conn   transport.WebsocketConn
-	header string // the upgrade's Authorization header
+	reg     *Sockets
+	conn    transport.WebsocketConn
+	ws      *wsConn     // conn's connection, for live subscriptions' writes
+	header  string      // the upgrade's Authorization header
+	headers http.Header // the upgrade's headers, as gqlgen keeps them
 
 	mu       sync.Mutex
 	initDone bool
@@ -229,6 +235,22 @@ type socket struct {
 	sawInit   bool
 	ops       map[string]struct{}
 	untracked bool
+	// opCtx is the context gqlgen runs the socket's operations in, with
+	// the caller, once connection_init is accepted (initOK); live holds
+	// the live subscriptions by id (live.go).
+	opCtx  context.Context
+	initOK bool
+	live   map[string]*liveSub
+
+	// The live subscriptions' write queue (live.go), under qmu: the
+	// subscriptions with events queued, from head on, and whether a
+	// writer is running. written counts the frames written.
+	qmu       sync.Mutex
+	ready     []*liveSub
+	head      int
+	writing   bool
+	written   atomic.Uint64
+	slowArmed atomic.Bool
 }
 
 type socketKey struct{}
@@ -247,7 +269,7 @@ func (s *Sockets) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		refuseUpgrade(w, http.StatusForbidden, CodeForbidden, "this Origin may not open a WebSocket here (CORS_ALLOWED_ORIGINS)")
 		return
 	}
-	sock := &socket{reg: s, header: r.Header.Get("Authorization")}
+	sock := &socket{reg: s, header: r.Header.Get("Authorization"), headers: r.Header}
 	s.mu.Lock()
 	switch {
 	case s.closing:
@@ -297,6 +319,7 @@ func (sock *socket) release() {
 	}
 	token, counted := sock.token, sock.counted
 	sock.mu.Unlock()
+	sock.stopAllLive()
 	s := sock.reg
 	s.mu.Lock()
 	delete(s.open, sock)
@@ -318,10 +341,10 @@ func (sock *socket) release() {
 
 // accepted: the upgrade is done; connection_init must follow within the
 // init timeout.
-func (sock *socket) accepted(conn transport.WebsocketConn) {
+func (sock *socket) accepted(conn *wsConn) {
 	sock.mu.Lock()
 	defer sock.mu.Unlock()
-	sock.conn = conn
+	sock.conn, sock.ws = conn, conn
 	sock.timer = time.AfterFunc(sock.reg.opts.InitTimeout, func() {
 		sock.mu.Lock()
 		late := !sock.initDone
@@ -346,8 +369,9 @@ func (sock *socket) closeWith(code int, reason string) {
 }
 
 // init admits connection_init: the token, then the bound on sockets per
-// token. It returns the close code and reason of a refusal.
-func (sock *socket) init(caller auth.Caller, open bool) (int, string) {
+// token. It returns the close code and reason of a refusal; on success,
+// ctx is where the socket's operations run.
+func (sock *socket) init(ctx context.Context, caller auth.Caller, open bool) (int, string) {
 	sock.mu.Lock()
 	if sock.initDone {
 		sock.mu.Unlock()
@@ -376,6 +400,7 @@ func (sock *socket) init(caller auth.Caller, open bool) (int, string) {
 	s.perToken[caller.Name]++
 	sock.mu.Lock()
 	sock.token, sock.counted = caller.Name, true
+	sock.opCtx, sock.initOK = ctx, true
 	sock.mu.Unlock()
 	return 0, ""
 }
@@ -414,11 +439,17 @@ func (sock *socket) tooSlow() {
 // WebsocketConn, forwarded to gqlgen's connection; Close releases the
 // socket too.
 func (sock *socket) NextReader() (int, io.Reader, error) {
-	typ, r, err := sock.conn.NextReader()
-	if err != nil || sock.conn.Subprotocol() != graphqlTransportWS {
-		return typ, r, err
+	for {
+		typ, r, err := sock.conn.NextReader()
+		if err != nil || sock.conn.Subprotocol() != graphqlTransportWS {
+			return typ, r, err
+		}
+		// A message the socket ran itself (a live subscription's
+		// subscribe or complete) is not gqlgen's: read the next.
+		if typ, r, ran, err := sock.read(typ, r); !ran {
+			return typ, r, err
+		}
 	}
-	return sock.read(typ, r)
 }
 func (sock *socket) WriteJSON(v any) error {
 	sock.wrote(v)
@@ -451,11 +482,11 @@ var (
 	_ transport.WebsocketReadDeadliner = (*socket)(nil)
 )
 
-// wsAccept is gqlgen's coder/websocket adapter, with the socket told of
-// its connection. Origin is checked by serve, against the service's own
+// wsAccept upgrades to a coder/websocket connection (wsconn.go), with the
+// socket told of it. Origin is checked by serve, against the service's own
 // list, so coder/websocket's same-host check is off.
 type wsAccept struct {
-	inner transport.CoderWebsocketImplementation
+	options websocket.AcceptOptions
 }
 
 func (a wsAccept) Accept(w http.ResponseWriter, r *http.Request, o transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
@@ -463,7 +494,7 @@ func (a wsAccept) Accept(w http.ResponseWriter, r *http.Request, o transport.Web
 	if sock == nil {
 		return nil, errors.New("websocket upgrade outside the socket registry")
 	}
-	conn, err := a.inner.Accept(w, r, o)
+	conn, err := acceptWS(w, r, o, a.options)
 	if err != nil {
 		return nil, err
 	}
@@ -474,10 +505,9 @@ func (a wsAccept) Accept(w http.ResponseWriter, r *http.Request, o transport.Web
 // websocketTransport is gqlgen's WebSocket transport with the service's
 // admission (see the top of this file).
 func websocketTransport(o SubscriptionOptions, a *auth.Authenticator) transport.Websocket {
-	impl := transport.CoderWebsocketImplementation{}
-	impl.AcceptOptions.InsecureSkipVerify = true // Origin: see wsAccept
+	accept := wsAccept{options: websocket.AcceptOptions{InsecureSkipVerify: true}} // Origin: see wsAccept
 	return transport.Websocket{
-		Implementation:        wsAccept{inner: impl},
+		Implementation:        accept,
 		KeepAlivePingInterval: o.KeepAlive,
 		PingPongInterval:      o.KeepAlive,
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
@@ -490,7 +520,7 @@ func websocketTransport(o SubscriptionOptions, a *auth.Authenticator) transport.
 			if sock == nil {
 				return ctx, nil, nil
 			}
-			if code, reason := sock.init(caller, a.Open()); code != 0 {
+			if code, reason := sock.init(ctx, caller, a.Open()); code != 0 {
 				if len(reason) > closeReasonMaxBytes {
 					reason = reason[:closeReasonMaxBytes]
 				}

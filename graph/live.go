@@ -1,0 +1,518 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/99designs/gqlgen/graphql/executor"
+	"github.com/coder/websocket"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/graph/model"
+	"github.com/school-erp/cache-service/internal/auth"
+)
+
+// Live subscriptions: the compiled path of cacheChanged. Through gqlgen a
+// subscription costs a goroutine of its own (about 8 KiB of stack) that
+// waits on its channel, and each event is executed and marshalled once
+// per subscription, then marshalled again as a message. A change that
+// goes to 10 000 subscribers is the same few bytes 10 000 times, so the
+// usual subscription, cacheChanged without withValue selecting its
+// scalar fields, is run here instead:
+//
+//   - The subscribe message is parsed, validated and checked by an
+//     executor configured as gqlgen's (the same extensions, caches and
+//     limits: configureExecutor), so it is refused exactly as gqlgen
+//     would; anything this path does not run, or any refusal at all
+//     (auth, the bounds, a bad key, subscriptions off), is handed to
+//     gqlgen untouched, which answers it as it always has.
+//   - The subscription is a cache.Sink: the hub queues changes on it
+//     directly; no goroutine waits for them.
+//   - A socket's writer goroutine runs only while some of its
+//     subscriptions have events queued, and writes each event as a frame
+//     of text rendered once per change for every subscription of the same
+//     selection (an eventShape), with only the id differing.
+//
+// The frames are byte for byte what gqlgen writes (live_test.go runs both
+// paths side by side), and the bounds, RESYNC and slow-consumer rules are
+// the same as eventQueue's.
+
+// liveSubscriptions is the compiled path: what it needs to admit a
+// subscription, and the shapes its events are rendered in.
+type liveSubscriptions struct {
+	exec     *executor.Executor
+	resolver *Resolver
+	auth     *auth.Authenticator
+
+	mu     sync.Mutex
+	shapes map[string]*eventShape
+	// started counts the subscriptions this path runs (for tests).
+	started atomic.Uint64
+}
+
+// maxShapes bounds the shapes kept for sharing; a selection beyond them
+// gets a shape of its own (aliases are the client's to choose).
+const maxShapes = 256
+
+// changeField is a CacheChange field an eventShape renders.
+type changeField int
+
+const (
+	changeKey changeField = iota + 1
+	changeKindField
+	changeEtag
+	changeAt
+	changeTags
+	changeValue // null: withValue is false on this path
+	changeTypename
+)
+
+var changeFields = map[string]changeField{
+	"key": changeKey, "kind": changeKindField, "etag": changeEtag, "at": changeAt,
+	"tags": changeTags, "value": changeValue, "__typename": changeTypename,
+}
+
+// eventShape is a selection of cacheChanged: its response name and its
+// fields in order. last is the payload of the change rendered last, which
+// every subscription of the shape shares.
+type eventShape struct {
+	alias  string
+	names  []string
+	fields []changeField
+	last   atomic.Pointer[renderedChange]
+}
+
+type renderedChange struct {
+	change  *cache.Change
+	payload []byte
+}
+
+// payload is the message payload for x: gqlgen's Response, {"data":...},
+// as json.Marshal writes it (strings quoted by gqlgen's scalar, then <, >,
+// &, U+2028 and U+2029 escaped, as encoding/json escapes a RawMessage).
+func (s *eventShape) payload(x *cache.Change) []byte {
+	if r := s.last.Load(); r != nil && r.change == x {
+		return r.payload
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"data":{"`)
+	b.WriteString(s.alias)
+	b.WriteString(`":{`)
+	for i, f := range s.fields {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(s.names[i])
+		b.WriteString(`":`)
+		switch f {
+		case changeKey:
+			graphql.MarshalString(x.Key).MarshalGQL(&b)
+		case changeKindField:
+			b.WriteString(strconv.Quote(changeKinds[x.Kind].String()))
+		case changeEtag:
+			if x.ETag == "" {
+				b.WriteString("null")
+			} else {
+				graphql.MarshalString(x.ETag).MarshalGQL(&b)
+			}
+		case changeAt:
+			graphql.MarshalString(x.At.UTC().Format(time.RFC3339Nano)).MarshalGQL(&b)
+		case changeTags:
+			b.WriteByte('[')
+			for j, t := range x.Tags {
+				if j > 0 {
+					b.WriteByte(',')
+				}
+				graphql.MarshalString(t).MarshalGQL(&b)
+			}
+			b.WriteByte(']')
+		case changeValue:
+			b.WriteString("null")
+		case changeTypename:
+			b.WriteString(`"CacheChange"`)
+		}
+	}
+	b.WriteString("}}}")
+	var out bytes.Buffer
+	json.HTMLEscape(&out, b.Bytes())
+	p := out.Bytes()
+	s.last.Store(&renderedChange{change: x, payload: p})
+	return p
+}
+
+// shape finds or makes the shape of a cacheChanged field's selection, or
+// reports false when this path does not render it.
+func (l *liveSubscriptions) shape(f *ast.Field) (*eventShape, bool) {
+	s := &eventShape{alias: f.Alias}
+	if s.alias == "" {
+		s.alias = f.Name
+	}
+	key := s.alias
+	for _, sel := range f.SelectionSet {
+		sf, ok := sel.(*ast.Field)
+		if !ok || len(sf.Directives) > 0 || len(sf.Arguments) > 0 || len(sf.SelectionSet) > 0 {
+			return nil, false
+		}
+		kind, ok := changeFields[sf.Name]
+		if !ok {
+			return nil, false
+		}
+		name := sf.Alias
+		if name == "" {
+			name = sf.Name
+		}
+		s.names = append(s.names, name)
+		s.fields = append(s.fields, kind)
+		key += "\x00" + name + "\x00" + sf.Name
+	}
+	if len(s.fields) == 0 {
+		return nil, false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if known, ok := l.shapes[key]; ok {
+		return known, true
+	}
+	if len(l.shapes) < maxShapes {
+		l.shapes[key] = s
+	}
+	return s, true
+}
+
+// liveSub is one live cacheChanged subscription: the hub's Sink, and its
+// place in its socket's write queue. pending, spare, queued and done are
+// guarded by the socket's qmu.
+type liveSub struct {
+	sock   *socket
+	id     string
+	idJSON []byte // the id as a JSON string
+	next   []byte // `,"id":…,"type":"next"}`, what follows the payload
+	shape  *eventShape
+	cancel context.CancelFunc
+	end    func() // the socket's count of subscriptions
+
+	pending, spare []*cache.Change
+	queued         bool // in the socket's ready list
+	done           bool // completed by the client, or the socket is gone
+	ownEnd         bool // ended by this side (cancel), not by the hub
+}
+
+// completeMarker in a pending queue: the hub ended the subscription (the
+// cache is closing), so the client is told it is complete.
+var completeMarker = &cache.Change{}
+
+func (s *liveSub) Offer(x *cache.Change) bool {
+	sock := s.sock
+	sock.qmu.Lock()
+	if s.done {
+		sock.qmu.Unlock()
+		return true // completed: dropped, not a reason for a RESYNC
+	}
+	if len(s.pending) >= sock.reg.opts.Queue {
+		sock.qmu.Unlock()
+		return false
+	}
+	s.pending = append(s.pending, x)
+	sock.queueLocked(s)
+	sock.qmu.Unlock()
+	sock.reg.opts.Observer.ObserveEvent("cacheChanged")
+	return true
+}
+
+func (s *liveSub) Drain() (int, time.Time) {
+	sock := s.sock
+	sock.qmu.Lock()
+	n, oldest := len(s.pending), time.Time{}
+	for _, x := range s.pending {
+		if oldest.IsZero() || x.At.Before(oldest) {
+			oldest = x.At
+		}
+	}
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	sock.qmu.Unlock()
+	sock.watchSlow()
+	return n, oldest
+}
+
+func (s *liveSub) Close() {
+	s.end()
+	sock := s.sock
+	sock.qmu.Lock()
+	mine := s.ownEnd || s.done
+	if !mine {
+		// The cache is closing: the client is told, as gqlgen tells it
+		// when a subscription's channel is closed.
+		s.pending = append(s.pending, completeMarker)
+		sock.queueLocked(s)
+	}
+	sock.qmu.Unlock()
+	s.cancel()
+}
+
+var _ cache.Sink = (*liveSub)(nil)
+
+// startLive runs a subscribe message on the compiled path, if it can; it
+// reports false, having sent nothing and holding nothing, to leave the
+// message to gqlgen.
+func (sock *socket) startLive(id string, payload json.RawMessage) bool {
+	l := sock.reg.live
+	sock.mu.Lock()
+	ctx, ok := sock.opCtx, sock.initOK
+	sock.mu.Unlock()
+	if l == nil || !ok || l.resolver.Changes == nil {
+		return false
+	}
+	params := &graphql.RawParams{}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if dec.Decode(params) != nil {
+		return false
+	}
+	params.Headers = sock.headers
+	ctx = graphql.StartOperationTrace(ctx)
+	rc, errs := l.exec.CreateOperationContext(ctx, params)
+	if errs != nil || rc.Operation == nil || rc.Operation.Operation != ast.Subscription || len(rc.Operation.SelectionSet) != 1 {
+		return false
+	}
+	f, ok := rc.Operation.SelectionSet[0].(*ast.Field)
+	if !ok || f.Name != "cacheChanged" || len(f.Directives) > 0 {
+		return false
+	}
+	filter, ok := liveFilter(f.ArgumentMap(rc.Variables), sock.reg.opts.MaxKeys)
+	if !ok || authorize(ctx, l.auth, model.ScopeRead) != nil {
+		return false
+	}
+	shape, ok := l.shape(f)
+	if !ok {
+		return false
+	}
+	end, err := sock.hold("cacheChanged")
+	if err != nil {
+		return false
+	}
+	idJSON, _ := json.Marshal(id)
+	s := &liveSub{sock: sock, id: id, idJSON: idJSON, shape: shape, end: end}
+	s.next = append(append([]byte(`,"id":`), idJSON...), `,"type":"next"}`...)
+	subCtx, cancel := context.WithCancel(ctx)
+	s.cancel = cancel
+	if err := l.resolver.Changes.WatchSink(subCtx, filter, s); err != nil {
+		cancel()
+		end()
+		return false
+	}
+	sock.mu.Lock()
+	if sock.released {
+		sock.mu.Unlock()
+		s.stop(false)
+		return true
+	}
+	if sock.live == nil {
+		sock.live = map[string]*liveSub{}
+	}
+	sock.live[id] = s
+	sock.mu.Unlock()
+	l.started.Add(1)
+	return true
+}
+
+// liveFilter reads cacheChanged's arguments, as gqlgen has coerced them,
+// into a filter, or reports false for anything the resolver would refuse
+// or this path does not run (withValue).
+func liveFilter(args map[string]any, maxKeys int) (cache.WatchFilter, bool) {
+	var f cache.WatchFilter
+	strs := func(name string) ([]string, bool) {
+		v, present := args[name]
+		if !present || v == nil {
+			return nil, true
+		}
+		list, ok := v.([]any)
+		if !ok || len(list) > maxKeys {
+			return nil, false
+		}
+		out := make([]string, len(list))
+		for i, e := range list {
+			if out[i], ok = e.(string); !ok {
+				return nil, false
+			}
+		}
+		return out, true
+	}
+	var ok bool
+	if f.Keys, ok = strs("keys"); !ok {
+		return f, false
+	}
+	if f.Tags, ok = strs("tags"); !ok {
+		return f, false
+	}
+	if p, present := args["prefix"]; present && p != nil {
+		s, isString := p.(string)
+		if !isString || s == "" {
+			return f, false
+		}
+		f.Prefix = s
+	}
+	if w, present := args["withValue"]; present && w != nil {
+		if b, isBool := w.(bool); !isBool || b {
+			return f, false
+		}
+	}
+	return f, true
+}
+
+// stopLive ends a live subscription the client completed, and answers
+// with a complete of its own, as gqlgen does; it reports false when id is
+// not one.
+func (sock *socket) stopLive(id string) bool {
+	sock.mu.Lock()
+	s := sock.live[id]
+	delete(sock.live, id)
+	sock.mu.Unlock()
+	if s == nil {
+		return false
+	}
+	s.stop(true)
+	return true
+}
+
+// stop ends the subscription from this side: no event is written for it
+// any more (a complete is, if told), and the hub lets it go.
+func (s *liveSub) stop(complete bool) {
+	sock := s.sock
+	sock.qmu.Lock()
+	s.done, s.ownEnd = true, true
+	clear(s.pending)
+	s.pending = s.pending[:0]
+	if complete {
+		s.pending = append(s.pending, completeMarker)
+		sock.queueLocked(s)
+	}
+	sock.qmu.Unlock()
+	s.cancel()
+}
+
+// stopAllLive ends every live subscription of a socket that is going.
+func (sock *socket) stopAllLive() {
+	sock.mu.Lock()
+	live := sock.live
+	sock.live = nil
+	sock.mu.Unlock()
+	for _, s := range live {
+		s.stop(false)
+	}
+}
+
+// queueLocked puts s in the ready list and starts the writer if none is
+// running. Called with qmu held.
+func (sock *socket) queueLocked(s *liveSub) {
+	if !s.queued {
+		s.queued = true
+		sock.ready = append(sock.ready, s)
+	}
+	if !sock.writing {
+		sock.writing = true
+		go sock.writeLive()
+	}
+}
+
+// writeLive writes what the ready subscriptions have queued, one
+// subscription's batch at a time, and ends when nothing is left. A write
+// that fails means the socket is going: the writer then stays marked as
+// running, so that none starts again, and the socket's end stops the
+// subscriptions.
+func (sock *socket) writeLive() {
+	var buf []byte
+	cork := sock.ws.cork
+	cork.hold()
+	for {
+		sock.qmu.Lock()
+		if sock.head == len(sock.ready) {
+			clear(sock.ready)
+			sock.ready, sock.head = sock.ready[:0], 0
+			sock.qmu.Unlock()
+			// Written out before the writer lets go, so that an event
+			// queued from now on finds a writer to send it.
+			if cork.release() != nil {
+				_ = sock.ws.ws.CloseNow()
+				return
+			}
+			sock.qmu.Lock()
+			if sock.head < len(sock.ready) {
+				sock.qmu.Unlock()
+				cork.hold()
+				continue
+			}
+			sock.writing = false
+			sock.qmu.Unlock()
+			return
+		}
+		s := sock.ready[sock.head]
+		sock.ready[sock.head] = nil
+		sock.head++
+		batch := s.pending
+		s.pending, s.spare = s.spare[:0], nil
+		s.queued = false
+		done := s.done
+		sock.qmu.Unlock()
+		for _, x := range batch {
+			if x != completeMarker && done {
+				continue
+			}
+			if x == completeMarker {
+				buf = append(append(append(buf[:0], `{"id":`...), s.idJSON...), `,"type":"complete"}`...)
+				sock.ended(s)
+			} else {
+				buf = append(append(append(buf[:0], `{"payload":`...), s.shape.payload(x)...), s.next...)
+			}
+			if sock.ws.ws.Write(context.Background(), websocket.MessageText, buf) != nil {
+				_ = cork.release()
+				return
+			}
+			sock.written.Add(1)
+		}
+		clear(batch)
+		sock.qmu.Lock()
+		if s.spare == nil {
+			s.spare = batch[:0]
+		}
+		sock.qmu.Unlock()
+	}
+}
+
+// ended forgets a subscription the hub ended, as the client's complete
+// would.
+func (sock *socket) ended(s *liveSub) {
+	sock.mu.Lock()
+	if sock.live[s.id] == s {
+		delete(sock.live, s.id)
+		delete(sock.ops, s.id)
+	}
+	sock.mu.Unlock()
+}
+
+// watchSlow: a subscription overflowed. If the socket writes nothing more
+// within the slow timeout while events wait, its client reads nothing, and
+// the socket is closed (as eventQueue does for gqlgen's subscriptions).
+func (sock *socket) watchSlow() {
+	if !sock.slowArmed.CompareAndSwap(false, true) {
+		return
+	}
+	before := sock.written.Load()
+	time.AfterFunc(sock.reg.opts.SlowTimeout, func() {
+		sock.qmu.Lock()
+		waiting := sock.head < len(sock.ready)
+		sock.qmu.Unlock()
+		if sock.written.Load() == before && waiting {
+			sock.tooSlow()
+		}
+		sock.slowArmed.Store(false)
+	})
+}

@@ -1,0 +1,239 @@
+package graph
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/internal/auth"
+	"github.com/school-erp/cache-service/internal/redistest"
+)
+
+// The differential test of live subscriptions (live.go): the same
+// subscribe messages go to a handler with the compiled path and to one
+// without, both on the same cache client (so the same changes, with the
+// same times), and every message each socket gets for each id must be the
+// same bytes.
+
+type liveCase struct {
+	query string
+	vars  map[string]any
+	live  bool // run by the compiled path, not handed to gqlgen
+}
+
+var liveCorpus = []liveCase{
+	{query: `subscription { cacheChanged(keys: ["d:a"]) { key kind etag } }`, live: true},
+	{query: `subscription { cacheChanged(keys: ["d:a", "d:<&>"]) { key kind etag at tags value __typename } }`, live: true},
+	{query: `subscription W($k: [String!]) { c: cacheChanged(keys: $k) { k: key kind } }`, vars: map[string]any{"k": []any{"d:a", "d:é"}}, live: true},
+	{query: `subscription { cacheChanged(prefix: "d:") { key kind tags } }`, live: true},
+	{query: `subscription { cacheChanged(tags: ["t<1>"], withValue: false) { kind key tags } }`, live: true},
+	{query: `subscription P($p: String) { cacheChanged(prefix: $p) { kind key } }`, vars: map[string]any{"p": "d:"}, live: true},
+	// gqlgen's on both: a fragment, a directive, withValue, and refusals.
+	{query: `subscription { cacheChanged(keys: ["d:a"]) { ...F } } fragment F on CacheChange { key kind }`},
+	{query: `subscription { cacheChanged(keys: ["d:a"]) { key @include(if: true) kind } }`},
+	{query: `subscription { cacheChanged(keys: ["d:a"], withValue: true) { key kind value } }`},
+	{query: `subscription { cacheChanged(prefix: "") { key } }`},
+	{query: `subscription { cacheChanged { key } }`},
+	{query: `subscription { cacheChanged(keys: ["has space"]) { key } }`},
+	{query: `subscription { cacheChanged(keys: ["d:a"]) { nope } }`},
+	{query: `subscription { cacheChanged(keys: $undefined) { key } }`},
+}
+
+// liveSocket is a raw graphql-transport-ws client that keeps each message
+// as the bytes it came in.
+type liveSocket struct {
+	ws   *websocket.Conn
+	msgs chan []byte
+}
+
+func dialLive(t *testing.T, url string) *liveSocket {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(url, "http"), &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	s := &liveSocket{ws: ws, msgs: make(chan []byte, 1024)}
+	// One reader for the socket's life: coder/websocket closes a
+	// connection whose read is cancelled.
+	go func() {
+		defer close(s.msgs)
+		for {
+			_, b, err := ws.Read(context.Background())
+			if err != nil {
+				return
+			}
+			s.msgs <- b
+		}
+	}()
+	s.send(t, map[string]any{"type": "connection_init"})
+	if b := s.next(t); !bytes.Contains(b, []byte("connection_ack")) {
+		t.Fatalf("connection_init: %s", b)
+	}
+	return s
+}
+
+func (s *liveSocket) send(t *testing.T, m map[string]any) {
+	t.Helper()
+	b, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *liveSocket) next(t *testing.T) []byte {
+	t.Helper()
+	select {
+	case b, ok := <-s.msgs:
+		if !ok {
+			t.Fatal("socket closed")
+		}
+		return b
+	case <-time.After(5 * time.Second):
+		t.Fatal("no message within 5s")
+		return nil
+	}
+}
+
+// collect reads messages until none has come for quiet, and groups them by
+// id.
+func (s *liveSocket) collect(t *testing.T, quiet time.Duration) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for {
+		var b []byte
+		select {
+		case m, ok := <-s.msgs:
+			if !ok {
+				return out
+			}
+			b = m
+		case <-time.After(quiet):
+			return out
+		}
+		var m struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(b, &m) != nil {
+			t.Fatalf("not JSON: %s", b)
+		}
+		out[m.ID] = append(out[m.ID], string(b))
+	}
+}
+
+func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	c, err := cache.New(cache.Options{Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := &Resolver{Cache: c, Changes: c}
+	serve := func(noCompiled bool) (string, *Sockets) {
+		socks := NewSockets()
+		h := NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), NoCompiledReads: noCompiled, Subscriptions: SubscriptionOptions{Sockets: socks}})
+		ts := httptest.NewServer(h)
+		t.Cleanup(ts.Close)
+		return ts.URL + "/graphql", socks
+	}
+	liveURL, liveSocks := serve(false)
+	plainURL, _ := serve(true)
+	live, plain := dialLive(t, liveURL), dialLive(t, plainURL)
+	wantLive := 0
+	for i, tc := range liveCorpus {
+		// Ids need escaping too.
+		id := fmt.Sprintf("s%d<&>", i)
+		payload := map[string]any{"query": tc.query}
+		if tc.vars != nil {
+			payload["variables"] = tc.vars
+		}
+		for _, s := range []*liveSocket{live, plain} {
+			s.send(t, map[string]any{"id": id, "type": "subscribe", "payload": payload})
+		}
+		if tc.live {
+			wantLive++
+		}
+	}
+	// A message after the subscribes, answered in order, says they are in.
+	for _, s := range []*liveSocket{live, plain} {
+		s.send(t, map[string]any{"type": "ping"})
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := liveSocks.live.started.Load(); got != uint64(wantLive) {
+		t.Errorf("live subscriptions started = %d; want %d", got, wantLive)
+	}
+
+	mutate := func(q string) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"query": q})
+		resp, err := http.Post(liveURL, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: HTTP %d", q, resp.StatusCode)
+		}
+	}
+	mutate(`mutation { cacheSet(key: "d:a", value: {n: 1}, tags: ["t<1>"]) { stored } }`)
+	mutate(`mutation { cacheSet(key: "d:<&>", value: "<&>") { stored } }`)
+	mutate(`mutation { cacheSet(key: "d:é", value: 2) { stored } }`)
+	mutate(`mutation { cacheIncrement(key: "d:n") { value } }`)
+	mutate(`mutation { cacheExpire(key: "d:a", ttlSeconds: 60) { updated } }`)
+	mutate(`mutation { cacheInvalidateTags(tags: ["t<1>"]) { deleted } }`)
+	mutate(`mutation { cacheDelete(key: "d:<&>") { deleted } }`)
+
+	got, want := live.collect(t, time.Second), plain.collect(t, time.Second)
+	ids := make([]string, 0, len(want))
+	for id := range want {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	events := 0
+	for _, id := range ids {
+		if !slices.Equal(got[id], want[id]) {
+			t.Errorf("id %q:\n compiled %q\n gqlgen   %q", id, got[id], want[id])
+		}
+		for _, m := range want[id] {
+			if strings.Contains(m, `"type":"next"`) && strings.Contains(m, `"data"`) {
+				events++
+			}
+		}
+	}
+	for id := range got {
+		if _, ok := want[id]; !ok {
+			t.Errorf("id %q: compiled %q, gqlgen nothing", id, got[id])
+		}
+	}
+	// The corpus is worth something only if the events came.
+	if events < 20 {
+		t.Errorf("%d events in all; the changes did not reach the subscriptions", events)
+	}
+
+	// The client's complete: answered with complete, and no event after.
+	for _, s := range []*liveSocket{live, plain} {
+		s.send(t, map[string]any{"id": "s0<&>", "type": "complete"})
+	}
+	mutate(`mutation { cacheSet(key: "d:a", value: 3) { stored } }`)
+	got, want = live.collect(t, time.Second), plain.collect(t, time.Second)
+	if !slices.Equal(got["s0<&>"], want["s0<&>"]) || len(want["s0<&>"]) != 1 {
+		t.Errorf("after complete: compiled %q, gqlgen %q; want one complete from each", got["s0<&>"], want["s0<&>"])
+	}
+}
