@@ -340,6 +340,8 @@ type watcher struct {
 	// meanwhile, the watcher has missed nothing it was promised.
 	waiting bool
 	removed bool
+	// seen is the index's epoch of the last delivery that reached it.
+	seen uint64
 }
 
 func (w *watcher) matches(x *Change) bool {
@@ -365,6 +367,8 @@ type changeHub struct {
 
 	mu       sync.Mutex
 	watchers map[*watcher]struct{}
+	// index finds the watchers of a change (watchindex.go).
+	index watcherIndex
 	// started: the subscription loop runs (from the first Watch to Close).
 	started bool
 	// live: the subscription is confirmed; ready is closed when it
@@ -398,7 +402,7 @@ type heldChange struct {
 }
 
 func newChangeHub(c *Client) *changeHub {
-	h := &changeHub{c: c, watchers: map[*watcher]struct{}{}, ready: make(chan struct{}), notify: KeyspaceUnknown, heldByKey: map[string][]*heldChange{}}
+	h := &changeHub{c: c, watchers: map[*watcher]struct{}{}, index: newWatcherIndex(), ready: make(chan struct{}), notify: KeyspaceUnknown, heldByKey: map[string][]*heldChange{}}
 	h.obs, _ = c.opts.Observer.(ChangeObserver)
 	return h
 }
@@ -410,6 +414,7 @@ func (h *changeHub) add(w *watcher) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.watchers[w] = struct{}{}
+	h.index.add(w)
 	if !h.started {
 		h.started = true
 		ctx, cancel := context.WithCancel(context.Background())
@@ -441,6 +446,7 @@ func (h *changeHub) remove(w *watcher) {
 	}
 	w.removed = true
 	delete(h.watchers, w)
+	h.index.remove(w)
 	w.sink.Close()
 }
 
@@ -463,6 +469,7 @@ func (h *changeHub) stop() {
 		w.sink.Close()
 	}
 	clear(h.watchers)
+	h.index = newWatcherIndex()
 }
 
 // run keeps the subscription: subscribe, wait for the connection to break,
@@ -776,11 +783,7 @@ func (h *changeHub) release() {
 
 // deliver offers x to every watcher it matches. Called with mu held.
 func (h *changeHub) deliver(x *Change) {
-	for w := range h.watchers {
-		if w.matches(x) {
-			h.offer(w, x, "overflow")
-		}
-	}
+	h.index.each(x, func(w *watcher) { h.offer(w, x, "overflow") })
 }
 
 // offer queues x for w without waiting. When the queue is full, what it

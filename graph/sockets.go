@@ -22,8 +22,9 @@ import (
 // WebSockets: subscriptions travel over the GraphQL over WebSocket
 // protocol (graphql-transport-ws, the graphql-ws library's; the legacy
 // graphql-ws subprotocol comes with gqlgen's transport at no cost). gqlgen
-// runs the protocol; this file owns what the service adds around it, in
-// one registry of open sockets:
+// runs the protocol, except the usual cacheChanged subscription, which the
+// socket runs itself (live.go); this file owns what the service adds
+// around it, in one registry of open sockets:
 //
 //   - Admission. A socket is not a request: it bypasses the request gate
 //     (admission.go), whose body, in-flight and deadline bounds would end
@@ -39,7 +40,8 @@ import (
 //   - Shutdown: every socket closed with 1001 (going away), so that clients
 //     reconnect to another instance; and no socket, goroutine or Redis
 //     watcher outlives its socket (the resolvers' goroutines end with the
-//     subscription's context, the watchers with theirs).
+//     subscription's context, the watchers with theirs, and the live
+//     subscriptions are stopped when the socket is released).
 
 // Close codes of the GraphQL over WebSocket protocol, and RFC 6455's.
 const (
