@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -940,5 +941,80 @@ func TestSlowLiveSubscriberIsResyncedThenClosed(t *testing.T) {
 	}
 	if n >= batches*perBatch {
 		t.Errorf("slow subscriber got %d messages: it was not slow", n)
+	}
+}
+
+// A subscribe while Redis is down does not hold up the socket: the wait
+// for the subscription to Redis happens beside its reader, the socket
+// answers its next message at once, and each subscription gets its one
+// RESYNC when Redis is back, then the changes.
+func TestSubscribeDuringAnOutageDoesNotBlockTheSocket(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["REDIS_DIAL_TIMEOUT"] = "2s" // a blocked reader would take 5 x 2.3 s
+	s := startService(t, env)
+	c, _, err := dialWS(t, s, wsDial{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ack()
+	c.subscribe("warm", watchQuery, map[string]any{"prefix": "outage:"})
+	warm(t, c, "warm", s, "outage:")
+	c.send(wsMessage{ID: "warm", Type: "complete"})
+	if m, _ := c.next(2 * time.Second); m.Type != "complete" {
+		t.Fatalf("after complete: %+v", m)
+	}
+	srv.Kill()
+	s.waitRedisStatus(t, "disconnected", 5*time.Second)
+	start := time.Now()
+	for i := range 5 {
+		c.subscribe(strconv.Itoa(i), watchQuery, map[string]any{"keys": []string{"outage:k"}})
+	}
+	c.send(wsMessage{Type: "ping"})
+	if m, ok := c.next(time.Second); !ok || m.Type != "pong" {
+		t.Fatalf("ping after 5 subscribes during the outage: %+v after %s; want pong within 1s", m, time.Since(start))
+	}
+	// Past the wait for the subscription (dial + command timeouts): from
+	// then on the subscriptions may be missing changes, and say so once
+	// Redis is back. (Had it come back within the wait, they would have
+	// missed nothing: no RESYNC, as on gqlgen's path.)
+	time.Sleep(3 * time.Second)
+	srv.Start()
+	s.waitRedisStatus(t, "connected", 10*time.Second)
+	resyncs := map[string]int{}
+	for range 5 {
+		m, ok := c.next(5 * time.Second)
+		if !ok || m.Type != "next" {
+			t.Fatalf("after Redis returned: %+v; want a RESYNC for each subscription", m)
+		}
+		var r struct {
+			Data struct{ CacheChanged changeEvent } `json:"data"`
+		}
+		_ = json.Unmarshal(m.Payload, &r)
+		if r.Data.CacheChanged.Kind != "RESYNC" {
+			t.Fatalf("subscription %s: %+v; want RESYNC", m.ID, r.Data.CacheChanged)
+		}
+		resyncs[m.ID]++
+	}
+	if len(resyncs) != 5 {
+		t.Errorf("RESYNCs by subscription: %v; want one for each of 5", resyncs)
+	}
+	time.Sleep(200 * time.Millisecond)
+	s.graphql(t, `mutation { cacheSet(key: "outage:k", value: 1) { stored } }`, nil)
+	sets := map[string]int{}
+	for range 5 {
+		m, ok := c.next(5 * time.Second)
+		var r struct {
+			Data struct{ CacheChanged changeEvent } `json:"data"`
+		}
+		_ = json.Unmarshal(m.Payload, &r)
+		if x := r.Data.CacheChanged; !ok || x.Kind != "SET" || x.Key != "outage:k" {
+			t.Fatalf("after the RESYNCs: %s %+v; want the SET", m.ID, x)
+		}
+		sets[m.ID]++
+	}
+	if len(sets) != 5 {
+		t.Errorf("SETs by subscription: %v; want one for each of 5", sets)
 	}
 }

@@ -235,11 +235,35 @@ type Sink interface {
 // filter, RESYNCs and waiting for the subscription, until ctx ends; then
 // the hub calls s.Close.
 func (c *Client) WatchSink(ctx context.Context, filter WatchFilter, s Sink) error {
+	wait, err := c.watchSink(ctx, filter, s)
+	if err == nil && wait != nil {
+		wait()
+	}
+	return err
+}
+
+// WatchSinkAsync is WatchSink without the wait: the watcher is registered
+// when it returns, and when the subscription is not live yet the wait
+// (for it, within the dial and command timeouts) happens in a goroutine
+// of its own, with the same outcome: the watcher gets one RESYNC unless
+// the subscription comes within the wait. For a caller that must not
+// block on Redis, such as a socket's reader.
+func (c *Client) WatchSinkAsync(ctx context.Context, filter WatchFilter, s Sink) error {
+	wait, err := c.watchSink(ctx, filter, s)
+	if err == nil && wait != nil {
+		go wait()
+	}
+	return err
+}
+
+// watchSink checks the filter and registers the watcher; wait, when not
+// nil, waits for the subscription.
+func (c *Client) watchSink(ctx context.Context, filter WatchFilter, s Sink) (wait func(), _ error) {
 	if c.opts.DisableChanges {
-		return ErrChangesOff
+		return nil, ErrChangesOff
 	}
 	if err := checkFilter(filter); err != nil {
-		return err
+		return nil, err
 	}
 	w := &watcher{sink: s, prefix: filter.Prefix}
 	if len(filter.Keys) > 0 {
@@ -256,18 +280,20 @@ func (c *Client) WatchSink(ctx context.Context, filter WatchFilter, s Sink) erro
 	}
 	h := c.changes
 	ready := h.add(w)
-	if ready != nil {
-		wait := time.NewTimer(c.opts.DialTimeout + c.opts.CommandTimeout)
-		defer wait.Stop()
+	context.AfterFunc(ctx, func() { h.remove(w) })
+	if ready == nil {
+		return nil, nil
+	}
+	return func() {
+		t := time.NewTimer(c.opts.DialTimeout + c.opts.CommandTimeout)
+		defer t.Stop()
 		select {
 		case <-ready:
-		case <-wait.C:
+		case <-t.C:
 		case <-ctx.Done():
 		}
 		h.waited(w)
-	}
-	context.AfterFunc(ctx, func() { h.remove(w) })
-	return nil
+	}, nil
 }
 
 // changeQueue is Watch's Sink: a buffered channel of the hub's changes.

@@ -304,7 +304,10 @@ func (sock *socket) startLive(id string, payload json.RawMessage) bool {
 	s.next = append(append([]byte(`,"id":`), idJSON...), `,"type":"next"}`...)
 	subCtx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	if err := l.resolver.Changes.WatchSink(subCtx, filter, s); err != nil {
+	// Not WatchSink: while Redis is out of reach it waits for the
+	// subscription, and this is the socket's reader (gqlgen runs its
+	// resolvers in their own goroutine).
+	if err := l.resolver.Changes.WatchSinkAsync(subCtx, filter, s); err != nil {
 		cancel()
 		end()
 		return false

@@ -15,6 +15,7 @@ import (
 type Changes interface {
 	Watch(ctx context.Context, filter cache.WatchFilter) (<-chan *cache.Change, error)
 	WatchSink(ctx context.Context, filter cache.WatchFilter, s cache.Sink) error
+	WatchSinkAsync(ctx context.Context, filter cache.WatchFilter, s cache.Sink) error
 	WatchHealth(ctx context.Context) <-chan cache.Health
 }
 
