@@ -416,6 +416,11 @@ type changeHub struct {
 	held      []*heldChange
 	heldByKey map[string][]*heldChange
 	flush     *time.Timer
+	// echoes are announcements, in a Cluster, whose keyspace echo had not
+	// arrived yet (see announced), in arrival order; echoesByKey counts
+	// the unexpired, unused ones of each key.
+	echoes      []*dueEcho
+	echoesByKey map[string]int
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -427,8 +432,14 @@ type heldChange struct {
 	dropped  bool
 }
 
+type dueEcho struct {
+	key      string
+	deadline time.Time
+	used     bool
+}
+
 func newChangeHub(c *Client) *changeHub {
-	h := &changeHub{c: c, watchers: map[*watcher]struct{}{}, index: newWatcherIndex(), ready: make(chan struct{}), notify: KeyspaceUnknown, heldByKey: map[string][]*heldChange{}}
+	h := &changeHub{c: c, watchers: map[*watcher]struct{}{}, index: newWatcherIndex(), ready: make(chan struct{}), notify: KeyspaceUnknown, heldByKey: map[string][]*heldChange{}, echoesByKey: map[string]int{}}
 	h.obs, _ = c.opts.Observer.(ChangeObserver)
 	return h
 }
@@ -742,8 +753,59 @@ func (h *changeHub) announced(x *Change, now time.Time) {
 	for _, held := range h.heldByKey[x.Key] {
 		held.dropped = true
 	}
+	if len(h.heldByKey[x.Key]) == 0 && h.notify != KeyspaceOff && h.c.cluster() {
+		// In a Cluster the keyspace events come from each master on a
+		// connection of their own, not the one that carries the
+		// announcements, so the echo of this write may still be on its
+		// way (standalone, Redis sends it first on the same connection):
+		// without this it arrived as a second SET without etag. The next
+		// keyspace write event of the key within keyspaceHold is that echo,
+		// and dropped; only one, as a master sends a key's events in order,
+		// so a later write by another program still comes through.
+		h.pruneEchoes(now)
+		h.echoes = append(h.echoes, &dueEcho{key: x.Key, deadline: now.Add(keyspaceHold)})
+		h.echoesByKey[x.Key]++
+	}
 	delete(h.heldByKey, x.Key)
 	h.deliver(x)
+}
+
+// pruneEchoes forgets the expected echoes whose time is over. Called with
+// mu held.
+func (h *changeHub) pruneEchoes(now time.Time) {
+	n := 0
+	for ; n < len(h.echoes) && !h.echoes[n].deadline.After(now); n++ {
+		if e := h.echoes[n]; !e.used {
+			if h.echoesByKey[e.key]--; h.echoesByKey[e.key] <= 0 {
+				delete(h.echoesByKey, e.key)
+			}
+		}
+		h.echoes[n] = nil
+	}
+	h.echoes = h.echoes[n:]
+}
+
+// echoArrived says whether a keyspace write event of key is the echo of
+// an announcement that came first (see announced), and uses it up. Called
+// with mu held.
+func (h *changeHub) echoArrived(key string, now time.Time) bool {
+	if len(h.echoes) == 0 {
+		return false
+	}
+	h.pruneEchoes(now)
+	if h.echoesByKey[key] == 0 {
+		return false
+	}
+	for _, e := range h.echoes {
+		if e.key == key && !e.used {
+			e.used = true
+			break
+		}
+	}
+	if h.echoesByKey[key]--; h.echoesByKey[key] <= 0 {
+		delete(h.echoesByKey, key)
+	}
+	return true
 }
 
 // resyncAll: an instance lost announcements since at; every watcher may
@@ -769,6 +831,9 @@ func (h *changeHub) notified(x *Change, hold bool, now time.Time) {
 	}
 	if !hold {
 		h.deliver(x)
+		return
+	}
+	if h.echoArrived(x.Key, now) {
 		return
 	}
 	held := &heldChange{change: x, deadline: now.Add(keyspaceHold)}
