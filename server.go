@@ -157,6 +157,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sockets = graph.NewSockets()
 	}
 	handler := newServer(logger, cfg, deps{cache: client, metrics: m, auth: authn, limiter: limiter, draining: &draining, sockets: sockets})
+	// SIGHUP reloads API_TOKENS_FILE, for as long as run runs.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reloading, stopReloading := context.WithCancel(ctx)
+	defer stopReloading()
+	go func() {
+		for {
+			select {
+			case <-hup:
+				reloadTokens(cfg, authn, sockets, logger)
+			case <-reloading.Done():
+				return
+			}
+		}
+	}()
 
 	// Every listener is closed on every way out of run, whatever fails
 	// after it opened (http.Server.Serve closes it too; a second Close is
@@ -362,6 +378,37 @@ func checkConfiguration(ctx context.Context, cfg *config.Config, stdout io.Write
 	}
 	out.Info("redis check passed", attrs...)
 	return nil
+}
+
+// reloadTokens reads API_TOKENS_FILE (and API_TOKENS) again: a token
+// taken out of the file is refused from the next request on, and the
+// sockets it opened are closed with 4403. A file that cannot be read, or
+// holds a bad entry or no token at all, changes nothing: the tokens in use
+// stay, and the error is logged. Rate limits stay as configured at start
+// (RATE_LIMIT_TOKENS names tokens; a new token gets RATE_LIMIT_RPS).
+func reloadTokens(cfg *config.Config, authn *auth.Authenticator, sockets *graph.Sockets, log *slog.Logger) {
+	switch {
+	case authn.Open():
+		log.Warn("SIGHUP: this instance runs without tokens (development): nothing to reload; a restart with API_TOKENS or API_TOKENS_FILE adds some")
+		return
+	case cfg.APITokensFile == "":
+		log.Warn("SIGHUP: API_TOKENS_FILE is not set: nothing to reload (a change of API_TOKENS takes a restart)")
+		return
+	}
+	tokens, err := cfg.LoadTokens()
+	if err == nil && len(tokens) == 0 {
+		err = errors.New("no token in API_TOKENS or API_TOKENS_FILE: every request would be refused")
+	}
+	if err != nil {
+		log.Error("API tokens not reloaded: the tokens in use stay", slog.String("error", err.Error()))
+		return
+	}
+	authn.Replace(authTokens(tokens))
+	closed := 0
+	if sockets != nil {
+		closed = sockets.Revoke(authn)
+	}
+	log.Info("API tokens reloaded", slog.Int("tokens", len(tokens)), slog.Int("socketsClosed", closed))
 }
 
 func authTokens(tokens []config.Token) []auth.Token {

@@ -43,7 +43,7 @@ type Config struct {
 	DrainDelay      string        `env:"SHUTDOWN_DRAIN_DELAY" envDescription:"After SIGINT/SIGTERM, how long /health answers 503 while still serving, so load balancers stop sending traffic before the listener closes; empty means 0s in development, 5s elsewhere" allowed:"empty, or a duration of 0s or more such as 5s"`
 
 	APITokens     string `env:"API_TOKENS" envDescription:"Bearer tokens as comma-separated name:scope:token entries; scope is read (the queries: redisHealth, cacheGet, cacheGetMany, cacheExists, cacheEntry) or write (also every mutation); tokens of at least 16 characters, without commas or spaces" allowed:"comma-separated name:scope:token entries" secret:"true"`
-	APITokensFile string `env:"API_TOKENS_FILE" envDescription:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment" allowed:"a readable file of name:scope:token lines"`
+	APITokensFile string `env:"API_TOKENS_FILE" envDescription:"File with more tokens, one name:scope:token entry per line (# starts a comment), so they need not sit in the environment; read again on SIGHUP" allowed:"a readable file of name:scope:token lines"`
 
 	GraphQLMaxComplexity  int           `env:"GRAPHQL_MAX_COMPLEXITY" envDefault:"250" envDescription:"Largest query complexity: one per field, plus one per key for cacheGetMany" allowed:"an integer from 1 to 100000"`
 	GraphQLMaxDepth       int           `env:"GRAPHQL_MAX_DEPTH" envDefault:"8" envDescription:"Deepest selection nesting in an operation" allowed:"an integer from 1 to 100"`
@@ -653,23 +653,9 @@ func (c *Config) resolveAPI(dev bool) error {
 		}
 	}
 
-	tokens, err := ParseTokens(c.APITokens)
+	tokens, err := c.LoadTokens()
 	if err != nil {
-		return &Error{Var: "API_TOKENS", Value: c.APITokens, Allowed: err.Error(), secret: true}
-	}
-	if c.APITokensFile != "" {
-		b, err := os.ReadFile(c.APITokensFile)
-		if err != nil {
-			return &Error{Var: "API_TOKENS_FILE", Value: c.APITokensFile, Allowed: "a readable file (" + err.Error() + ")"}
-		}
-		more, err := ParseTokens(string(b))
-		if err != nil {
-			return &Error{Var: "API_TOKENS_FILE", Value: c.APITokensFile, Allowed: "name:scope:token lines: " + err.Error()}
-		}
-		tokens = append(tokens, more...)
-	}
-	if err := checkDistinct(tokens); err != nil {
-		return &Error{Var: "API_TOKENS", Value: c.APITokens, Allowed: err.Error(), secret: true}
+		return err
 	}
 	if len(tokens) == 0 && !dev {
 		return &Error{Var: "API_TOKENS", Value: "", Allowed: "at least one token in " + c.AppEnv + " (API_TOKENS or API_TOKENS_FILE): without one, anyone who reaches the port could read and overwrite the cache"}
@@ -737,6 +723,31 @@ var tokenName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
 // MinTokenLength is the shortest token accepted: shorter ones are too easy
 // to guess.
 const MinTokenLength = 16
+
+// LoadTokens reads the tokens of API_TOKENS and API_TOKENS_FILE (the file
+// read now: Load calls it, and so does a reload of the file), and checks
+// that no name or token is given twice.
+func (c *Config) LoadTokens() ([]Token, error) {
+	tokens, err := ParseTokens(c.APITokens)
+	if err != nil {
+		return nil, &Error{Var: "API_TOKENS", Value: c.APITokens, Allowed: err.Error(), secret: true}
+	}
+	if c.APITokensFile != "" {
+		b, err := os.ReadFile(c.APITokensFile)
+		if err != nil {
+			return nil, &Error{Var: "API_TOKENS_FILE", Value: c.APITokensFile, Allowed: "a readable file (" + err.Error() + ")"}
+		}
+		more, err := ParseTokens(string(b))
+		if err != nil {
+			return nil, &Error{Var: "API_TOKENS_FILE", Value: c.APITokensFile, Allowed: "name:scope:token lines: " + err.Error()}
+		}
+		tokens = append(tokens, more...)
+	}
+	if err := checkDistinct(tokens); err != nil {
+		return nil, &Error{Var: "API_TOKENS", Value: c.APITokens, Allowed: err.Error(), secret: true}
+	}
+	return tokens, nil
+}
 
 // ParseTokens reads name:scope:token entries separated by commas or new
 // lines; blank lines and lines starting with # are skipped. Errors name the

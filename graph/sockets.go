@@ -138,7 +138,8 @@ type SubscriptionObserver interface {
 	ObserveSocket(delta int)
 	// ObserveSocketRefused reports an upgrade or a connection_init refused,
 	// by reason: origin, unauthenticated, too_many_sockets, init_timeout,
-	// or closed later for being too slow: slow.
+	// or closed later for being too slow (slow) or for a token a reload
+	// took away (revoked).
 	ObserveSocketRefused(reason string)
 	// ObserveSubscription reports a subscription started (+1) or ended
 	// (-1), by root field.
@@ -213,6 +214,34 @@ func (s *Sockets) Shutdown(ctx context.Context) error {
 	}
 }
 
+// Revoke closes with 4403, after the tokens were replaced (a reload of
+// API_TOKENS_FILE), every socket admitted with a token a no longer knows
+// by the same name, and reports how many. A socket not yet admitted is
+// checked against the new tokens when its connection_init comes.
+func (s *Sockets) Revoke(a *auth.Authenticator) int {
+	if a.Open() {
+		return 0
+	}
+	s.mu.Lock()
+	open := make([]*socket, 0, len(s.open))
+	for sock := range s.open {
+		open = append(open, sock)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, sock := range open {
+		sock.mu.Lock()
+		value, token, admitted := sock.authValue, sock.token, sock.initOK
+		sock.mu.Unlock()
+		if admitted && a.IdentifyValue(value).Name != token {
+			s.opts.Observer.ObserveSocketRefused("revoked")
+			sock.closeWith(CloseForbidden, "Forbidden: the bearer token was revoked")
+			n++
+		}
+	}
+	return n
+}
+
 // socket is one WebSocket: gqlgen's connection, with what the service
 // keeps for it. It is gqlgen's WebsocketConn too, so that its Close is
 // seen.
@@ -243,6 +272,9 @@ type socket struct {
 	opCtx  context.Context
 	initOK bool
 	live   map[string]*liveSub
+	// authValue is the Authorization value connection_init was admitted
+	// with, checked again when the tokens are reloaded (Revoke).
+	authValue string
 
 	// The live subscriptions' write queue (live.go), under qmu: the
 	// subscriptions with events queued, from head on, and whether a
@@ -373,7 +405,7 @@ func (sock *socket) closeWith(code int, reason string) {
 // init admits connection_init: the token, then the bound on sockets per
 // token. It returns the close code and reason of a refusal; on success,
 // ctx is where the socket's operations run.
-func (sock *socket) init(ctx context.Context, caller auth.Caller, open bool) (int, string) {
+func (sock *socket) init(ctx context.Context, authValue string, caller auth.Caller, open bool) (int, string) {
 	sock.mu.Lock()
 	if sock.initDone {
 		sock.mu.Unlock()
@@ -402,7 +434,7 @@ func (sock *socket) init(ctx context.Context, caller auth.Caller, open bool) (in
 	s.perToken[caller.Name]++
 	sock.mu.Lock()
 	sock.token, sock.counted = caller.Name, true
-	sock.opCtx, sock.initOK = ctx, true
+	sock.opCtx, sock.initOK, sock.authValue = ctx, true, authValue
 	sock.mu.Unlock()
 	return 0, ""
 }
@@ -522,7 +554,7 @@ func websocketTransport(o SubscriptionOptions, a *auth.Authenticator) transport.
 			if sock == nil {
 				return ctx, nil, nil
 			}
-			if code, reason := sock.init(ctx, caller, a.Open()); code != 0 {
+			if code, reason := sock.init(ctx, value, caller, a.Open()); code != 0 {
 				if len(reason) > closeReasonMaxBytes {
 					reason = reason[:closeReasonMaxBytes]
 				}

@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync/atomic"
 )
 
 // Scope is what a token allows.
@@ -49,9 +50,10 @@ type entry struct {
 	sum    [sha256.Size]byte
 }
 
-// Authenticator checks bearer tokens.
+// Authenticator checks bearer tokens. Its tokens can be replaced while it
+// is in use (Replace: a reload of API_TOKENS_FILE).
 type Authenticator struct {
-	tokens []entry
+	tokens atomic.Pointer[[]entry]
 	open   bool
 }
 
@@ -61,10 +63,19 @@ type Authenticator struct {
 // is the one way to do that.
 func New(tokens []Token) *Authenticator {
 	a := &Authenticator{}
-	for _, t := range tokens {
-		a.tokens = append(a.tokens, entry{caller: Caller{Name: t.Name, Scope: t.Scope, Presented: true}, sum: sha256.Sum256([]byte(t.Value))})
-	}
+	a.Replace(tokens)
 	return a
+}
+
+// Replace makes tokens the ones a knows, for every request from now on
+// (one in flight keeps the caller it was identified as). OpenAccess stays
+// open.
+func (a *Authenticator) Replace(tokens []Token) {
+	entries := make([]entry, 0, len(tokens))
+	for _, t := range tokens {
+		entries = append(entries, entry{caller: Caller{Name: t.Name, Scope: t.Scope, Presented: true}, sum: sha256.Sum256([]byte(t.Value))})
+	}
+	a.tokens.Store(&entries)
 }
 
 // OpenAccess returns an Authenticator that lets every caller do
@@ -102,16 +113,26 @@ func (a *Authenticator) identifyValue(h string) *Caller {
 		return unknown
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(value)))
+	var tokens []entry
+	if p := a.tokens.Load(); p != nil {
+		tokens = *p
+	}
 	found := -1
-	for i := range a.tokens {
-		if subtle.ConstantTimeCompare(sum[:], a.tokens[i].sum[:]) == 1 {
+	for i := range tokens {
+		if subtle.ConstantTimeCompare(sum[:], tokens[i].sum[:]) == 1 {
 			found = i
 		}
 	}
 	if found < 0 {
 		return unknown
 	}
-	return &a.tokens[found].caller
+	return &tokens[found].caller
+}
+
+// IdentifyValue is Identify for an Authorization value ("Bearer
+// <token>") that came another way than a request's header.
+func (a *Authenticator) IdentifyValue(authorization string) Caller {
+	return *a.identifyValue(authorization)
 }
 
 type callerKey struct{}

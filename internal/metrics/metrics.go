@@ -98,7 +98,7 @@ type Metrics struct {
 var (
 	subscriptionFields = []string{"cacheChanged", "redisHealthChanged"}
 	resyncReasons      = []string{"reconnect", "overflow", "lost"}
-	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout", "slow"}
+	refusalReasons     = []string{"origin", "unauthenticated", "too_many_sockets", "init_timeout", "slow", "revoked"}
 )
 
 var (
@@ -181,7 +181,7 @@ func New() *Metrics {
 	}, []string{"reason"})
 	m.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cache_subscription_sockets_refused_total",
-		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout; or closed for not reading: slow.",
+		Help: "WebSockets refused, by reason: origin, unauthenticated, too_many_sockets, init_timeout; or closed for not reading (slow) or for a token a reload took away (revoked).",
 	}, []string{"reason"})
 	for _, f := range subscriptionFields {
 		m.subscriptions.WithLabelValues(f)
