@@ -656,11 +656,12 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.Options{})
 	env := testEnv(srv.Addr)
-	// A queue that holds the whole burst: the slow subscriber's values
-	// (it reads each one before gqlgen sends it, more slowly than they are
-	// published) all go to its socket and fill the buffers, instead of
-	// overflowing the queue into a RESYNC that a socket's buffers take
-	// whole, which would leave it caught up and not slow.
+	// A queue that holds the whole burst: the slow subscriber's events
+	// (with values, read as each is written) go to its socket until the
+	// buffers are full, instead of overflowing the queue into a RESYNC that
+	// a socket's buffers take whole, which would leave it caught up and
+	// not slow; then nothing is taken for the slow timeout, and it is
+	// closed.
 	env["SUBSCRIPTION_QUEUE"] = "20000"
 	env["SUBSCRIPTION_SLOW_TIMEOUT"] = "1s"
 	// Batches of 200 KB on a busy machine: the test's fast timings are for

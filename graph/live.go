@@ -24,8 +24,8 @@ import (
 // waits on its channel, and each event is executed and marshalled once
 // per subscription, then marshalled again as a message. A change that
 // goes to 10 000 subscribers is the same few bytes 10 000 times, so the
-// usual subscription, cacheChanged without withValue selecting its
-// scalar fields, is run here instead:
+// usual subscription, cacheChanged selecting its fields (with or without
+// withValue), is run here instead:
 //
 //   - The subscribe message is parsed, validated and checked by an
 //     executor configured as gqlgen's (the same extensions, caches and
@@ -38,7 +38,10 @@ import (
 //   - A socket's writer goroutine runs only while some of its
 //     subscriptions have events queued, and writes each event as a frame
 //     of text rendered once per change for every subscription of the same
-//     selection (an eventShape), with only the id differing.
+//     selection (an eventShape), with only the id differing. With
+//     withValue, the value is read once per change for all of them too
+//     (gqlgen reads it once per subscriber), when the first of them is
+//     written: the key's value when the event was sent, as documented.
 //
 // The frames are byte for byte what gqlgen writes (live_test.go runs both
 // paths side by side), and the bounds, RESYNC and slow-consumer rules are
@@ -70,7 +73,7 @@ const (
 	changeEtag
 	changeAt
 	changeTags
-	changeValue // null: withValue is false on this path
+	changeValue // the value read for the change with withValue, else null
 	changeTypename
 )
 
@@ -86,7 +89,10 @@ type eventShape struct {
 	alias  string
 	names  []string
 	fields []changeField
-	last   atomic.Pointer[renderedChange]
+	// read, with withValue, reads a key's value for SET and INCREMENTED
+	// events (nil on a miss or an error, as the resolver has it).
+	read func(key string) []byte
+	last atomic.Pointer[renderedChange]
 }
 
 type renderedChange struct {
@@ -95,11 +101,16 @@ type renderedChange struct {
 }
 
 // payload is the message payload for x: gqlgen's Response, {"data":...},
-// as json.Marshal writes it (strings quoted by gqlgen's scalar, then <, >,
-// &, U+2028 and U+2029 escaped, as encoding/json escapes a RawMessage).
+// as json.Marshal writes it (strings quoted by gqlgen's scalar, then the
+// whole compacted with <, >, &, U+2028 and U+2029 escaped, as
+// encoding/json writes a RawMessage).
 func (s *eventShape) payload(x *cache.Change) []byte {
 	if r := s.last.Load(); r != nil && r.change == x {
 		return r.payload
+	}
+	var value []byte
+	if s.read != nil && (x.Kind == cache.ChangeSet || x.Kind == cache.ChangeIncremented) {
+		value = s.read(x.Key)
 	}
 	var b bytes.Buffer
 	b.WriteString(`{"data":{"`)
@@ -135,27 +146,34 @@ func (s *eventShape) payload(x *cache.Change) []byte {
 			}
 			b.WriteByte(']')
 		case changeValue:
-			b.WriteString("null")
+			model.JSON(value).MarshalGQL(&b)
 		case changeTypename:
 			b.WriteString(`"CacheChange"`)
 		}
 	}
 	b.WriteString("}}}")
-	var out bytes.Buffer
-	json.HTMLEscape(&out, b.Bytes())
-	p := out.Bytes()
+	p, err := json.Marshal(json.RawMessage(b.Bytes()))
+	if err != nil {
+		// Not JSON: only a value can make it so, and the cache returns
+		// JSON text only. Sent without it rather than not at all.
+		return (&eventShape{alias: s.alias, names: s.names, fields: s.fields}).payload(x)
+	}
 	s.last.Store(&renderedChange{change: x, payload: p})
 	return p
 }
 
 // shape finds or makes the shape of a cacheChanged field's selection, or
 // reports false when this path does not render it.
-func (l *liveSubscriptions) shape(f *ast.Field) (*eventShape, bool) {
+func (l *liveSubscriptions) shape(f *ast.Field, withValue bool) (*eventShape, bool) {
 	s := &eventShape{alias: f.Alias}
 	if s.alias == "" {
 		s.alias = f.Name
 	}
 	key := s.alias
+	if withValue {
+		s.read = l.readValue
+		key = "\x01" + key
+	}
 	for _, sel := range f.SelectionSet {
 		sf, ok := sel.(*ast.Field)
 		if !ok || len(sf.Directives) > 0 || len(sf.Arguments) > 0 || len(sf.SelectionSet) > 0 {
@@ -239,7 +257,6 @@ func (s *liveSub) Drain() (int, time.Time) {
 	clear(s.pending)
 	s.pending = s.pending[:0]
 	sock.qmu.Unlock()
-	sock.watchSlow()
 	return n, oldest
 }
 
@@ -287,11 +304,11 @@ func (sock *socket) startLive(id string, payload json.RawMessage) bool {
 	if !ok || f.Name != "cacheChanged" || len(f.Directives) > 0 {
 		return false
 	}
-	filter, ok := liveFilter(f.ArgumentMap(rc.Variables), sock.reg.opts.MaxKeys)
+	filter, withValue, ok := liveFilter(f.ArgumentMap(rc.Variables), sock.reg.opts.MaxKeys)
 	if !ok || authorize(ctx, l.auth, model.ScopeRead) != nil {
 		return false
 	}
-	shape, ok := l.shape(f)
+	shape, ok := l.shape(f, withValue)
 	if !ok {
 		return false
 	}
@@ -328,9 +345,9 @@ func (sock *socket) startLive(id string, payload json.RawMessage) bool {
 }
 
 // liveFilter reads cacheChanged's arguments, as gqlgen has coerced them,
-// into a filter, or reports false for anything the resolver would refuse
-// or this path does not run (withValue).
-func liveFilter(args map[string]any, maxKeys int) (cache.WatchFilter, bool) {
+// into a filter and withValue, or reports false for anything the resolver
+// would refuse.
+func liveFilter(args map[string]any, maxKeys int) (_ cache.WatchFilter, withValue, ok bool) {
 	var f cache.WatchFilter
 	strs := func(name string) ([]string, bool) {
 		v, present := args[name]
@@ -349,26 +366,35 @@ func liveFilter(args map[string]any, maxKeys int) (cache.WatchFilter, bool) {
 		}
 		return out, true
 	}
-	var ok bool
 	if f.Keys, ok = strs("keys"); !ok {
-		return f, false
+		return f, false, false
 	}
 	if f.Tags, ok = strs("tags"); !ok {
-		return f, false
+		return f, false, false
 	}
 	if p, present := args["prefix"]; present && p != nil {
 		s, isString := p.(string)
 		if !isString || s == "" {
-			return f, false
+			return f, false, false
 		}
 		f.Prefix = s
 	}
 	if w, present := args["withValue"]; present && w != nil {
-		if b, isBool := w.(bool); !isBool || b {
-			return f, false
+		if withValue, ok = w.(bool); !ok {
+			return f, false, false
 		}
 	}
-	return f, true
+	return f, withValue, true
+}
+
+// readValue is a withValue event's read, as the resolver makes it: the
+// value, or nil on a miss or any error (a value over the size limit, say).
+func (l *liveSubscriptions) readValue(key string) []byte {
+	v, _, err := l.resolver.Cache.Get(context.Background(), key)
+	if err != nil {
+		return nil
+	}
+	return v
 }
 
 // stopLive ends a live subscription the client completed, and answers
@@ -424,6 +450,7 @@ func (sock *socket) queueLocked(s *liveSub) {
 		sock.writing = true
 		go sock.writeLive()
 	}
+	sock.armSlowLocked()
 }
 
 // writeLive writes what the ready subscriptions have queued, one
@@ -444,7 +471,7 @@ func (sock *socket) writeLive() {
 			// Written out before the writer lets go, so that an event
 			// queued from now on finds a writer to send it.
 			if cork.release() != nil {
-				_ = sock.ws.ws.CloseNow()
+				sock.writeFailed()
 				return
 			}
 			sock.qmu.Lock()
@@ -477,6 +504,7 @@ func (sock *socket) writeLive() {
 			}
 			if sock.ws.ws.Write(context.Background(), websocket.MessageText, buf) != nil {
 				_ = cork.release()
+				sock.writeFailed()
 				return
 			}
 			sock.written.Add(1)
@@ -501,21 +529,45 @@ func (sock *socket) ended(s *liveSub) {
 	sock.mu.Unlock()
 }
 
-// watchSlow: a subscription overflowed. If the socket writes nothing more
-// within the slow timeout while events wait, its client reads nothing, and
-// the socket is closed (as eventQueue does for gqlgen's subscriptions).
-func (sock *socket) watchSlow() {
-	if !sock.slowArmed.CompareAndSwap(false, true) {
+// writeFailed: the socket is going. The writer stays marked as running,
+// so that none starts again, and no slow check is armed any more.
+func (sock *socket) writeFailed() {
+	sock.qmu.Lock()
+	sock.dead = true
+	sock.qmu.Unlock()
+	_ = sock.ws.ws.CloseNow()
+}
+
+// armSlowLocked watches a socket that has events waiting: if it writes
+// none of them for the slow timeout, its client reads nothing, and it is
+// closed with 1008 (the rule eventQueue and gqlgen's path follow too). A
+// client that reads, however slowly, is not closed: its subscriptions
+// overflow into RESYNCs instead. One timer per socket, and only while its
+// writer runs. Called with qmu held.
+func (sock *socket) armSlowLocked() {
+	if sock.slowArmed || sock.dead {
 		return
 	}
+	sock.slowArmed = true
 	before := sock.written.Load()
-	time.AfterFunc(sock.reg.opts.SlowTimeout, func() {
-		sock.qmu.Lock()
-		waiting := sock.head < len(sock.ready)
+	time.AfterFunc(sock.reg.opts.SlowTimeout, func() { sock.checkSlow(before) })
+}
+
+// checkSlow is the slow timer: written was before when it was armed.
+func (sock *socket) checkSlow(before uint64) {
+	sock.qmu.Lock()
+	now := sock.written.Load()
+	switch {
+	case !sock.writing || sock.dead:
+		sock.slowArmed = false // nothing waits
 		sock.qmu.Unlock()
-		if sock.written.Load() == before && waiting {
-			sock.tooSlow()
-		}
-		sock.slowArmed.Store(false)
-	})
+	case now != before:
+		// Taking events: watch the next stretch.
+		time.AfterFunc(sock.reg.opts.SlowTimeout, func() { sock.checkSlow(now) })
+		sock.qmu.Unlock()
+	default:
+		sock.slowArmed, sock.dead = false, true
+		sock.qmu.Unlock()
+		sock.tooSlow()
+	}
 }

@@ -38,10 +38,12 @@ var liveCorpus = []liveCase{
 	{query: `subscription { cacheChanged(prefix: "d:") { key kind tags } }`, live: true},
 	{query: `subscription { cacheChanged(tags: ["t<1>"], withValue: false) { kind key tags } }`, live: true},
 	{query: `subscription P($p: String) { cacheChanged(prefix: $p) { kind key } }`, vars: map[string]any{"p": "d:"}, live: true},
-	// gqlgen's on both: a fragment, a directive, withValue, and refusals.
+	{query: `subscription { cacheChanged(keys: ["d:a"], withValue: true) { key kind value } }`, live: true},
+	{query: `subscription V($w: Boolean) { cacheChanged(prefix: "d:", withValue: $w) { value kind key etag } }`, vars: map[string]any{"w": true}, live: true},
+	{query: `subscription { cacheChanged(prefix: "d:", withValue: true) { key value } }`, live: true},
+	// gqlgen's on both: a fragment, a directive, and refusals.
 	{query: `subscription { cacheChanged(keys: ["d:a"]) { ...F } } fragment F on CacheChange { key kind }`},
 	{query: `subscription { cacheChanged(keys: ["d:a"]) { key @include(if: true) kind } }`},
-	{query: `subscription { cacheChanged(keys: ["d:a"], withValue: true) { key kind value } }`},
 	{query: `subscription { cacheChanged(prefix: "") { key } }`},
 	{query: `subscription { cacheChanged { key } }`},
 	{query: `subscription { cacheChanged(keys: ["has space"]) { key } }`},
@@ -136,7 +138,9 @@ func (s *liveSocket) collect(t *testing.T, quiet time.Duration) map[string][]str
 }
 
 func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
-	srv := redistest.Start(t, redistest.Options{})
+	// Keyspace notifications on: writes by another program arrive too,
+	// with values as that program wrote them (not compact, say).
+	srv := redistest.Start(t, redistest.Options{Config: []string{"notify-keyspace-events KEA"}})
 	c, err := cache.New(cache.Options{Addr: srv.Addr})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +203,12 @@ func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
 	mutate(`mutation { cacheExpire(key: "d:a", ttlSeconds: 60) { updated } }`)
 	mutate(`mutation { cacheInvalidateTags(tags: ["t<1>"]) { deleted } }`)
 	mutate(`mutation { cacheDelete(key: "d:<&>") { deleted } }`)
+	for _, v := range []string{`{ "a" : [ 1 , 2 ] }`, `"<b>\u2028</b>"`, `not json`} {
+		if _, err := srv.Do(t, "SET", "school-erp:d:other", v); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // past the hold of keyspace events
+	}
 
 	got, want := live.collect(t, time.Second), plain.collect(t, time.Second)
 	ids := make([]string, 0, len(want))
@@ -225,6 +235,16 @@ func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
 	// The corpus is worth something only if the events came.
 	if events < 20 {
 		t.Errorf("%d events in all; the changes did not reach the subscriptions", events)
+	}
+	// And the values with them: another program's, compacted and escaped.
+	all := ""
+	for _, id := range ids {
+		all += strings.Join(want[id], "\n")
+	}
+	for _, v := range []string{`"value":{"n":1}`, `"value":{"a":[1,2]}`, `"value":"\u003cb\u003e\u2028\u003c/b\u003e"`, `"value":"not json"`} {
+		if !strings.Contains(all, v) {
+			t.Errorf("no event with %s", v)
+		}
 	}
 
 	// The client's complete: answered with complete, and no event after.
