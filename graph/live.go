@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -93,6 +94,10 @@ type eventShape struct {
 	// events (nil on a miss or an error, as the resolver has it).
 	read func(key string) []byte
 	last atomic.Pointer[renderedChange]
+	// key names the shape in liveSubscriptions.shapes; subs counts its
+	// subscriptions (under liveSubscriptions.mu).
+	key  string
+	subs int
 }
 
 type renderedChange struct {
@@ -174,6 +179,7 @@ func (l *liveSubscriptions) shape(f *ast.Field, withValue bool) (*eventShape, bo
 		s.read = l.readValue
 		key = "\x01" + key
 	}
+	seen := map[string]bool{}
 	for _, sel := range f.SelectionSet {
 		sf, ok := sel.(*ast.Field)
 		if !ok || len(sf.Directives) > 0 || len(sf.Arguments) > 0 || len(sf.SelectionSet) > 0 {
@@ -187,6 +193,12 @@ func (l *liveSubscriptions) shape(f *ast.Field, withValue bool) (*eventShape, bo
 		if name == "" {
 			name = sf.Name
 		}
+		if seen[name] {
+			// GraphQL merges fields of one response name (validation
+			// has made sure they agree); gqlgen's collection does that.
+			return nil, false
+		}
+		seen[name] = true
 		s.names = append(s.names, name)
 		s.fields = append(s.fields, kind)
 		key += "\x00" + name + "\x00" + sf.Name
@@ -194,15 +206,33 @@ func (l *liveSubscriptions) shape(f *ast.Field, withValue bool) (*eventShape, bo
 	if len(s.fields) == 0 {
 		return nil, false
 	}
+	s.key = key
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if known, ok := l.shapes[key]; ok {
+		known.subs++
 		return known, true
 	}
+	s.subs = 1
 	if len(l.shapes) < maxShapes {
 		l.shapes[key] = s
 	}
 	return s, true
+}
+
+// release: a subscription of shape s ended. A shape nobody uses any more
+// is forgotten, with the payload (and, with withValue, the value) it
+// kept.
+func (l *liveSubscriptions) release(s *eventShape) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if s.subs--; s.subs > 0 {
+		return
+	}
+	if l.shapes[s.key] == s {
+		delete(l.shapes, s.key)
+	}
+	s.last.Store(nil)
 }
 
 // liveSub is one live cacheChanged subscription: the hub's Sink, and its
@@ -217,10 +247,12 @@ type liveSub struct {
 	cancel context.CancelFunc
 	end    func() // the socket's count of subscriptions
 
+	finished       sync.Once
 	pending, spare []*cache.Change
 	queued         bool // in the socket's ready list
 	done           bool // completed by the client, or the socket is gone
 	ownEnd         bool // ended by this side (cancel), not by the hub
+	completing     bool // a complete is queued (or written) for it
 }
 
 // completeMarker in a pending queue: the hub ended the subscription (the
@@ -261,18 +293,24 @@ func (s *liveSub) Drain() (int, time.Time) {
 }
 
 func (s *liveSub) Close() {
-	s.end()
+	s.finish()
 	sock := s.sock
 	sock.qmu.Lock()
-	mine := s.ownEnd || s.done
-	if !mine {
+	if !s.ownEnd && !s.done && !s.completing {
 		// The cache is closing: the client is told, as gqlgen tells it
 		// when a subscription's channel is closed.
+		s.completing = true
 		s.pending = append(s.pending, completeMarker)
 		sock.queueLocked(s)
 	}
 	sock.qmu.Unlock()
 	s.cancel()
+}
+
+// finish gives back what the subscription holds: its place in the
+// socket's count and its shape. Once, whoever ends it first.
+func (s *liveSub) finish() {
+	s.finished.Do(s.end)
 }
 
 var _ cache.Sink = (*liveSub)(nil)
@@ -314,32 +352,39 @@ func (sock *socket) startLive(id string, payload json.RawMessage) bool {
 	}
 	end, err := sock.hold("cacheChanged")
 	if err != nil {
+		l.release(shape)
 		return false
 	}
 	idJSON, _ := json.Marshal(id)
-	s := &liveSub{sock: sock, id: id, idJSON: idJSON, shape: shape, end: end}
+	s := &liveSub{sock: sock, id: id, idJSON: idJSON, shape: shape}
+	s.end = func() { end(); l.release(shape) }
 	s.next = append(append([]byte(`,"id":`), idJSON...), `,"type":"next"}`...)
 	subCtx, cancel := context.WithCancel(ctx)
 	s.cancel = cancel
-	// Not WatchSink: while Redis is out of reach it waits for the
-	// subscription, and this is the socket's reader (gqlgen runs its
-	// resolvers in their own goroutine).
-	if err := l.resolver.Changes.WatchSinkAsync(subCtx, filter, s); err != nil {
-		cancel()
-		end()
-		return false
-	}
+	// In the socket's map before the hub can end it (ended removes it).
 	sock.mu.Lock()
 	if sock.released {
 		sock.mu.Unlock()
-		s.stop(false)
-		return true
+		cancel()
+		s.finish()
+		return true // nobody to answer
 	}
 	if sock.live == nil {
 		sock.live = map[string]*liveSub{}
 	}
 	sock.live[id] = s
 	sock.mu.Unlock()
+	// Not WatchSink: while Redis is out of reach it waits for the
+	// subscription, and this is the socket's reader (gqlgen runs its
+	// resolvers in their own goroutine).
+	if err := l.resolver.Changes.WatchSinkAsync(subCtx, filter, s); err != nil {
+		sock.mu.Lock()
+		delete(sock.live, id)
+		sock.mu.Unlock()
+		cancel()
+		s.finish()
+		return false
+	}
 	l.started.Add(1)
 	return true
 }
@@ -418,14 +463,26 @@ func (s *liveSub) stop(complete bool) {
 	sock := s.sock
 	sock.qmu.Lock()
 	s.done, s.ownEnd = true, true
+	queuedComplete := slices.Contains(s.pending, completeMarker)
 	clear(s.pending)
 	s.pending = s.pending[:0]
-	if complete {
+	switch {
+	case queuedComplete:
+		// The hub's complete, not taken yet: it still answers (the
+		// subscription is in the ready list already).
+		s.pending = append(s.pending, completeMarker)
+	case s.completing:
+		// The hub's complete was taken by the writer: that one answers.
+	case complete:
+		s.completing = true
 		s.pending = append(s.pending, completeMarker)
 		sock.queueLocked(s)
 	}
 	sock.qmu.Unlock()
 	s.cancel()
+	// The count now, not when the hub gets round to Close: a client at
+	// its limit may subscribe again as soon as it has its complete.
+	s.finish()
 }
 
 // stopAllLive ends every live subscription of a socket that is going.
@@ -448,6 +505,7 @@ func (sock *socket) queueLocked(s *liveSub) {
 	}
 	if !sock.writing {
 		sock.writing = true
+		sock.progressed() // the stretch without a write starts now
 		go sock.writeLive()
 	}
 	sock.armSlowLocked()
@@ -460,8 +518,9 @@ func (sock *socket) queueLocked(s *liveSub) {
 // subscriptions.
 func (sock *socket) writeLive() {
 	var buf []byte
+	var payloads [][]byte
 	cork := sock.ws.cork
-	cork.hold()
+	corked := false
 	for {
 		sock.qmu.Lock()
 		if sock.head == len(sock.ready) {
@@ -470,14 +529,16 @@ func (sock *socket) writeLive() {
 			sock.qmu.Unlock()
 			// Written out before the writer lets go, so that an event
 			// queued from now on finds a writer to send it.
-			if cork.release() != nil {
-				sock.writeFailed()
-				return
+			if corked {
+				corked = false
+				if cork.release() != nil {
+					sock.writeFailed()
+					return
+				}
 			}
 			sock.qmu.Lock()
 			if sock.head < len(sock.ready) {
 				sock.qmu.Unlock()
-				cork.hold()
 				continue
 			}
 			sock.writing = false
@@ -487,11 +548,40 @@ func (sock *socket) writeLive() {
 		s := sock.ready[sock.head]
 		sock.ready[sock.head] = nil
 		sock.head++
+		if sock.head >= 64 && sock.head*2 >= len(sock.ready) {
+			// A writer that never catches up never empties the list:
+			// what it has taken is let go of here.
+			n := copy(sock.ready, sock.ready[sock.head:])
+			clear(sock.ready[n:])
+			sock.ready, sock.head = sock.ready[:n], 0
+		}
 		batch := s.pending
 		s.pending, s.spare = s.spare[:0], nil
 		s.queued = false
 		done := s.done
 		sock.qmu.Unlock()
+		// Values are read from Redis before anything is corked, so that
+		// no pong or close frame waits on a read.
+		payloads = payloads[:0]
+		if s.shape.read != nil && !done {
+			if corked {
+				corked = false
+				if cork.release() != nil {
+					sock.writeFailed()
+					return
+				}
+			}
+			for _, x := range batch {
+				if x != completeMarker {
+					payloads = append(payloads, s.shape.payload(x))
+				}
+			}
+		}
+		if !corked {
+			cork.hold()
+			corked = true
+		}
+		n := 0
 		for _, x := range batch {
 			if x != completeMarker && done {
 				continue
@@ -500,16 +590,23 @@ func (sock *socket) writeLive() {
 				buf = append(append(append(buf[:0], `{"id":`...), s.idJSON...), `,"type":"complete"}`...)
 				sock.ended(s)
 			} else {
-				buf = append(append(append(buf[:0], `{"payload":`...), s.shape.payload(x)...), s.next...)
+				var p []byte
+				if s.shape.read != nil {
+					p, n = payloads[n], n+1
+				} else {
+					p = s.shape.payload(x)
+				}
+				buf = append(append(append(buf[:0], `{"payload":`...), p...), s.next...)
 			}
 			if sock.ws.ws.Write(context.Background(), websocket.MessageText, buf) != nil {
 				_ = cork.release()
 				sock.writeFailed()
 				return
 			}
-			sock.written.Add(1)
+			sock.progressed()
 		}
 		clear(batch)
+		clear(payloads)
 		sock.qmu.Lock()
 		if s.spare == nil {
 			s.spare = batch[:0]
@@ -549,21 +646,29 @@ func (sock *socket) armSlowLocked() {
 		return
 	}
 	sock.slowArmed = true
-	before := sock.written.Load()
-	time.AfterFunc(sock.reg.opts.SlowTimeout, func() { sock.checkSlow(before) })
+	time.AfterFunc(sock.reg.opts.SlowTimeout, sock.checkSlow)
 }
 
-// checkSlow is the slow timer: written was before when it was armed.
-func (sock *socket) checkSlow(before uint64) {
+// progressed: a frame was written (or the writer started), now.
+func (sock *socket) progressed() {
+	sock.progressAt.Store(int64(time.Since(processStart)))
+}
+
+// processStart is what progress times count from (monotonic).
+var processStart = time.Now()
+
+// checkSlow is the slow timer.
+func (sock *socket) checkSlow() {
+	timeout := sock.reg.opts.SlowTimeout
 	sock.qmu.Lock()
-	now := sock.written.Load()
+	stalled := time.Since(processStart) - time.Duration(sock.progressAt.Load())
 	switch {
 	case !sock.writing || sock.dead:
 		sock.slowArmed = false // nothing waits
 		sock.qmu.Unlock()
-	case now != before:
-		// Taking events: watch the next stretch.
-		time.AfterFunc(sock.reg.opts.SlowTimeout, func() { sock.checkSlow(now) })
+	case stalled < timeout:
+		// Taking events: due again when this stretch would be too long.
+		time.AfterFunc(timeout-stalled, sock.checkSlow)
 		sock.qmu.Unlock()
 	default:
 		sock.slowArmed, sock.dead = false, true

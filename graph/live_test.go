@@ -48,6 +48,9 @@ var liveCorpus = []liveCase{
 	{query: `subscription { cacheChanged { key } }`},
 	{query: `subscription { cacheChanged(keys: ["has space"]) { key } }`},
 	{query: `subscription { cacheChanged(keys: ["d:a"]) { nope } }`},
+	// One response name twice: merged (by gqlgen, which runs these).
+	{query: `subscription { cacheChanged(keys: ["d:a"]) { key kind key } }`},
+	{query: `subscription { cacheChanged(keys: ["d:a"]) { a: key a: key __typename __typename } }`},
 	{query: `subscription { cacheChanged(keys: $undefined) { key } }`},
 }
 
@@ -56,6 +59,7 @@ var liveCorpus = []liveCase{
 type liveSocket struct {
 	ws   *websocket.Conn
 	msgs chan []byte
+	err  error // the read error that ended msgs (read after msgs is closed)
 }
 
 func dialLive(t *testing.T, url string) *liveSocket {
@@ -75,6 +79,7 @@ func dialLive(t *testing.T, url string) *liveSocket {
 		for {
 			_, b, err := ws.Read(context.Background())
 			if err != nil {
+				s.err = err
 				return
 			}
 			s.msgs <- b
@@ -255,5 +260,81 @@ func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
 	got, want = live.collect(t, time.Second), plain.collect(t, time.Second)
 	if !slices.Equal(got["s0<&>"], want["s0<&>"]) || len(want["s0<&>"]) != 1 {
 		t.Errorf("after complete: compiled %q, gqlgen %q; want one complete from each", got["s0<&>"], want["s0<&>"])
+	}
+}
+
+// slowGets is the cache with a read of Redis that takes a while.
+type slowGets struct {
+	Cache
+	delay time.Duration
+}
+
+func (s slowGets) Get(ctx context.Context, key string) (json.RawMessage, cache.Backend, error) {
+	time.Sleep(s.delay)
+	return s.Cache.Get(ctx, key)
+}
+
+// liveService is a handler with the compiled path on a real Redis, served
+// on a loopback port.
+func liveService(t *testing.T, wrap func(Cache) Cache) (url string, c *cache.Client) {
+	t.Helper()
+	srv := redistest.Start(t, redistest.Options{})
+	c, err := cache.New(cache.Options{Addr: srv.Addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	if err := c.WaitReady(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var cc Cache = c
+	if wrap != nil {
+		cc = wrap(c)
+	}
+	r := &Resolver{Cache: cc, Changes: c}
+	ts := httptest.NewServer(NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), Subscriptions: SubscriptionOptions{Sockets: NewSockets()}}))
+	t.Cleanup(ts.Close)
+	return ts.URL + "/graphql", c
+}
+
+// A client's close while the writer reads a value for a withValue event
+// gets its close handshake: nothing of the socket waits on Redis corked.
+func TestLiveCloseDuringAValueRead(t *testing.T) {
+	url, c := liveService(t, func(c Cache) Cache { return slowGets{Cache: c, delay: time.Second} })
+	s := dialLive(t, url)
+	s.send(t, map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": `subscription { cacheChanged(keys: ["v"], withValue: true) { key value } }`}})
+	time.Sleep(200 * time.Millisecond)
+	if _, err := c.Set(context.Background(), "v", json.RawMessage(`1`), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // the writer is in its read
+	start := time.Now()
+	if err := s.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Errorf("close during a value read: %v after %s; want the close handshake", err, time.Since(start))
+	}
+}
+
+// A message with bytes after its JSON value is read as gqlgen reads it
+// (the value, the rest ignored): a subscribe of a running id so spelled is
+// still refused with 4409.
+func TestLiveDuplicateIDWithTrailingBytes(t *testing.T) {
+	url, _ := liveService(t, nil)
+	s := dialLive(t, url)
+	sub := `{"id":"1","type":"subscribe","payload":{"query":"subscription { cacheChanged(keys: [\"k\"]) { key } }"}}`
+	for _, m := range []string{sub, sub + " x"} {
+		if err := s.ws.Write(context.Background(), websocket.MessageText, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case b, ok := <-s.msgs:
+		if ok {
+			t.Fatalf("message %s; want the socket closed with 4409", b)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("socket still open after a duplicate id")
+	}
+	if code := websocket.CloseStatus(s.err); code != CloseDuplicateID {
+		t.Errorf("close %d (%v); want %d", code, s.err, CloseDuplicateID)
 	}
 }

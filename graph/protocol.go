@@ -36,7 +36,12 @@ func (sock *socket) read(typ int, r io.Reader) (_ int, _ io.Reader, ran bool, _ 
 		ID      string          `json:"id"`
 		Payload json.RawMessage `json:"payload"`
 	}
-	if json.Unmarshal(data, &m) != nil {
+	// Decoded as gqlgen decodes it (one value; what follows is not
+	// looked at), so that both see the same message: json.Unmarshal
+	// would refuse trailing bytes that gqlgen accepts.
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if dec.Decode(&m) != nil {
 		return typ, bytes.NewReader(data), false, nil // gqlgen answers it
 	}
 	code, reason := 0, ""

@@ -278,15 +278,15 @@ type socket struct {
 
 	// The live subscriptions' write queue (live.go), under qmu: the
 	// subscriptions with events queued, from head on, and whether a
-	// writer is running. written counts the frames written (atomic: the
-	// writer counts without the lock).
-	qmu       sync.Mutex
-	ready     []*liveSub
-	head      int
-	writing   bool
-	written   atomic.Uint64
-	slowArmed bool // a slow check is due (armSlowLocked)
-	dead      bool // a write failed, or the socket was closed as too slow
+	// writer is running. progressAt is atomic: the writer sets it without
+	// the lock.
+	qmu        sync.Mutex
+	ready      []*liveSub
+	head       int
+	writing    bool
+	progressAt atomic.Int64 // when a frame was last written (progressed)
+	slowArmed  bool         // a slow check is due (armSlowLocked)
+	dead       bool         // a write failed, or the socket was closed as too slow
 }
 
 type socketKey struct{}

@@ -124,6 +124,25 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// Close sends what is held first, if the connection can take it at once:
+// coder/websocket closes the connection straight after answering a
+// client's close frame, and that answer may be held. A writer blocked on a
+// full connection holds the lock; then nothing more is sent.
+func (c *corkConn) Close() error {
+	if c.Conn == nil {
+		return nil
+	}
+	if c.mu.TryLock() {
+		if c.err == nil && len(c.held) > 0 {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			_ = c.flushLocked()
+		}
+		c.err = net.ErrClosed
+		c.mu.Unlock()
+	}
+	return c.Conn.Close()
+}
+
 // hold corks the connection (if it can be).
 func (c *corkConn) hold() {
 	if c.Conn == nil {
