@@ -641,7 +641,8 @@ func socketGoroutines() int {
 	n := 0
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
 		if strings.Contains(g, "transport.(*wsConnection)") || strings.Contains(g, "graph.(*Resolver).cacheChanged") ||
-			strings.Contains(g, "graph.(*Resolver).redisHealthChanged") || strings.Contains(g, "graph.(*Sockets).serve") {
+			strings.Contains(g, "graph.(*Resolver).redisHealthChanged") || strings.Contains(g, "graph.(*Sockets).serve") ||
+			strings.Contains(g, "graph.(*socket).writeLive") || strings.Contains(g, "graph.(*Sockets).keepAlive") {
 			n++
 		}
 	}
@@ -1017,5 +1018,58 @@ func TestSubscribeDuringAnOutageDoesNotBlockTheSocket(t *testing.T) {
 	}
 	if len(sets) != 5 {
 		t.Errorf("SETs by subscription: %v; want one for each of 5", sets)
+	}
+}
+
+// The server pings every SUBSCRIPTION_KEEPALIVE: a client that answers
+// stays, one that has sent nothing for two intervals is dropped.
+func TestKeepAliveDropsASilentClient(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t, redistest.Options{})
+	env := testEnv(srv.Addr)
+	env["SUBSCRIPTION_KEEPALIVE"] = "1s" // the shortest allowed
+	s := startService(t, env)
+	alive, _, err := dialWS(t, s, wsDial{}) // answers every ping (wsClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alive.ack()
+	alive.subscribe("1", watchQuery, map[string]any{"keys": []string{"ka"}})
+	ctx := context.Background()
+	silent, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.url, "http")+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.CloseNow()
+	if err := silent.Write(ctx, websocket.MessageText, []byte(`{"type":"connection_init"}`)); err != nil {
+		t.Fatal(err)
+	}
+	pings := 0
+	start := time.Now()
+	var end error
+	for end == nil && time.Since(start) < 6*time.Second {
+		rctx, cancel := context.WithTimeout(ctx, 6*time.Second)
+		var b []byte
+		_, b, end = silent.Read(rctx)
+		cancel()
+		if end == nil && strings.Contains(string(b), `"ping"`) {
+			pings++
+		}
+	}
+	took := time.Since(start)
+	t.Logf("silent client: %d pings, then %v after %s", pings, end, took)
+	if end == nil || errors.Is(end, context.DeadlineExceeded) {
+		t.Fatalf("silent client still open after %s", took)
+	}
+	if pings == 0 {
+		t.Error("silent client got no ping before it was dropped")
+	}
+	if took > 4*time.Second {
+		t.Errorf("silent client dropped after %s; want after two to three intervals of 1s", took)
+	}
+	// The one that answers is still there and still gets changes.
+	s.graphql(t, `mutation { cacheSet(key: "ka", value: 1) { stored } }`, nil)
+	if x := alive.change("1", 5*time.Second); x.Kind != "SET" || x.Key != "ka" {
+		t.Errorf("answering client: %+v; want the SET", x)
 	}
 }

@@ -240,19 +240,23 @@ func TestSubscriptionInACluster(t *testing.T) {
 	// once the later one is.
 	warm(t, c, "prefix", a, "cl:")
 
-	// events collects cacheChanged events as "id key kind" until want has
-	// all its entries or within runs out; it fails on any other message.
-	events := func(want map[string]bool, within time.Duration) map[string]changeEvent {
-		t.Helper()
-		got := map[string]changeEvent{}
-		deadline := time.Now().Add(within)
+	t.Run("cacheSet through A of keys on every master arrives on B as SET", func(t *testing.T) {
+		want := map[string]string{} // "id key" -> etag
+		for i, k := range keys {
+			topoSet(t, a, k, i, 5*time.Second)
+			want["keys "+k], want["prefix "+k] = sha1hex(strconv.Itoa(i)), sha1hex(strconv.Itoa(i))
+		}
+		// Each write's announcement, with its etag, on both subscriptions.
+		// Its keyspace echo is dropped when it comes within the hold
+		// (README, Keyspace notifications); on a loaded machine it may
+		// come later, and is then a SET without etag: allowed, as the
+		// README says, and logged. Anything else fails.
+		echoes := 0
+		deadline := time.Now().Add(5 * time.Second)
 		for len(want) > 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("within %s, missing %v (got %v)", within, want, got)
-			}
 			m, ok := c.next(time.Until(deadline))
 			if !ok {
-				t.Fatalf("socket closed: %v", c.closeErr())
+				t.Fatalf("still want %v; socket closed: %v", want, c.closeErr())
 			}
 			var r struct {
 				Data struct{ CacheChanged changeEvent } `json:"data"`
@@ -261,26 +265,14 @@ func TestSubscriptionInACluster(t *testing.T) {
 				t.Fatalf("message %s %s %s; want an event", m.Type, m.ID, m.Payload)
 			}
 			x := r.Data.CacheChanged
-			id := m.ID + " " + x.Key + " " + x.Kind
-			if !want[id] {
-				t.Fatalf("unexpected event %s (%+v); still want %v", id, x, want)
-			}
-			delete(want, id)
-			got[id] = x
-		}
-		return got
-	}
-
-	t.Run("cacheSet through A of keys on every master arrives on B as SET", func(t *testing.T) {
-		want := map[string]bool{}
-		for i, k := range keys {
-			topoSet(t, a, k, i, 5*time.Second)
-			want["keys "+k+" SET"], want["prefix "+k+" SET"] = true, true
-		}
-		for id, x := range events(want, 5*time.Second) {
-			i := slices.Index(keys, x.Key)
-			if x.Etag == nil || *x.Etag != sha1hex(strconv.Itoa(i)) {
-				t.Errorf("%s: %+v; want etag %s", id, x, sha1hex(strconv.Itoa(i)))
+			id := m.ID + " " + x.Key
+			switch etag, wanted := want[id]; {
+			case x.Kind == "SET" && x.Etag == nil && slices.Contains(keys, x.Key):
+				echoes++
+			case wanted && x.Kind == "SET" && x.Etag != nil && *x.Etag == etag:
+				delete(want, id)
+			default:
+				t.Fatalf("unexpected event %s %+v; still want %v", id, x, want)
 			}
 		}
 		for i, k := range keys {
@@ -288,7 +280,25 @@ func TestSubscriptionInACluster(t *testing.T) {
 				t.Errorf("master %d GET school-erp:%s = %q, %v; want %d", i, k, v, err, i)
 			}
 		}
-		c.quiet(200 * time.Millisecond) // the keyspace echoes of A's writes are not more events
+		// Late echoes, if any, and nothing else.
+		for quiet := false; !quiet; {
+			select {
+			case m := <-c.msgs:
+				var r struct {
+					Data struct{ CacheChanged changeEvent } `json:"data"`
+				}
+				_ = json.Unmarshal(m.Payload, &r)
+				if x := r.Data.CacheChanged; m.Type != "next" || x.Kind != "SET" || x.Etag != nil || !slices.Contains(keys, x.Key) {
+					t.Fatalf("after the writes: %s %s %s; want nothing more", m.Type, m.ID, m.Payload)
+				}
+				echoes++
+			case <-time.After(300 * time.Millisecond):
+				quiet = true
+			}
+		}
+		if echoes > 0 {
+			t.Logf("%d keyspace echoes came after the 25 ms hold (a loaded machine)", echoes)
+		}
 	})
 
 	t.Run("a write by redis-cli on each master is SET", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 )
@@ -46,6 +47,7 @@ func (sock *socket) read(typ int, r io.Reader) (_ int, _ io.Reader, ran bool, _ 
 	}
 	code, reason := 0, ""
 	sock.mu.Lock()
+	sock.heardAt = time.Now() // alive (keepAlive)
 	switch m.Type {
 	case "connection_init":
 		if sock.sawInit {

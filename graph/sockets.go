@@ -172,6 +172,10 @@ type Sockets struct {
 	// live is the compiled path of cacheChanged (live.go); nil without
 	// it.
 	live *liveSubscriptions
+	// pinging: the keep-alive goroutine runs (while sockets are open);
+	// closing stopPinging ends it.
+	pinging     bool
+	stopPinging chan struct{}
 }
 
 // NewSockets returns an empty registry.
@@ -214,6 +218,67 @@ func (s *Sockets) Shutdown(ctx context.Context) error {
 	}
 }
 
+// keepAlive pings every admitted graphql-transport-ws socket each
+// KeepAlive, from one goroutine for them all (gqlgen's transport would run
+// one per socket: 8 KiB of stack each), and drops a socket whose client
+// has sent nothing, a pong or any other message, for two intervals. It
+// ends when the last socket closes; the next socket starts it again. (The
+// legacy graphql-ws subprotocol keeps gqlgen's "ka" messages.)
+func (s *Sockets) keepAlive(stop <-chan struct{}) {
+	every := s.opts.KeepAlive
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var open []*socket
+	for {
+		select {
+		case <-t.C:
+		case <-stop:
+			return
+		}
+		s.mu.Lock()
+		open = open[:0]
+		for sock := range s.open {
+			open = append(open, sock)
+		}
+		s.mu.Unlock()
+		now := time.Now()
+		for _, sock := range open {
+			sock.keepAlive(now, every)
+		}
+		clear(open)
+	}
+}
+
+var pingMessage = []byte(`{"type":"ping"}`)
+
+// keepAlive pings the socket, or drops it when its client has been silent
+// for two intervals.
+func (sock *socket) keepAlive(now time.Time, every time.Duration) {
+	sock.mu.Lock()
+	if !sock.initOK || sock.ws == nil || sock.released || sock.ws.Subprotocol() != graphqlTransportWS {
+		sock.mu.Unlock()
+		return
+	}
+	if now.Sub(sock.heardAt) > 2*every {
+		sock.mu.Unlock()
+		_ = sock.ws.ws.CloseNow()
+		return
+	}
+	if sock.pinging {
+		sock.mu.Unlock()
+		return
+	}
+	sock.pinging = true
+	ws := sock.ws.ws
+	sock.mu.Unlock()
+	go func() { // a client that reads nothing blocks the write, not the others
+		_ = ws.Write(context.Background(), websocket.MessageText, pingMessage)
+		sock.mu.Lock()
+		sock.pinging = false
+		sock.mu.Unlock()
+	}()
+}
+
 // Revoke closes with 4403, after the tokens were replaced (a reload of
 // API_TOKENS_FILE), every socket admitted with a token a no longer knows
 // by the same name, and reports how many. A socket not yet admitted is
@@ -246,11 +311,14 @@ func (s *Sockets) Revoke(a *auth.Authenticator) int {
 // keeps for it. It is gqlgen's WebsocketConn too, so that its Close is
 // seen.
 type socket struct {
-	reg     *Sockets
-	conn    transport.WebsocketConn
-	ws      *wsConn     // conn's connection, for live subscriptions' writes
-	header  string      // the upgrade's Authorization header
-	headers http.Header // the upgrade's headers, as gqlgen keeps them
+	reg  *Sockets
+	conn transport.WebsocketConn
+	ws   *wsConn // conn's connection, for live subscriptions' writes
+	// hijacked is closed once the upgrade has taken the connection from
+	// the HTTP server (serve's handler may return then).
+	hijacked chan struct{}
+	header   string      // the upgrade's Authorization header
+	headers  http.Header // the upgrade's headers, as gqlgen keeps them
 
 	mu       sync.Mutex
 	initDone bool
@@ -275,6 +343,10 @@ type socket struct {
 	// authValue is the Authorization value connection_init was admitted
 	// with, checked again when the tokens are reloaded (Revoke).
 	authValue string
+	// heardAt is when the client last sent a message (keepAlive);
+	// pinging, that a ping to it is being written.
+	heardAt time.Time
+	pinging bool
 
 	// The live subscriptions' write queue (live.go), under qmu: the
 	// subscriptions with events queued, from head on, and whether a
@@ -320,15 +392,38 @@ func (s *Sockets) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 		return
 	}
 	s.open[sock] = struct{}{}
+	if !s.pinging {
+		s.pinging, s.stopPinging = true, make(chan struct{})
+		go s.keepAlive(s.stopPinging)
+	}
 	s.mu.Unlock()
 	o.Observer.ObserveSocket(1)
-	defer sock.release()
 	// The server's read and write deadlines were set for a request; a
 	// socket lives on. Keep-alive pings find a dead peer instead.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), socketKey{}, sock)))
+	// gqlgen runs the socket in the handler that upgraded it, for as long
+	// as the socket lives, and the server's connection (its goroutine's
+	// deep stack, its buffers and the request) would live on with it:
+	// about 10 KiB a socket that does nothing. So the upgrade runs on a
+	// goroutine of its own, and this handler returns once the connection
+	// is hijacked (then the server lets go of it), or once gqlgen has
+	// answered an upgrade it refused. The socket's context is not the
+	// request's, which ends when this handler returns; the socket ends by
+	// its close, and Shutdown closes every one.
+	sock.hijacked = make(chan struct{})
+	done := make(chan struct{})
+	ctx := context.WithValue(context.WithoutCancel(r.Context()), socketKey{}, sock)
+	go func() {
+		defer close(done)
+		defer sock.release()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	}()
+	select {
+	case <-sock.hijacked:
+	case <-done:
+	}
 }
 
 const codeOverloadedSockets = "OVERLOADED"
@@ -359,6 +454,10 @@ func (sock *socket) release() {
 	s := sock.reg
 	s.mu.Lock()
 	delete(s.open, sock)
+	if len(s.open) == 0 && s.pinging {
+		s.pinging = false
+		close(s.stopPinging)
+	}
 	if counted {
 		if s.perToken[token]--; s.perToken[token] <= 0 {
 			delete(s.perToken, token)
@@ -381,6 +480,7 @@ func (sock *socket) accepted(conn *wsConn) {
 	sock.mu.Lock()
 	defer sock.mu.Unlock()
 	sock.conn, sock.ws = conn, conn
+	close(sock.hijacked)
 	sock.timer = time.AfterFunc(sock.reg.opts.InitTimeout, func() {
 		sock.mu.Lock()
 		late := !sock.initDone
@@ -437,6 +537,7 @@ func (sock *socket) init(ctx context.Context, authValue string, caller auth.Call
 	sock.mu.Lock()
 	sock.token, sock.counted = caller.Name, true
 	sock.opCtx, sock.initOK, sock.authValue = ctx, true, authValue
+	sock.heardAt = time.Now()
 	sock.mu.Unlock()
 	return 0, ""
 }
@@ -544,8 +645,9 @@ func websocketTransport(o SubscriptionOptions, a *auth.Authenticator) transport.
 	accept := wsAccept{options: websocket.AcceptOptions{InsecureSkipVerify: true}} // Origin: see wsAccept
 	return transport.Websocket{
 		Implementation:        accept,
-		KeepAlivePingInterval: o.KeepAlive,
-		PingPongInterval:      o.KeepAlive,
+		KeepAlivePingInterval: o.KeepAlive, // the legacy protocol's "ka"
+		// No PingPongInterval: Sockets.keepAlive pings graphql-transport-ws
+		// sockets, all from one goroutine.
 		InitFunc: func(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
 			sock := socketFrom(ctx)
 			value := payload.Authorization()

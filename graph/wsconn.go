@@ -85,9 +85,16 @@ func (h *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, err
 	}
-	h.conn = &corkConn{Conn: nc}
-	return h.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(h.conn)), nil
+	// Buffers of the socket's own, smaller than the server's 4 KiB each
+	// (client messages are small; a batch leaves through the cork): what
+	// the server's reader had read ahead is read first.
+	ahead, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	h.conn = &corkConn{Conn: nc, ahead: bytes.Clone(ahead)}
+	return h.conn, bufio.NewReadWriter(bufio.NewReaderSize(h.conn, socketBuffer), bufio.NewWriterSize(h.conn, socketBuffer)), nil
 }
+
+// socketBuffer is the size of a socket's read and write buffers.
+const socketBuffer = 1024
 
 func (h *corkingWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 
@@ -99,11 +106,25 @@ const corkMax = 64 << 10
 // sent as one. Writes are in order: coder/websocket writes one frame at a
 // time, and release writes under the same lock.
 type corkConn struct {
-	net.Conn // nil when the upgrade was not hijacked through corkingWriter
+	net.Conn        // nil when the upgrade was not hijacked through corkingWriter
+	ahead    []byte // read by the server before the hijack: Read's first
 	mu       sync.Mutex
 	corked   bool
 	held     []byte
 	err      error // a failed write of what was held
+}
+
+// Read gives what the server had read ahead first. Reads come from one
+// goroutine at a time (coder/websocket's reader).
+func (c *corkConn) Read(p []byte) (int, error) {
+	if len(c.ahead) > 0 {
+		n := copy(p, c.ahead)
+		if c.ahead = c.ahead[n:]; len(c.ahead) == 0 {
+			c.ahead = nil
+		}
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
