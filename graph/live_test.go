@@ -146,14 +146,7 @@ func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
 	// Keyspace notifications on: writes by another program arrive too,
 	// with values as that program wrote them (not compact, say).
 	srv := redistest.Start(t, redistest.Options{Config: []string{"notify-keyspace-events KEA"}})
-	c, err := cache.New(cache.Options{Addr: srv.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	if err := c.WaitReady(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	c := readyCache(t, srv)
 	r := &Resolver{Cache: c, Changes: c}
 	serve := func(noCompiled bool) (string, *Sockets) {
 		socks := NewSockets()
@@ -274,11 +267,9 @@ func (s slowGets) Get(ctx context.Context, key string) (json.RawMessage, cache.B
 	return s.Cache.Get(ctx, key)
 }
 
-// liveService is a handler with the compiled path on a real Redis, served
-// on a loopback port.
-func liveService(t *testing.T, wrap func(Cache) Cache) (url string, c *cache.Client) {
+// readyCache is a cache client on srv, once it is ready.
+func readyCache(t *testing.T, srv *redistest.Server) *cache.Client {
 	t.Helper()
-	srv := redistest.Start(t, redistest.Options{})
 	c, err := cache.New(cache.Options{Addr: srv.Addr})
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +278,14 @@ func liveService(t *testing.T, wrap func(Cache) Cache) (url string, c *cache.Cli
 	if err := c.WaitReady(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// liveService is a handler with the compiled path on a real Redis, served
+// on a loopback port.
+func liveService(t *testing.T, wrap func(Cache) Cache) (url string, c *cache.Client) {
+	t.Helper()
+	c = readyCache(t, redistest.Start(t, redistest.Options{}))
 	var cc Cache = c
 	if wrap != nil {
 		cc = wrap(c)
