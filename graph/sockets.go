@@ -85,8 +85,9 @@ type SubscriptionOptions struct {
 	// MaxSockets bounds the sockets open on this instance.
 	MaxSockets int
 	// KeepAlive is the interval of the server's pings (graphql-transport-ws
-	// ping, and ka for the legacy protocol); a client that answers no ping
-	// for two of them is disconnected.
+	// ping, from Sockets.keepAlive, and ka for the legacy protocol); a
+	// graphql-transport-ws client that sends nothing for two of them is
+	// disconnected.
 	KeepAlive time.Duration
 	// InitTimeout is how long after the upgrade connection_init may come.
 	InitTimeout time.Duration
