@@ -62,7 +62,7 @@ type liveSocket struct {
 	err  error // the read error that ended msgs (read after msgs is closed)
 }
 
-func dialLive(t *testing.T, url string) *liveSocket {
+func dialLive(t testing.TB, url string) *liveSocket {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -92,7 +92,7 @@ func dialLive(t *testing.T, url string) *liveSocket {
 	return s
 }
 
-func (s *liveSocket) send(t *testing.T, m map[string]any) {
+func (s *liveSocket) send(t testing.TB, m map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(m)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -102,7 +102,7 @@ func (s *liveSocket) send(t *testing.T, m map[string]any) {
 	}
 }
 
-func (s *liveSocket) next(t *testing.T) []byte {
+func (s *liveSocket) next(t testing.TB) []byte {
 	t.Helper()
 	select {
 	case b, ok := <-s.msgs:
@@ -118,7 +118,7 @@ func (s *liveSocket) next(t *testing.T) []byte {
 
 // collect reads messages until none has come for quiet, and groups them by
 // id.
-func (s *liveSocket) collect(t *testing.T, quiet time.Duration) map[string][]string {
+func (s *liveSocket) collect(t testing.TB, quiet time.Duration) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for {
@@ -271,7 +271,7 @@ func (s slowGets) Get(ctx context.Context, key string) (json.RawMessage, cache.B
 }
 
 // readyCache is a cache client on srv, once it is ready.
-func readyCache(t *testing.T, srv *redistest.Server) *cache.Client {
+func readyCache(t testing.TB, srv *redistest.Server) *cache.Client {
 	t.Helper()
 	c, err := cache.New(cache.Options{Addr: srv.Addr})
 	if err != nil {
@@ -339,4 +339,76 @@ func TestLiveDuplicateIDWithTrailingBytes(t *testing.T) {
 	if code := websocket.CloseStatus(s.err); code != CloseDuplicateID {
 		t.Errorf("close %d (%v); want %d", code, s.err, CloseDuplicateID)
 	}
+}
+
+// FuzzLiveSubscriptions runs generated cacheChanged subscriptions (a
+// choice of fields, aliases, filter arguments, withValue, and the id)
+// through both paths, as TestLiveSubscriptionsMatchGqlgen runs its corpus,
+// and requires the same bytes for one change. The seeds run with the
+// tests; go test -fuzz FuzzLiveSubscriptions ./graph explores, slowly
+// (each case is a subscription, a write and a wait for its events: about
+// 0.7 s).
+func FuzzLiveSubscriptions(f *testing.F) {
+	f.Add(uint8(0x07), uint8(0), uint8(0), "1")
+	f.Add(uint8(0x7f), uint8(0x55), uint8(1), "<&>\u2028")
+	f.Add(uint8(0x21), uint8(0xff), uint8(2), "id with spaces")
+	f.Add(uint8(0x60), uint8(0x0f), uint8(7), "\xff")
+	f.Add(uint8(0x1c), uint8(0x80), uint8(4), "x")
+	f.Add(uint8(0x7f), uint8(0x7f), uint8(6), "")
+	srv := redistest.Start(f, redistest.Options{})
+	c := readyCache(f, srv)
+	r := &Resolver{Cache: c, Changes: c}
+	serve := func(noCompiled bool) string {
+		ts := httptest.NewServer(NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), NoCompiledReads: noCompiled, Subscriptions: SubscriptionOptions{Sockets: NewSockets()}}))
+		f.Cleanup(ts.Close)
+		return ts.URL + "/graphql"
+	}
+	liveURL, plainURL := serve(false), serve(true)
+	fields := []string{"key", "kind", "etag", "at", "tags", "value", "__typename"}
+	n := 0
+	f.Fuzz(func(t *testing.T, mask, aliases, args uint8, id string) {
+		n++
+		var sel []string
+		for i, name := range fields {
+			if mask&(1<<i) == 0 {
+				continue
+			}
+			if aliases&(1<<i) != 0 {
+				name = fmt.Sprintf("a%d: %s", i, name)
+			}
+			sel = append(sel, name)
+		}
+		if len(sel) == 0 {
+			sel = []string{"key"}
+		}
+		key := fmt.Sprintf("fz:%d", n)
+		filter := []string{fmt.Sprintf(`keys: [%q]`, key), `prefix: "fz:"`, `tags: ["fz"]`}[int(args%3)]
+		if args&4 != 0 {
+			filter += ", withValue: true"
+		}
+		root := "cacheChanged"
+		if aliases&0x80 != 0 {
+			root = "c: cacheChanged"
+		}
+		query := fmt.Sprintf("subscription { %s(%s) { %s } }", root, filter, strings.Join(sel, " "))
+		live, plain := dialLive(t, liveURL), dialLive(t, plainURL)
+		for _, s := range []*liveSocket{live, plain} {
+			s.send(t, map[string]any{"id": id, "type": "subscribe", "payload": map[string]any{"query": query}})
+			s.send(t, map[string]any{"type": "ping"})
+			if b := s.next(t); !bytes.Contains(b, []byte(`"pong"`)) {
+				t.Fatalf("%s: %s before the pong", query, b)
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+		if _, err := c.SetWith(context.Background(), key, json.RawMessage(`{"n":"<&>"}`), cache.SetOptions{Tags: []string{"fz"}}); err != nil {
+			t.Fatal(err)
+		}
+		got, want := live.collect(t, 300*time.Millisecond), plain.collect(t, 300*time.Millisecond)
+		// The id as the server has it: JSON made invalid UTF-8 U+FFFD.
+		b, _ := json.Marshal(id)
+		_ = json.Unmarshal(b, &id)
+		if !slices.Equal(got[id], want[id]) || len(want[id]) == 0 {
+			t.Errorf("%s, id %q:\n compiled %q\n gqlgen   %q", query, id, got[id], want[id])
+		}
+	})
 }
