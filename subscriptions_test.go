@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -684,19 +685,7 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 		clients[i] = c
 	}
 	// The slow one: subscribes with values, then never reads.
-	ctx := context.Background()
-	slow, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.url, "http")+"/graphql", &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	sub, _ := json.Marshal(map[string]any{"query": watchQuery, "variables": map[string]any{"prefix": "slow:", "withValue": true}})
-	for _, m := range []wsMessage{{Type: "connection_init"}, {ID: "1", Type: "subscribe", Payload: sub}} {
-		b, _ := json.Marshal(m)
-		if err := slow.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	slow := dialSilent(t, p.url, 0, map[string]any{"query": watchQuery, "variables": map[string]any{"prefix": "slow:", "withValue": true}})
 	time.Sleep(500 * time.Millisecond) // every subscription live (no warm-up write: it would count)
 	rssBefore, _ := memory(t, pid)
 	resetPeak(t, pid)
@@ -737,21 +726,8 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 		}()
 	}
 	for b := range batches {
-		entries := make([]map[string]any, perBatch)
-		for j := range entries {
-			entries[j] = map[string]any{"key": fmt.Sprintf("slow:%d", b*perBatch+j), "value": value}
-		}
 		sent[b] = time.Now()
-		body, _ := json.Marshal(map[string]any{"query": `mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, "variables": map[string]any{"e": entries}})
-		resp, err := http.Post(p.url+"/graphql", "application/json", strings.NewReader(string(body)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("batch %d: HTTP %d: %s", b, resp.StatusCode, raw)
-		}
+		setBatch(t, p.url, b, perBatch, func(i int) string { return fmt.Sprintf("slow:%d", i) }, value)
 	}
 	wg.Wait()
 	_, peak := memory(t, pid)
@@ -785,6 +761,55 @@ func TestSlowSubscriberHoldsUpNobody(t *testing.T) {
 	// socket buffers took most of the burst) is not slow.
 	time.Sleep(2500 * time.Millisecond)
 	drainSlow(t, slow, batches*perBatch)
+}
+
+// dialSilent opens a socket to base that sends connection_init and one
+// subscribe (id 1, payload), then reads nothing until the test does; with
+// rcvbuf > 0 its kernel's receive buffer is that small.
+func dialSilent(t *testing.T, base string, rcvbuf int, payload map[string]any) *websocket.Conn {
+	t.Helper()
+	opts := &websocket.DialOptions{Subprotocols: []string{"graphql-transport-ws"}}
+	if rcvbuf > 0 {
+		dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf) })
+		}}
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}}
+	}
+	ctx := context.Background()
+	slow, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/graphql", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { slow.CloseNow() })
+	slow.SetReadLimit(1 << 20)
+	sub, _ := json.Marshal(payload)
+	for _, m := range []wsMessage{{Type: "connection_init"}, {ID: "1", Type: "subscribe", Payload: sub}} {
+		b, _ := json.Marshal(m)
+		if err := slow.Write(ctx, websocket.MessageText, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return slow
+}
+
+// setBatch writes batch b of perBatch keys (key(b*perBatch) on) with one
+// cacheSetMany through base.
+func setBatch(t *testing.T, base string, b, perBatch int, key func(int) string, value any) {
+	t.Helper()
+	entries := make([]map[string]any, perBatch)
+	for j := range entries {
+		entries[j] = map[string]any{"key": key(b*perBatch + j), "value": value}
+	}
+	body, _ := json.Marshal(map[string]any{"query": `mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, "variables": map[string]any{"e": entries}})
+	resp, err := http.Post(base+"/graphql", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("batch %d: HTTP %d: %s", b, resp.StatusCode, raw)
+	}
 }
 
 // drainSlow reads a slow subscriber's socket to its end, which must be
@@ -857,26 +882,7 @@ func TestSlowLiveSubscriberIsResyncedThenClosed(t *testing.T) {
 	fast.ack()
 	fast.subscribe("1", query, nil)
 	// The slow one reads nothing, and its kernel takes little for it.
-	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	ctx := context.Background()
-	slow, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(p.url, "http")+"/graphql", &websocket.DialOptions{
-		Subprotocols: []string{"graphql-transport-ws"},
-		HTTPClient:   &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer slow.CloseNow()
-	slow.SetReadLimit(1 << 20)
-	sub, _ := json.Marshal(map[string]any{"query": query})
-	for _, m := range []wsMessage{{Type: "connection_init"}, {ID: "1", Type: "subscribe", Payload: sub}} {
-		b, _ := json.Marshal(m)
-		if err := slow.Write(ctx, websocket.MessageText, b); err != nil {
-			t.Fatal(err)
-		}
-	}
+	slow := dialSilent(t, p.url, 4096, map[string]any{"query": query})
 	time.Sleep(500 * time.Millisecond)
 
 	// 10 000 changes of long keys: about 5 MB of events, more than the
@@ -906,20 +912,7 @@ func TestSlowLiveSubscriberIsResyncedThenClosed(t *testing.T) {
 		}
 	}()
 	for b := range batches {
-		entries := make([]map[string]any, perBatch)
-		for j := range entries {
-			entries[j] = map[string]any{"key": key(b*perBatch + j), "value": 1}
-		}
-		body, _ := json.Marshal(map[string]any{"query": `mutation($e: [CacheSetInput!]!) { cacheSetMany(entries: $e) { stored } }`, "variables": map[string]any{"e": entries}})
-		resp, err := http.Post(p.url+"/graphql", "application/json", strings.NewReader(string(body)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("batch %d: HTTP %d: %s", b, resp.StatusCode, raw)
-		}
+		setBatch(t, p.url, b, perBatch, key, 1)
 	}
 	if n := <-done; n != batches*perBatch {
 		t.Errorf("fast client got %d changes; want %d", n, batches*perBatch)
