@@ -99,37 +99,7 @@ func TestLinearizableAcrossSentinelFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("linearizability tests run load for seconds")
 	}
-	master := redistest.Start(t, redistest.Options{})
-	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
-	linEventually(t, 10*time.Second, "replica in sync", func() bool {
-		return linInfoField(t, replica, "replication", "master_link_status") == "up"
-	})
-	var sentinels []*redistest.Server
-	var addrs []string
-	for range 3 {
-		s := redistest.Start(t, redistest.Options{Sentinel: true, Config: []string{
-			"sentinel monitor mymaster 127.0.0.1 " + strconv.Itoa(master.Port) + " 2",
-			// Only the forced failover below should happen: a loaded
-			// 2-core machine must not make a Sentinel think the master
-			// is down.
-			"sentinel down-after-milliseconds mymaster 5000",
-			"sentinel failover-timeout mymaster 5000",
-		}})
-		sentinels = append(sentinels, s)
-		addrs = append(addrs, s.Addr)
-	}
-	// The Sentinels learn the new master from each other's hello
-	// messages, so they must know each other before the failover.
-	for _, s := range sentinels {
-		linEventually(t, 15*time.Second, "sentinels discover each other and the replica", func() bool {
-			peers, err := s.Do(t, "SENTINEL", "SENTINELS", "mymaster")
-			if err != nil || strings.Count(peers, "runid:") < 2 {
-				return false
-			}
-			replicas, err := s.Do(t, "SENTINEL", "REPLICAS", "mymaster")
-			return err == nil && strings.Contains(replicas, strconv.Itoa(replica.Port))
-		})
-	}
+	master, replica, sentinels, addrs := startSentinelTopology(t)
 
 	p := startLinService(t, map[string]string{
 		"REDIS_SENTINEL_ADDRS":  strings.Join(addrs, ","),
@@ -721,4 +691,38 @@ func linInfoField(t *testing.T, srv *redistest.Server, section, field string) st
 		}
 	}
 	return ""
+}
+
+// startSentinelTopology starts a master, its replica in sync, and three
+// Sentinels monitoring it as "mymaster" that know each other and the
+// replica (they learn the new master from each other's hello messages, so
+// they must, before a failover). Their failure detection is slow (5 s):
+// only a forced failover should happen, also on a loaded 2-core machine.
+func startSentinelTopology(t *testing.T) (master, replica *redistest.Server, sentinels []*redistest.Server, addrs []string) {
+	t.Helper()
+	master = redistest.Start(t, redistest.Options{})
+	replica = redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
+	linEventually(t, 10*time.Second, "replica in sync", func() bool {
+		return linInfoField(t, replica, "replication", "master_link_status") == "up"
+	})
+	for range 3 {
+		s := redistest.Start(t, redistest.Options{Sentinel: true, Config: []string{
+			"sentinel monitor mymaster 127.0.0.1 " + strconv.Itoa(master.Port) + " 2",
+			"sentinel down-after-milliseconds mymaster 5000",
+			"sentinel failover-timeout mymaster 5000",
+		}})
+		sentinels = append(sentinels, s)
+		addrs = append(addrs, s.Addr)
+	}
+	for _, s := range sentinels {
+		linEventually(t, 15*time.Second, "sentinels discover each other and the replica", func() bool {
+			peers, err := s.Do(t, "SENTINEL", "SENTINELS", "mymaster")
+			if err != nil || strings.Count(peers, "runid:") < 2 {
+				return false
+			}
+			replicas, err := s.Do(t, "SENTINEL", "REPLICAS", "mymaster")
+			return err == nil && strings.Contains(replicas, strconv.Itoa(replica.Port))
+		})
+	}
+	return master, replica, sentinels, addrs
 }

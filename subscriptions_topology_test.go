@@ -57,34 +57,7 @@ func topoSet(t *testing.T, s *service, key string, value any, within time.Durati
 
 func TestSubscriptionAcrossSentinelFailover(t *testing.T) {
 	t.Parallel()
-	master := redistest.Start(t, redistest.Options{})
-	replica := redistest.Start(t, redistest.Options{Config: []string{"replicaof 127.0.0.1 " + strconv.Itoa(master.Port)}})
-	linEventually(t, 10*time.Second, "replica in sync", func() bool {
-		return linInfoField(t, replica, "replication", "master_link_status") == "up"
-	})
-	var sentinels []*redistest.Server
-	var addrs []string
-	for range 3 {
-		s := redistest.Start(t, redistest.Options{Sentinel: true, Config: []string{
-			"sentinel monitor mymaster 127.0.0.1 " + strconv.Itoa(master.Port) + " 2",
-			// Only the forced failover below should happen, also on a
-			// loaded machine.
-			"sentinel down-after-milliseconds mymaster 5000",
-			"sentinel failover-timeout mymaster 5000",
-		}})
-		sentinels = append(sentinels, s)
-		addrs = append(addrs, s.Addr)
-	}
-	for _, s := range sentinels {
-		linEventually(t, 15*time.Second, "sentinels discover each other and the replica", func() bool {
-			peers, err := s.Do(t, "SENTINEL", "SENTINELS", "mymaster")
-			if err != nil || strings.Count(peers, "runid:") < 2 {
-				return false
-			}
-			replicas, err := s.Do(t, "SENTINEL", "REPLICAS", "mymaster")
-			return err == nil && strings.Contains(replicas, strconv.Itoa(replica.Port))
-		})
-	}
+	_, replica, sentinels, addrs := startSentinelTopology(t)
 	env := topoEnv(map[string]string{
 		"REDIS_SENTINEL_ADDRS":  strings.Join(addrs, ","),
 		"REDIS_SENTINEL_MASTER": "mymaster",
