@@ -250,8 +250,7 @@ type liveSub struct {
 	finished       sync.Once
 	pending, spare []*cache.Change
 	queued         bool // in the socket's ready list
-	done           bool // completed by the client, or the socket is gone
-	ownEnd         bool // ended by this side (cancel), not by the hub
+	done           bool // ended by this side (stop): the client's complete, or the socket is gone
 	completing     bool // a complete is queued (or written) for it
 }
 
@@ -296,7 +295,7 @@ func (s *liveSub) Close() {
 	s.finish()
 	sock := s.sock
 	sock.qmu.Lock()
-	if !s.ownEnd && !s.done && !s.completing {
+	if !s.done && !s.completing {
 		// The cache is closing: the client is told, as gqlgen tells it
 		// when a subscription's channel is closed.
 		s.completing = true
@@ -462,7 +461,7 @@ func (sock *socket) stopLive(id string) bool {
 func (s *liveSub) stop(complete bool) {
 	sock := s.sock
 	sock.qmu.Lock()
-	s.done, s.ownEnd = true, true
+	s.done = true
 	queuedComplete := slices.Contains(s.pending, completeMarker)
 	clear(s.pending)
 	s.pending = s.pending[:0]
