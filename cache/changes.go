@@ -370,21 +370,6 @@ type watcher struct {
 	seen uint64
 }
 
-func (w *watcher) matches(x *Change) bool {
-	if _, ok := w.keys[x.Key]; ok {
-		return true
-	}
-	if w.prefix != "" && strings.HasPrefix(x.Key, w.prefix) {
-		return true
-	}
-	for _, t := range x.Tags {
-		if _, ok := w.tags[t]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // changeHub owns the subscription connection and the watchers (see the
 // comment at the top of this file).
 type changeHub struct {

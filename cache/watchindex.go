@@ -59,7 +59,9 @@ func removeFrom(m map[string]map[*watcher]struct{}, name string, w *watcher) {
 	}
 }
 
-// each calls fn once for every watcher x matches (watcher.matches).
+// each calls fn once for every watcher x matches: one of its keys, a key
+// under its prefix, or one of x's tags among its tags
+// (TestWatcherIndexAgreesWithMatches holds it to that rule).
 func (ix *watcherIndex) each(x *Change, fn func(*watcher)) {
 	ix.epoch++
 	visit := func(w *watcher) {

@@ -3,8 +3,27 @@ package cache
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
+
+// matches is the rule the index implements, written as plainly as it is
+// said (Watch's documentation): a key of the filter, a key under its
+// prefix, or a change carrying one of its tags.
+func (w *watcher) matches(x *Change) bool {
+	if _, ok := w.keys[x.Key]; ok {
+		return true
+	}
+	if w.prefix != "" && strings.HasPrefix(x.Key, w.prefix) {
+		return true
+	}
+	for _, t := range x.Tags {
+		if _, ok := w.tags[t]; ok {
+			return true
+		}
+	}
+	return false
+}
 
 // The index finds exactly the watchers matches accepts, each once, as
 // watchers come and go.
