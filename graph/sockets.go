@@ -416,13 +416,13 @@ func (s *Sockets) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	// Nor is anything of the server's connection kept by what gqlgen
 	// holds for the socket's life: the request it is given has no body
 	// (the body reads from the connection), and the writer lets go of the
-	// server's once hijacked (wsAccept).
+	// server's once hijacked (acceptWS).
 	sock.hijacked = make(chan struct{})
 	done := make(chan struct{})
 	ctx := context.WithValue(context.WithoutCancel(r.Context()), socketKey{}, sock)
 	req := r.WithContext(ctx)
 	req.Body, req.GetBody = http.NoBody, nil
-	uw := &upgradeWriter{ResponseWriter: w}
+	uw := &corkingWriter{ResponseWriter: w}
 	go func() {
 		defer close(done)
 		defer sock.release()
@@ -433,14 +433,6 @@ func (s *Sockets) serve(w http.ResponseWriter, r *http.Request, next http.Handle
 	case <-done:
 	}
 }
-
-// upgradeWriter is the ResponseWriter gqlgen upgrades through: it drops
-// the server's once the connection is hijacked, so that gqlgen, which
-// keeps it for the socket's life, does not keep the server's connection
-// and its buffers with it.
-type upgradeWriter struct{ http.ResponseWriter }
-
-func (u *upgradeWriter) Unwrap() http.ResponseWriter { return u.ResponseWriter }
 
 const codeOverloadedSockets = "OVERLOADED"
 
@@ -648,9 +640,6 @@ func (a wsAccept) Accept(w http.ResponseWriter, r *http.Request, o transport.Web
 		return nil, errors.New("websocket upgrade outside the socket registry")
 	}
 	conn, err := acceptWS(w, r, o, a.options)
-	if uw, ok := w.(*upgradeWriter); ok && err == nil {
-		uw.ResponseWriter = nil // hijacked: the server's is not used again
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -49,11 +49,18 @@ func acceptWS(w http.ResponseWriter, r *http.Request, o transport.WebsocketAccep
 			base.Subprotocols = append(base.Subprotocols, p)
 		}
 	}
-	hw := &corkingWriter{ResponseWriter: w}
+	hw, ok := w.(*corkingWriter)
+	if !ok {
+		hw = &corkingWriter{ResponseWriter: w}
+	}
 	ws, err := websocket.Accept(hw, r, &base)
 	if err != nil {
 		return nil, err
 	}
+	// Hijacked: the server's writer is not used again, and gqlgen keeps
+	// the one it upgraded through for the socket's life; let go of the
+	// server's, and with it the server's connection and its buffers.
+	hw.ResponseWriter = nil
 	if hw.conn == nil { // not hijacked through hw: no corking
 		hw.conn = &corkConn{}
 	}
@@ -67,10 +74,10 @@ func acceptWS(w http.ResponseWriter, r *http.Request, o transport.WebsocketAccep
 // the batch leaves in one write. gqlgen's own messages, pings and pongs
 // that come meanwhile wait in the batch too, and leave with it.
 
-// corkingWriter is the upgrade's ResponseWriter: its Hijack hands
-// coder/websocket the connection as a corkConn, with a write buffer of its
-// own over it (the server's, which holds the 101 response, is flushed
-// first).
+// corkingWriter is the upgrade's ResponseWriter (Sockets.serve hands it
+// to gqlgen): its Hijack hands coder/websocket the connection as a
+// corkConn, with buffers of its own over it (the server's writer, which
+// holds the 101 response, is flushed first).
 type corkingWriter struct {
 	http.ResponseWriter
 	conn *corkConn
