@@ -15,6 +15,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/school-erp/cache-service/cache"
+	"github.com/school-erp/cache-service/config"
 	"github.com/school-erp/cache-service/internal/auth"
 	"github.com/school-erp/cache-service/internal/redistest"
 )
@@ -148,9 +149,10 @@ func TestLiveSubscriptionsMatchGqlgen(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{Config: []string{"notify-keyspace-events KEA"}})
 	c := readyCache(t, srv)
 	r := &Resolver{Cache: c, Changes: c}
+	limits := shippedLimits(t)
 	serve := func(noCompiled bool) (string, *Sockets) {
 		socks := NewSockets()
-		h := NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), NoCompiledReads: noCompiled, Subscriptions: SubscriptionOptions{Sockets: socks}})
+		h := NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), Limits: limits, NoCompiledReads: noCompiled, Subscriptions: SubscriptionOptions{Sockets: socks}})
 		ts := httptest.NewServer(h)
 		t.Cleanup(ts.Close)
 		return ts.URL + "/graphql", socks
@@ -270,6 +272,18 @@ func (s slowGets) Get(ctx context.Context, key string) (json.RawMessage, cache.B
 	return s.Cache.Get(ctx, key)
 }
 
+// shippedLimits are the request limits a user gets by default (config's
+// defaults, as server.go hands them to the handler), for the live path's
+// tests: the live path admits through the same limits as gqlgen.
+func shippedLimits(t testing.TB) Limits {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Limits{Complexity: cfg.GraphQLMaxComplexity, Depth: cfg.GraphQLMaxDepth, Tokens: cfg.GraphQLMaxTokens, Aliases: cfg.GraphQLMaxAliases, Operations: cfg.GraphQLMaxOperations}
+}
+
 // readyCache is a cache client on srv, once it is ready.
 func readyCache(t testing.TB, srv *redistest.Server) *cache.Client {
 	t.Helper()
@@ -294,7 +308,8 @@ func liveService(t *testing.T, wrap func(Cache) Cache) (url string, c *cache.Cli
 		cc = wrap(c)
 	}
 	r := &Resolver{Cache: cc, Changes: c}
-	ts := httptest.NewServer(NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), Subscriptions: SubscriptionOptions{Sockets: NewSockets()}}))
+	limits := shippedLimits(t)
+	ts := httptest.NewServer(NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), Limits: limits, Subscriptions: SubscriptionOptions{Sockets: NewSockets()}}))
 	t.Cleanup(ts.Close)
 	return ts.URL + "/graphql", c
 }
@@ -358,8 +373,9 @@ func FuzzLiveSubscriptions(f *testing.F) {
 	srv := redistest.Start(f, redistest.Options{})
 	c := readyCache(f, srv)
 	r := &Resolver{Cache: c, Changes: c}
+	limits := shippedLimits(f)
 	serve := func(noCompiled bool) string {
-		ts := httptest.NewServer(NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), NoCompiledReads: noCompiled, Subscriptions: SubscriptionOptions{Sockets: NewSockets()}}))
+		ts := httptest.NewServer(NewHandler(r, HandlerOptions{Auth: auth.OpenAccess(), Limits: limits, NoCompiledReads: noCompiled, Subscriptions: SubscriptionOptions{Sockets: NewSockets()}}))
 		f.Cleanup(ts.Close)
 		return ts.URL + "/graphql"
 	}
